@@ -1,0 +1,148 @@
+package orchestrator
+
+import (
+	"log/slog"
+	"math"
+	"time"
+
+	"github.com/failsafe-go/failsafe-go/circuitbreaker"
+)
+
+// BreakerState is the state of an endpoint's circuit breaker.
+type BreakerState string
+
+// The breaker states.
+const (
+	// BreakerClosed: requests flow; failures are counted.
+	BreakerClosed BreakerState = "closed"
+	// BreakerOpen: requests are refused with 503 without dialling the upstream.
+	BreakerOpen BreakerState = "open"
+	// BreakerHalfOpen: a limited number of trial requests go through; enough
+	// successes close the breaker, a failure opens it again.
+	BreakerHalfOpen BreakerState = "half_open"
+	// BreakerDisabled: the endpoint has no breaker (circuit_breaker.disabled).
+	BreakerDisabled BreakerState = "disabled"
+)
+
+// breaker is one endpoint's failsafe-go circuit breaker plus the rule that
+// says which upstream statuses are failures. It is rebuilt whenever the
+// endpoint's config changes and is safe for concurrent use.
+type breaker struct {
+	cb circuitbreaker.CircuitBreaker[any] // nil when disabled
+	// failureStatus[s-100] marks upstream status s as a failure.
+	failureStatus [500]bool
+}
+
+func newBreaker(cfg CircuitBreakerConfig, onChange func(from, to BreakerState)) *breaker {
+	b := &breaker{}
+	if len(cfg.FailureStatuses) == 0 {
+		for s := 500; s <= 599; s++ {
+			b.failureStatus[s-100] = true
+		}
+	} else {
+		for _, s := range cfg.FailureStatuses {
+			if s >= 100 && s <= 599 {
+				b.failureStatus[s-100] = true
+			}
+		}
+	}
+	if cfg.Disabled != nil && *cfg.Disabled {
+		return b
+	}
+	builder := circuitbreaker.NewBuilder[any]().
+		WithFailureThreshold(uint(cfg.FailureThreshold)).
+		WithSuccessThreshold(uint(cfg.HalfOpenRequests)).
+		WithDelay(cfg.ResetTimeout.Std())
+	if onChange != nil {
+		builder = builder.OnStateChanged(func(e circuitbreaker.StateChangedEvent) {
+			onChange(fromFailsafe(e.OldState), fromFailsafe(e.NewState))
+		})
+	}
+	b.cb = builder.Build()
+	return b
+}
+
+func fromFailsafe(s circuitbreaker.State) BreakerState {
+	switch s {
+	case circuitbreaker.OpenState:
+		return BreakerOpen
+	case circuitbreaker.HalfOpenState:
+		return BreakerHalfOpen
+	}
+	return BreakerClosed
+}
+
+// allow asks for a permit. When refused it returns how long until trial
+// requests are let through.
+func (b *breaker) allow() (ok bool, retryAfter time.Duration) {
+	if b.cb == nil || b.cb.TryAcquirePermit() {
+		return true, 0
+	}
+	return false, b.cb.RemainingDelay()
+}
+
+// isFailure reports whether an upstream status counts as a failure.
+func (b *breaker) isFailure(status int) bool {
+	return status >= 100 && status <= 599 && b.failureStatus[status-100]
+}
+
+func (b *breaker) record(failed bool) {
+	if b.cb == nil {
+		return
+	}
+	if failed {
+		b.cb.RecordFailure()
+	} else {
+		b.cb.RecordSuccess()
+	}
+}
+
+// state reports the breaker's state as a user would read it: an open breaker
+// whose delay has passed admits the next request as a trial, so it reads
+// half_open.
+func (b *breaker) state() BreakerState {
+	if b.cb == nil {
+		return BreakerDisabled
+	}
+	s := b.cb.State()
+	if s == circuitbreaker.OpenState && b.cb.RemainingDelay() <= 0 {
+		return BreakerHalfOpen
+	}
+	return fromFailsafe(s)
+}
+
+func (b *breaker) trip() {
+	if b.cb != nil {
+		b.cb.Open()
+	}
+}
+
+func (b *breaker) reset() {
+	if b.cb != nil {
+		b.cb.Close()
+	}
+}
+
+// retryAfterSeconds rounds a delay up to whole seconds, at least 1, for a
+// Retry-After header.
+func retryAfterSeconds(d time.Duration) int {
+	if d <= 0 {
+		return 1
+	}
+	s := math.Ceil(d.Seconds())
+	if s > 86400 {
+		return 86400
+	}
+	return int(s)
+}
+
+func (o *Orchestrator) logBreakerChange(id string) func(from, to BreakerState) {
+	return func(from, to BreakerState) {
+		level := slog.LevelInfo
+		if to == BreakerOpen {
+			level = slog.LevelWarn
+		}
+		o.breakerLog.Log(o.ctx, level, "circuit breaker state changed",
+			slog.String("endpoint_id", id), slog.String("from", string(from)), slog.String("to", string(to)))
+	}
+}

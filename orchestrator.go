@@ -1,0 +1,774 @@
+package orchestrator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/orchestrator-go/orchestrator/internal/schedule"
+	"github.com/orchestrator-go/orchestrator/internal/urlpath"
+)
+
+// Orchestrator is the gateway: an http.Handler that routes
+// {prefix}/{name}/{version}/{rest} to registered endpoints. It owns the
+// observed state (health, breakers, counters) while its Registry holds the
+// desired state. Create it with New and stop it with Close. All methods are
+// safe for concurrent use. An Orchestrator must not be copied.
+type Orchestrator struct {
+	prefix          string
+	registry        Registry
+	transport       http.RoundTripper
+	ownTransport    *http.Transport // closed on Close when New made it
+	prober          Prober
+	logger          *slog.Logger
+	routerLog       *slog.Logger
+	healthLog       *slog.Logger
+	breakerLog      *slog.Logger
+	breakerDefaults CircuitBreakerConfig
+	healthDefaults  HealthCheckConfig
+	trustedProxies  []netip.Prefix
+	proxy           *httputil.ReverseProxy
+
+	// table is the published route snapshot read by every request.
+	table atomic.Pointer[routeTable]
+
+	// mu serialises writers: registration, sync and registry events. Readers
+	// never take it.
+	mu      sync.Mutex
+	entries map[string]*route
+
+	checker *schedule.Scheduler[string]
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	closed  atomic.Bool
+}
+
+// Option configures New.
+type Option func(*options) error
+
+type options struct {
+	prefix         string
+	registry       Registry
+	endpoints      []Endpoint
+	transport      http.RoundTripper
+	prober         Prober
+	logger         *slog.Logger
+	breaker        CircuitBreakerConfig
+	health         HealthCheckConfig
+	trustedProxies []netip.Prefix
+	probeWorkers   int
+	flushInterval  time.Duration
+}
+
+// WithPrefix sets the path prefix the gateway serves under. Default
+// "/orchestrator". It must start with "/"; a trailing "/" is ignored.
+func WithPrefix(prefix string) Option {
+	return func(o *options) error {
+		prefix = strings.TrimSuffix(prefix, "/")
+		if prefix != "" && (!strings.HasPrefix(prefix, "/") || urlpath.HasDotSegment(prefix) || strings.ContainsAny(prefix, "?#")) {
+			return fmt.Errorf("orchestrator: prefix %q must be an absolute path such as /orchestrator", prefix)
+		}
+		o.prefix = prefix
+		return nil
+	}
+}
+
+// WithEndpoints registers endpoints owned by configuration (source
+// "config") when New runs. All are validated together; any problem fails New
+// with a *ValidationError listing every one.
+func WithEndpoints(endpoints ...Endpoint) Option {
+	return func(o *options) error {
+		o.endpoints = append(o.endpoints, endpoints...)
+		return nil
+	}
+}
+
+// WithRegistry replaces the in-memory registry, for example with one backed
+// by etcd or a database shared by several gateways. Endpoints it already
+// holds are loaded by New, and its Watch events are followed until Close.
+func WithRegistry(r Registry) Option {
+	return func(o *options) error {
+		if r == nil {
+			return errors.New("orchestrator: WithRegistry(nil)")
+		}
+		o.registry = r
+		return nil
+	}
+}
+
+// WithTransport sets the RoundTripper that carries requests upstream. The
+// default is a tuned *http.Transport (see NewTransport). A custom transport
+// should not decompress responses or follow proxies, or the gateway stops
+// being transparent.
+func WithTransport(rt http.RoundTripper) Option {
+	return func(o *options) error {
+		if rt == nil {
+			return errors.New("orchestrator: WithTransport(nil)")
+		}
+		o.transport = rt
+		return nil
+	}
+}
+
+// WithProber replaces the default HTTP GET health probe.
+func WithProber(p Prober) Option {
+	return func(o *options) error {
+		if p == nil {
+			return errors.New("orchestrator: WithProber(nil)")
+		}
+		o.prober = p
+		return nil
+	}
+}
+
+// WithLogger sets the structured logger. Default: slog.Default(). Each
+// component logs with a "logger" attribute: orchestrator.router,
+// orchestrator.health, orchestrator.breaker.
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) error {
+		if l == nil {
+			return errors.New("orchestrator: WithLogger(nil)")
+		}
+		o.logger = l
+		return nil
+	}
+}
+
+// WithCircuitBreaker sets the global circuit-breaker defaults that every
+// endpoint's circuit_breaker section is merged over. Zero fields keep the
+// package defaults (5 failures, 60s, 1 trial, every 5xx is a failure).
+func WithCircuitBreaker(c CircuitBreakerConfig) Option {
+	return func(o *options) error {
+		var errs ValidationError
+		c.validate("circuit_breaker", &errs)
+		if err := errs.orNil(); err != nil {
+			return err
+		}
+		o.breaker = c
+		return nil
+	}
+}
+
+// WithHealthCheck sets the global health-check defaults that every
+// endpoint's health_check section is merged over. Zero fields keep the
+// package defaults (enabled, 30s interval, 10s timeout, 3 failures to go
+// unhealthy, 2 successes to recover).
+func WithHealthCheck(c HealthCheckConfig) Option {
+	return func(o *options) error {
+		var errs ValidationError
+		c.validate("health_check", &errs)
+		if err := errs.orNil(); err != nil {
+			return err
+		}
+		o.health = c
+		return nil
+	}
+}
+
+// WithTrustedProxies lists the networks whose X-Forwarded-For,
+// X-Forwarded-Host, X-Forwarded-Proto and Forwarded headers are kept (and
+// appended to). From any other client they are replaced. Default: none, so
+// a client can never forge its address.
+func WithTrustedProxies(prefixes ...netip.Prefix) Option {
+	return func(o *options) error {
+		for _, p := range prefixes {
+			if !p.IsValid() {
+				return fmt.Errorf("orchestrator: invalid trusted proxy prefix %v", p)
+			}
+			o.trustedProxies = append(o.trustedProxies, p.Masked())
+		}
+		return nil
+	}
+}
+
+// WithHealthCheckConcurrency bounds how many probes run at once. Default 32:
+// thousands of endpoints are checked by that many goroutines.
+func WithHealthCheckConcurrency(n int) Option {
+	return func(o *options) error {
+		if n < 1 {
+			return fmt.Errorf("orchestrator: health check concurrency %d must be > 0", n)
+		}
+		o.probeWorkers = n
+		return nil
+	}
+}
+
+// NewTransport returns the tuned transport the gateway uses by default: 5s
+// dial timeout, 256 idle connections per upstream host kept 90s, HTTP/2 to
+// TLS upstreams, no compression (bodies pass through byte for byte) and no
+// environment proxy (a gateway's upstreams are addressed directly).
+func NewTransport() *http.Transport {
+	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		Proxy:                 nil,
+		DialContext:           dialer.DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          0, // no global cap; the per-host cap bounds it
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: 1 * time.Second,
+		DisableCompression:    true,
+	}
+}
+
+// New builds an Orchestrator, registers the WithEndpoints endpoints, loads
+// the registry and starts health checking. Call Close to stop it.
+func New(opts ...Option) (*Orchestrator, error) {
+	cfg := options{prefix: DefaultPrefix, probeWorkers: 32}
+	for _, opt := range opts {
+		if err := opt(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	o := &Orchestrator{
+		prefix:          cfg.prefix,
+		registry:        cfg.registry,
+		transport:       cfg.transport,
+		prober:          cfg.prober,
+		logger:          cfg.logger,
+		breakerDefaults: cfg.breaker.withDefaults(),
+		healthDefaults:  cfg.health.withDefaults(),
+		trustedProxies:  cfg.trustedProxies,
+		entries:         make(map[string]*route),
+	}
+	if o.registry == nil {
+		o.registry = NewMemoryRegistry()
+	}
+	if o.transport == nil {
+		o.ownTransport = NewTransport()
+		o.transport = o.ownTransport
+	}
+	if o.prober == nil {
+		o.prober = &HTTPProber{Client: &http.Client{Transport: o.transport, CheckRedirect: noRedirects}}
+	}
+	if o.logger == nil {
+		o.logger = slog.Default()
+	}
+	o.routerLog = o.logger.With(slog.String("logger", "orchestrator.router"))
+	o.healthLog = o.logger.With(slog.String("logger", "orchestrator.health"))
+	o.breakerLog = o.logger.With(slog.String("logger", "orchestrator.breaker"))
+	o.proxy = o.newReverseProxy()
+	o.table.Store(emptyTable)
+	o.ctx, o.cancel = context.WithCancel(context.Background())
+	o.checker = schedule.New(cfg.probeWorkers, o.probe, func(id string, v any) {
+		o.healthLog.Error("health probe panicked", slog.String("endpoint_id", id), slog.Any("panic", v))
+	})
+
+	// Subscribe before the first List so that no change falls between them.
+	events, err := o.registry.Watch(o.ctx)
+	if err != nil {
+		o.Close()
+		return nil, fmt.Errorf("orchestrator: watching the registry: %w", err)
+	}
+	if err := o.Refresh(o.ctx); err != nil {
+		o.Close()
+		return nil, err
+	}
+	if len(cfg.endpoints) > 0 {
+		if err := o.Sync(o.ctx, SourceConfig, cfg.endpoints); err != nil {
+			o.Close()
+			return nil, err
+		}
+	}
+	o.wg.Add(1)
+	go o.follow(events)
+	return o, nil
+}
+
+// Close stops health checks and the registry watch and closes idle upstream
+// connections of the default transport. In-flight requests are not cut;
+// drain them with http.Server.Shutdown first. Close is idempotent.
+func (o *Orchestrator) Close() error {
+	if !o.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	o.cancel()
+	o.checker.Close()
+	o.wg.Wait()
+	if o.ownTransport != nil {
+		o.ownTransport.CloseIdleConnections()
+	}
+	return nil
+}
+
+// Prefix returns the path prefix the gateway serves under.
+func (o *Orchestrator) Prefix() string { return o.prefix }
+
+// Registry returns the registry holding the desired state.
+func (o *Orchestrator) Registry() Registry { return o.registry }
+
+// follow applies registry events until Close. Events already applied (our
+// own writes) are recognised by revision and cost one Get.
+func (o *Orchestrator) follow(events <-chan Event) {
+	defer o.wg.Done()
+	defer func() {
+		if v := recover(); v != nil {
+			o.routerLog.Error("registry watch panicked; routes stop following the registry", slog.Any("panic", v))
+		}
+	}()
+	for ev := range events {
+		batch := []Event{ev}
+		// Coalesce a burst into one table rebuild.
+	drain:
+		for len(batch) < 1024 {
+			select {
+			case more, ok := <-events:
+				if !ok {
+					break drain
+				}
+				batch = append(batch, more)
+			default:
+				break drain
+			}
+		}
+		o.applyEvents(batch)
+	}
+}
+
+func (o *Orchestrator) applyEvents(batch []Event) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	changed := false
+	for _, ev := range batch {
+		if ev.Kind == EventResync {
+			if err := o.refreshLocked(o.ctx); err != nil {
+				o.routerLog.Error("registry resync failed", slog.String("error", err.Error()))
+			}
+			continue
+		}
+		reg, err := o.registry.Get(o.ctx, ev.ID)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			changed = o.removeLocked(ev.ID) || changed
+		case err != nil:
+			o.routerLog.Error("reading a changed endpoint from the registry failed", slog.String("endpoint_id", ev.ID), slog.String("error", err.Error()))
+		default:
+			changed = o.putLocked(reg) || changed
+		}
+	}
+	if changed {
+		o.publishLocked()
+	}
+}
+
+// Refresh re-reads the whole registry and rebuilds the route table. It is
+// what POST /router/refresh does; registry events make it unnecessary in
+// normal operation.
+func (o *Orchestrator) Refresh(ctx context.Context) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.refreshLocked(ctx)
+}
+
+func (o *Orchestrator) refreshLocked(ctx context.Context) error {
+	regs, err := o.registry.List(ctx)
+	if err != nil {
+		return fmt.Errorf("orchestrator: listing the registry: %w", err)
+	}
+	seen := make(map[string]struct{}, len(regs))
+	for _, reg := range regs {
+		seen[reg.Endpoint.ID] = struct{}{}
+		o.putLocked(reg)
+	}
+	for id := range o.entries {
+		if _, ok := seen[id]; !ok {
+			o.removeLocked(id)
+		}
+	}
+	o.publishLocked()
+	return nil
+}
+
+// putLocked builds the route for reg unless the same revision is applied.
+// A registration that fails validation (written by someone else to a shared
+// registry) is logged and left out.
+func (o *Orchestrator) putLocked(reg Registration) bool {
+	id := reg.Endpoint.ID
+	old := o.entries[id]
+	if old != nil && old.reg.Revision == reg.Revision && reg.Revision != 0 {
+		return false
+	}
+	if err := reg.Endpoint.Validate(); err != nil {
+		o.routerLog.Error("ignoring an invalid endpoint from the registry", slog.String("endpoint_id", id), slog.String("error", err.Error()))
+		return o.removeLocked(id)
+	}
+	rt, err := o.buildRoute(reg, old)
+	if err != nil {
+		o.routerLog.Error("ignoring an endpoint that cannot be routed", slog.String("endpoint_id", id), slog.String("error", err.Error()))
+		return o.removeLocked(id)
+	}
+	o.entries[id] = rt
+	switch {
+	case !rt.healthActive:
+		o.checker.Remove(id)
+	case old == nil || !old.healthActive || old.probeURL != rt.probeURL || old.health != rt.health:
+		// Probe right away: a new endpoint's status should not wait an interval.
+		o.checker.Add(id, 0)
+	}
+	return true
+}
+
+func (o *Orchestrator) removeLocked(id string) bool {
+	if _, ok := o.entries[id]; !ok {
+		return false
+	}
+	delete(o.entries, id)
+	o.checker.Remove(id)
+	return true
+}
+
+func (o *Orchestrator) publishLocked() {
+	t, shadowed := buildTable(o.entries)
+	for _, rt := range shadowed {
+		o.routerLog.Warn("two endpoints claim the same route; the earlier registration serves it",
+			slog.String("endpoint_id", rt.id), slog.String("route", o.prefix+routeKeyString(rt.ep.Name, rt.ep.Version)))
+	}
+	o.table.Store(t)
+}
+
+// buildRoute computes everything the hot path needs for reg. Observed state
+// carries over from old when the upstream stays the same.
+func (o *Orchestrator) buildRoute(reg Registration, old *route) (*route, error) {
+	ep := reg.Endpoint
+	target, err := parseUpstreamURL(ep.URL)
+	if err != nil {
+		return nil, err
+	}
+	rt := &route{
+		id:       ep.ID,
+		reg:      reg,
+		ep:       ep,
+		target:   target,
+		basePath: target.EscapedPath(),
+		timeout:  ep.Timeout.Std(),
+		allowAll: len(ep.Methods) == 0,
+		methods:  ep.Methods,
+	}
+	if rt.timeout == 0 {
+		rt.timeout = DefaultTimeout
+	}
+	if !rt.allowAll {
+		rt.allow = allowHeader(ep.Methods)
+	}
+
+	rt.breakerCfg = o.breakerDefaults
+	if ep.CircuitBreaker != nil {
+		rt.breakerCfg = ep.CircuitBreaker.merge(o.breakerDefaults)
+	}
+	rt.breaker = newBreaker(rt.breakerCfg, o.logBreakerChange(ep.ID))
+
+	rt.health = o.healthDefaults
+	if ep.HealthCheck != nil {
+		rt.health = ep.HealthCheck.merge(o.healthDefaults)
+	}
+	rt.healthActive = ep.HealthCheckPath != "" && rt.health.enabled() && !ep.Disabled
+	if rt.healthActive {
+		probe := *target
+		probe.Path, probe.RawPath = "", ""
+		rt.probeURL = probe.String() + ep.HealthCheckPath
+	}
+
+	sameUpstream := old != nil && old.ep.URL == ep.URL && old.probeURL == rt.probeURL
+	if sameUpstream {
+		rt.healthState = old.healthState
+		rt.traffic = old.traffic
+	} else {
+		rt.healthState = newHealthState()
+		rt.traffic = &trafficState{}
+	}
+
+	rt.fallbackStrategy = rt.breakerCfg.FallbackStrategy
+	if f := ep.Fallback; f != nil {
+		if f.Strategy != "" {
+			rt.fallbackStrategy = f.Strategy
+		}
+		rt.fallbackID = f.Endpoint
+		rt.staticStatus = f.Status
+		rt.staticBody = []byte(f.Body)
+		if len(f.Headers) > 0 {
+			rt.staticHeader = make(http.Header, len(f.Headers))
+			for k, v := range f.Headers {
+				rt.staticHeader.Set(k, v)
+			}
+		}
+	}
+	if rt.staticStatus == 0 {
+		rt.staticStatus = http.StatusServiceUnavailable
+	}
+	return rt, nil
+}
+
+// Register adds an endpoint owned by the API (source "api"). It is routable
+// when Register returns. Errors: *ValidationError (ErrInvalid), ErrConflict
+// when the id or the route is taken.
+func (o *Orchestrator) Register(ctx context.Context, ep Endpoint) (RegisteredEndpoint, error) {
+	ep = ep.Normalized()
+	if err := ep.Validate(); err != nil {
+		return RegisteredEndpoint{}, err
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if cur, ok := o.entries[ep.ID]; ok {
+		return RegisteredEndpoint{}, fmt.Errorf("%w: endpoint %q already exists (source %s)", ErrConflict, ep.ID, cur.reg.Source)
+	}
+	if err := o.routeFreeLocked(ep); err != nil {
+		return RegisteredEndpoint{}, err
+	}
+	reg, err := o.registry.Put(ctx, Registration{Endpoint: ep, Source: SourceAPI}, PutCreate)
+	if err != nil {
+		if errors.Is(err, ErrConflict) {
+			return RegisteredEndpoint{}, fmt.Errorf("%w: endpoint %q already exists", ErrConflict, ep.ID)
+		}
+		return RegisteredEndpoint{}, err
+	}
+	o.putLocked(reg)
+	o.publishLocked()
+	return o.view(o.entries[ep.ID]), nil
+}
+
+// Update replaces an API-owned endpoint's config; its breaker is rebuilt.
+// Errors: ErrNotFound, *ValidationError, ErrConflict when the endpoint is
+// owned by the config file or the new route is taken.
+func (o *Orchestrator) Update(ctx context.Context, ep Endpoint) (RegisteredEndpoint, error) {
+	ep = ep.Normalized()
+	if err := ep.Validate(); err != nil {
+		return RegisteredEndpoint{}, err
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	cur, ok := o.entries[ep.ID]
+	if !ok {
+		return RegisteredEndpoint{}, fmt.Errorf("%w: %q", ErrNotFound, ep.ID)
+	}
+	if cur.reg.Source != SourceAPI {
+		return RegisteredEndpoint{}, ownedError(cur)
+	}
+	if err := o.routeFreeLocked(ep); err != nil {
+		return RegisteredEndpoint{}, err
+	}
+	reg, err := o.registry.Put(ctx, Registration{Endpoint: ep, Source: SourceAPI, RegisteredAt: cur.reg.RegisteredAt}, PutUpdate)
+	if err != nil {
+		return RegisteredEndpoint{}, err
+	}
+	o.putLocked(reg)
+	o.publishLocked()
+	return o.view(o.entries[ep.ID]), nil
+}
+
+// Deregister removes an API-owned endpoint. Requests already forwarded to
+// it finish. Errors: ErrNotFound, ErrConflict for a config-owned endpoint.
+func (o *Orchestrator) Deregister(ctx context.Context, id string) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	cur, ok := o.entries[id]
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	if cur.reg.Source != SourceAPI {
+		return ownedError(cur)
+	}
+	if err := o.registry.Delete(ctx, id); err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	o.removeLocked(id)
+	o.publishLocked()
+	return nil
+}
+
+func ownedError(cur *route) error {
+	return fmt.Errorf("%w: endpoint %q is owned by the config file; edit the file instead (tripping its circuit breaker is the emergency lever)", ErrConflict, cur.id)
+}
+
+// routeFreeLocked refuses ep when another id already serves its route.
+func (o *Orchestrator) routeFreeLocked(ep Endpoint) error {
+	for id, rt := range o.entries {
+		if id != ep.ID && rt.ep.Name == ep.Name && rt.ep.Version == ep.Version {
+			return fmt.Errorf("%w: route %s is already served by endpoint %q", ErrConflict, o.prefix+routeKeyString(ep.Name, ep.Version), id)
+		}
+	}
+	return nil
+}
+
+// Sync makes the endpoints of one source exactly eps, as one change: new
+// ones are added, changed ones replaced (their breakers rebuilt), missing
+// ones removed, and the route table is published once. This is how a config
+// reload is applied. Everything is validated first; on any error nothing
+// changes. An id owned by the other source is a conflict.
+func (o *Orchestrator) Sync(ctx context.Context, source Source, eps []Endpoint) error {
+	norm := make([]Endpoint, len(eps))
+	for i, ep := range eps {
+		norm[i] = ep.Normalized()
+	}
+	var errs ValidationError
+	validateSet(norm, "endpoints", &errs)
+	if err := errs.orNil(); err != nil {
+		return err
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	want := make(map[string]Endpoint, len(norm))
+	for i, ep := range norm {
+		want[ep.ID] = ep
+		if cur, ok := o.entries[ep.ID]; ok && cur.reg.Source != source {
+			errs.add(fmt.Sprintf("endpoints[%d].id", i), fmt.Sprintf("%q is already registered by the %s", ep.ID, sourceName(cur.reg.Source)))
+		}
+		for id, rt := range o.entries {
+			if rt.reg.Source != source && id != ep.ID && rt.ep.Name == ep.Name && rt.ep.Version == ep.Version {
+				errs.add(fmt.Sprintf("endpoints[%d]", i), fmt.Sprintf("route %s is already served by endpoint %q (%s)", o.prefix+routeKeyString(ep.Name, ep.Version), id, sourceName(rt.reg.Source)))
+			}
+		}
+	}
+	if err := errs.orNil(); err != nil {
+		return err
+	}
+	for id, rt := range o.entries {
+		if _, keep := want[id]; !keep && rt.reg.Source == source {
+			if err := o.registry.Delete(ctx, id); err != nil && !errors.Is(err, ErrNotFound) {
+				o.publishLocked()
+				return err
+			}
+			o.removeLocked(id)
+		}
+	}
+	for _, ep := range norm {
+		if cur, ok := o.entries[ep.ID]; ok && endpointsEqual(cur.ep, ep) {
+			continue
+		}
+		reg, err := o.registry.Put(ctx, Registration{Endpoint: ep, Source: source}, PutUpsert)
+		if err != nil {
+			o.publishLocked()
+			return err
+		}
+		o.putLocked(reg)
+	}
+	o.publishLocked()
+	return nil
+}
+
+func sourceName(s Source) string {
+	if s == SourceAPI {
+		return "admin API"
+	}
+	return "config file"
+}
+
+func endpointsEqual(a, b Endpoint) bool {
+	// Compare through the canonical JSON form: Endpoint holds pointers,
+	// slices and a map, and two decodings of one file must compare equal.
+	return string(mustJSON(a)) == string(mustJSON(b))
+}
+
+// RegisteredEndpoint is an endpoint as the gateway sees it: its config and
+// owner (desired state) with its health and breaker (observed state). It is
+// the shape the admin API returns.
+type RegisteredEndpoint struct {
+	ID                  string       `json:"id"`
+	Config              Endpoint     `json:"config"`
+	Source              Source       `json:"source"`
+	Revision            uint64       `json:"revision"`
+	RegistrationTime    time.Time    `json:"registration_time"`
+	LastHealthCheck     *time.Time   `json:"last_health_check"`
+	Status              HealthStatus `json:"status"`
+	CircuitBreakerState BreakerState `json:"circuit_breaker_state"`
+	ConsecutiveFailures int64        `json:"consecutive_failures"`
+	LastFailureTime     *time.Time   `json:"last_failure_time"`
+	// ResponseTime is how long the last health probe took.
+	ResponseTime Duration `json:"response_time"`
+	// Health details the active health checking.
+	Health HealthReport `json:"health"`
+}
+
+func (o *Orchestrator) view(rt *route) RegisteredEndpoint {
+	report, last := rt.healthState.report(rt.healthActive, rt.probeURL)
+	v := RegisteredEndpoint{
+		ID:                  rt.id,
+		Config:              rt.ep,
+		Source:              rt.reg.Source,
+		Revision:            rt.reg.Revision,
+		RegistrationTime:    rt.reg.RegisteredAt,
+		LastHealthCheck:     last,
+		Status:              rt.status(),
+		CircuitBreakerState: rt.breaker.state(),
+		ConsecutiveFailures: rt.traffic.consecutiveFailures.Load(),
+		ResponseTime:        report.ResponseTime,
+		Health:              report,
+	}
+	if n := rt.traffic.lastFailure.Load(); n != 0 {
+		t := time.Unix(0, n).UTC()
+		v.LastFailureTime = &t
+	}
+	return v
+}
+
+// Endpoint returns one endpoint's view, or ErrNotFound.
+func (o *Orchestrator) Endpoint(id string) (RegisteredEndpoint, error) {
+	rt := o.table.Load().byID[id]
+	if rt == nil {
+		return RegisteredEndpoint{}, fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	return o.view(rt), nil
+}
+
+// Endpoints returns every endpoint's view sorted by id.
+func (o *Orchestrator) Endpoints() []RegisteredEndpoint {
+	t := o.table.Load()
+	out := make([]RegisteredEndpoint, 0, len(t.byID))
+	for _, rt := range t.byID {
+		out = append(out, o.view(rt))
+	}
+	slices.SortFunc(out, func(a, b RegisteredEndpoint) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+// TripBreaker opens the endpoint's circuit breaker by hand: requests get 503
+// until ResetBreaker or until reset_timeout lets trials through.
+func (o *Orchestrator) TripBreaker(id string) error {
+	rt := o.table.Load().byID[id]
+	if rt == nil {
+		return fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	rt.breaker.trip()
+	return nil
+}
+
+// ResetBreaker closes the endpoint's circuit breaker.
+func (o *Orchestrator) ResetBreaker(id string) error {
+	rt := o.table.Load().byID[id]
+	if rt == nil {
+		return fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	rt.breaker.reset()
+	rt.traffic.consecutiveFailures.Store(0)
+	return nil
+}
+
+// trafficState counts request outcomes of one endpoint. Must not be copied.
+type trafficState struct {
+	consecutiveFailures atomic.Int64
+	lastFailure         atomic.Int64 // UnixNano
+}
+
+func (t *trafficState) record(failed bool) {
+	if failed {
+		t.consecutiveFailures.Add(1)
+		t.lastFailure.Store(time.Now().UnixNano())
+	} else if t.consecutiveFailures.Load() != 0 {
+		t.consecutiveFailures.Store(0)
+	}
+}
+
+var _ io.Closer = (*Orchestrator)(nil)
+var _ http.Handler = (*Orchestrator)(nil)

@@ -1,0 +1,462 @@
+package orchestrator
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/orchestrator-go/orchestrator/internal/problem"
+	"github.com/orchestrator-go/orchestrator/internal/requestid"
+	"github.com/orchestrator-go/orchestrator/internal/urlpath"
+)
+
+// errUpstreamTimeout is the cancellation cause when an upstream has not
+// answered within its endpoint's timeout.
+var errUpstreamTimeout = errors.New("upstream did not answer within the endpoint timeout")
+
+// ServeHTTP routes a request under the prefix; anything else gets a 404
+// problem document. Mounted in a mux, it expects the full path
+// (mux.Handle("/orchestrator/", o)), not one stripped by http.StripPrefix.
+func (o *Orchestrator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rest, ok := o.stripPrefix(r.URL.EscapedPath())
+	if !ok {
+		reqID := requestID(r)
+		w.Header()["X-Request-Id"] = []string{reqID}
+		o.writeProblem(w, r, reqID, nil, http.StatusNotFound, "no-route", "Not Found", "no endpoint matches this path", 0)
+		return
+	}
+	o.serve(w, r, rest)
+}
+
+// stripPrefix returns the escaped path after the prefix, which is empty or
+// starts with "/".
+func (o *Orchestrator) stripPrefix(p string) (string, bool) {
+	rest, ok := strings.CutPrefix(p, o.prefix)
+	if !ok || (rest != "" && rest[0] != '/') {
+		return "", false
+	}
+	return rest, true
+}
+
+func requestID(r *http.Request) string {
+	if v := r.Header["X-Request-Id"]; len(v) == 1 && requestid.Valid(v[0]) {
+		return v[0]
+	}
+	return requestid.New()
+}
+
+func (o *Orchestrator) serve(w http.ResponseWriter, r *http.Request, rest string) {
+	reqID := requestID(r)
+	rt, upstreamRest := o.table.Load().lookup(rest)
+	if rt == nil {
+		w.Header()["X-Request-Id"] = []string{reqID}
+		o.writeProblem(w, r, reqID, nil, http.StatusNotFound, "no-route", "Not Found", "no endpoint matches this path", 0)
+		return
+	}
+	if urlpath.HasDotSegment(upstreamRest) {
+		w.Header()["X-Request-Id"] = []string{reqID}
+		o.writeProblem(w, r, reqID, rt, http.StatusBadRequest, "dot-segment", "Bad Request", "the path must not contain . or .. segments", 0)
+		return
+	}
+	if !rt.allows(r.Method) {
+		h := w.Header()
+		h["X-Request-Id"] = []string{reqID}
+		h["Allow"] = []string{rt.allow}
+		o.writeProblem(w, r, reqID, rt, http.StatusMethodNotAllowed, "method-not-allowed", "Method Not Allowed", "method "+r.Method+" is not allowed; allowed: "+rt.allow, 0)
+		return
+	}
+	if rt.ep.Disabled {
+		w.Header()["X-Request-Id"] = []string{reqID}
+		o.writeProblem(w, r, reqID, rt, http.StatusServiceUnavailable, "endpoint-disabled", "Service Unavailable", "endpoint is disabled", 0)
+		return
+	}
+	o.forward(w, r, rt, upstreamRest, reqID, true)
+}
+
+// forward sends r to rt unless its health or breaker says no. allowFallback
+// is false when rt is itself serving as a fallback: fallbacks do not chain.
+func (o *Orchestrator) forward(w http.ResponseWriter, r *http.Request, rt *route, rest, reqID string, allowFallback bool) {
+	if rt.healthActive && rt.healthState.current() == StatusUnhealthy {
+		wait := time.Until(time.Unix(0, rt.healthState.nextProbe.Load()))
+		o.unavailable(w, r, rt, rest, reqID, allowFallback, http.StatusServiceUnavailable, "endpoint-unhealthy", "endpoint is unhealthy", retryAfterSeconds(wait), false)
+		return
+	}
+	if ok, wait := rt.breaker.allow(); !ok {
+		o.unavailable(w, r, rt, rest, reqID, allowFallback, http.StatusServiceUnavailable, "circuit-open", "circuit breaker is open", retryAfterSeconds(wait), false)
+		return
+	}
+
+	st := &proxyState{route: rt, rest: rest, reqID: reqID, in: r, allowFallback: allowFallback}
+	var cancel context.CancelCauseFunc
+	st.Context, cancel = context.WithCancelCause(r.Context())
+	st.cancel = cancel
+	st.timer = time.AfterFunc(rt.timeout, st.onTimeout)
+	defer func() {
+		// Runs on panics too (httputil aborts a response whose upstream body
+		// failed mid-copy with panic(http.ErrAbortHandler)), so the breaker's
+		// permit is always returned.
+		st.finish()
+		failed := st.failed()
+		rt.breaker.record(failed)
+		rt.traffic.record(failed)
+	}()
+	o.proxy.ServeHTTP(w, r.WithContext(st))
+}
+
+// unavailable answers when rt cannot serve: with the fallback when one is
+// configured, otherwise with a problem document.
+func (o *Orchestrator) unavailable(w http.ResponseWriter, r *http.Request, rt *route, rest, reqID string, allowFallback bool, status int, kind, detail string, retryAfter int, bodyConsumed bool) {
+	if allowFallback {
+		switch rt.fallbackStrategy {
+		case FallbackStaticResponse:
+			h := w.Header()
+			for k, v := range rt.staticHeader {
+				h[k] = v
+			}
+			h["X-Request-Id"] = []string{reqID}
+			if len(rt.staticBody) > 0 || h.Get("Content-Length") == "" {
+				h.Del("Content-Length")
+			}
+			w.WriteHeader(rt.staticStatus)
+			w.Write(rt.staticBody)
+			return
+		case FallbackEndpoint:
+			// A request whose body was already (partly) sent upstream cannot
+			// be replayed: it gets the error response instead.
+			if fb := o.table.Load().byID[rt.fallbackID]; fb != nil && !fb.ep.Disabled && !bodyConsumed && fb.allows(r.Method) {
+				o.routerLog.LogAttrs(r.Context(), slog.LevelDebug, "serving from fallback endpoint",
+					slog.String("request_id", reqID), slog.String("endpoint_id", rt.id), slog.String("fallback_endpoint_id", fb.id))
+				o.forward(w, r, fb, rest, reqID, false)
+				return
+			}
+		}
+	}
+	h := w.Header()
+	h["X-Request-Id"] = []string{reqID}
+	title := http.StatusText(status)
+	o.writeProblem(w, r, reqID, rt, status, kind, title, detail, retryAfter)
+}
+
+func (o *Orchestrator) writeProblem(w http.ResponseWriter, r *http.Request, reqID string, rt *route, status int, kind, title, detail string, retryAfter int) {
+	d := problem.Details{
+		Type:      problem.TypePrefix + kind,
+		Title:     title,
+		Status:    status,
+		Detail:    detail,
+		Instance:  r.URL.EscapedPath(),
+		RequestID: reqID,
+	}
+	if rt != nil {
+		d.EndpointID = rt.id
+	}
+	problem.Write(w, d, retryAfter)
+}
+
+// proxyState is the per-request state of one forwarded request. It is the
+// request's context (so that the shared ReverseProxy's hooks find it without
+// a context.WithValue) and the holder of the header-timeout timer.
+type proxyState struct {
+	context.Context
+	cancel        context.CancelCauseFunc
+	route         *route
+	rest          string
+	reqID         string
+	in            *http.Request
+	allowFallback bool
+
+	// status is the upstream's status; err is set when no response came.
+	status int
+	err    error
+
+	body timedBody
+
+	mu       sync.Mutex // guards phase and timer transitions
+	phase    proxyPhase
+	timer    *time.Timer
+	clientGo bool
+}
+
+type proxyPhase uint8
+
+const (
+	phaseWaiting    proxyPhase = iota // request sent, no response headers yet
+	phaseResponding                   // headers arrived; the timeout no longer applies
+	phaseTimedOut                     // the timeout fired first
+)
+
+type proxyStateKey struct{}
+
+// Value returns the state itself for proxyStateKey.
+func (st *proxyState) Value(key any) any {
+	if key == (proxyStateKey{}) {
+		return st
+	}
+	return st.Context.Value(key)
+}
+
+func stateOf(ctx context.Context) *proxyState {
+	if st, ok := ctx.(*proxyState); ok {
+		return st
+	}
+	st, _ := ctx.Value(proxyStateKey{}).(*proxyState)
+	return st
+}
+
+func (st *proxyState) onTimeout() {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.phase == phaseWaiting {
+		st.phase = phaseTimedOut
+		st.cancel(errUpstreamTimeout)
+	}
+}
+
+// gotHeaders stops the timeout; it reports false when the timeout won.
+func (st *proxyState) gotHeaders() bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.phase == phaseTimedOut {
+		return false
+	}
+	st.phase = phaseResponding
+	st.timer.Stop()
+	return true
+}
+
+// progress restarts the timeout while the request body is still streaming
+// upstream, so a large upload is not mistaken for a silent upstream.
+func (st *proxyState) progress() {
+	st.mu.Lock()
+	if st.phase == phaseWaiting {
+		st.timer.Reset(st.route.timeout)
+	}
+	st.mu.Unlock()
+}
+
+func (st *proxyState) timedOut() bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.phase == phaseTimedOut
+}
+
+func (st *proxyState) finish() {
+	st.mu.Lock()
+	st.timer.Stop()
+	if st.phase == phaseWaiting {
+		st.phase = phaseResponding
+	}
+	st.mu.Unlock()
+	st.cancel(context.Canceled)
+}
+
+// failed says whether the outcome counts against the breaker: a transport
+// error, a timeout, or a failure status. A client that went away says
+// nothing about the upstream.
+func (st *proxyState) failed() bool {
+	if st.err != nil {
+		return !st.clientGo
+	}
+	return st.route.breaker.isFailure(st.status)
+}
+
+// timedBody restarts the header timeout on every chunk of request body read.
+type timedBody struct {
+	rc io.ReadCloser
+	st *proxyState
+}
+
+func (b *timedBody) Read(p []byte) (int, error) {
+	n, err := b.rc.Read(p)
+	if n > 0 || err == io.EOF {
+		b.st.progress()
+	}
+	return n, err
+}
+
+func (b *timedBody) Close() error { return b.rc.Close() }
+
+func (o *Orchestrator) newReverseProxy() *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
+		Rewrite:      o.rewrite,
+		Transport:    &upstreamTransport{base: o.transport},
+		ErrorHandler: o.proxyError,
+		BufferPool:   bufferPool{},
+		ErrorLog:     slog.NewLogLogger(o.routerLog.Handler(), slog.LevelWarn),
+	}
+}
+
+// rewrite builds the outbound request: upstream URL, Host, X-Forwarded-*,
+// X-Request-ID. httputil has already removed hop-by-hop headers, the ones
+// named in Connection and any client-sent X-Forwarded-*/Forwarded.
+func (o *Orchestrator) rewrite(pr *httputil.ProxyRequest) {
+	st := stateOf(pr.In.Context())
+	rt := st.route
+	in, out := pr.In, pr.Out
+
+	joined := urlpath.Join(rt.basePath, st.rest)
+	out.URL.Scheme = rt.target.Scheme
+	out.URL.Host = rt.target.Host
+	out.URL.Opaque = ""
+	out.URL.User = nil
+	if strings.IndexByte(joined, '%') >= 0 {
+		out.URL.RawPath = joined
+		if p, err := url.PathUnescape(joined); err == nil {
+			out.URL.Path = p
+		}
+	} else {
+		out.URL.Path = joined
+		out.URL.RawPath = ""
+	}
+	// Byte for byte: httputil re-encodes queries it considers unparsable.
+	out.URL.RawQuery = in.URL.RawQuery
+	out.URL.ForceQuery = in.URL.ForceQuery
+	out.URL.Fragment, out.URL.RawFragment = "", ""
+	if rt.ep.PreserveHost {
+		out.Host = in.Host
+	} else {
+		out.Host = ""
+	}
+
+	clientIP, _, err := net.SplitHostPort(in.RemoteAddr)
+	if err != nil {
+		clientIP = in.RemoteAddr
+	}
+	trusted := o.trusted(clientIP)
+	h := out.Header
+	if prior := in.Header["X-Forwarded-For"]; trusted && len(prior) > 0 {
+		h["X-Forwarded-For"] = []string{strings.Join(prior, ", ") + ", " + clientIP}
+	} else if clientIP != "" {
+		h["X-Forwarded-For"] = []string{clientIP}
+	}
+	if prior := in.Header["X-Forwarded-Host"]; trusted && len(prior) > 0 {
+		h["X-Forwarded-Host"] = prior
+	} else {
+		h["X-Forwarded-Host"] = []string{in.Host}
+	}
+	if prior := in.Header["X-Forwarded-Proto"]; trusted && len(prior) > 0 {
+		h["X-Forwarded-Proto"] = prior
+	} else if in.TLS != nil {
+		h["X-Forwarded-Proto"] = protoHTTPS
+	} else {
+		h["X-Forwarded-Proto"] = protoHTTP
+	}
+	if prior := in.Header["Forwarded"]; trusted && len(prior) > 0 {
+		h["Forwarded"] = prior
+	}
+	h["X-Request-Id"] = []string{st.reqID}
+
+	if out.Body != nil {
+		st.body = timedBody{rc: out.Body, st: st}
+		out.Body = &st.body
+	}
+}
+
+// Shared read-only header values; the transport never modifies them.
+var (
+	protoHTTP  = []string{"http"}
+	protoHTTPS = []string{"https"}
+)
+
+func (o *Orchestrator) trusted(ip string) bool {
+	if len(o.trustedProxies) == 0 || ip == "" {
+		return false
+	}
+	addr, err := netip.ParseAddr(ip)
+	if err != nil {
+		return false
+	}
+	addr = addr.Unmap()
+	for _, p := range o.trustedProxies {
+		if p.Contains(addr) {
+			return true
+		}
+	}
+	return false
+}
+
+// upstreamTransport wraps the shared transport to stop the header timeout,
+// record the upstream's status and echo the request id.
+type upstreamTransport struct {
+	base http.RoundTripper
+}
+
+func (t *upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	st := stateOf(req.Context())
+	resp, err := t.base.RoundTrip(req)
+	if st == nil {
+		return resp, err
+	}
+	if !st.gotHeaders() {
+		if err == nil {
+			resp.Body.Close()
+		}
+		return nil, errUpstreamTimeout
+	}
+	if err != nil {
+		return nil, err
+	}
+	st.status = resp.StatusCode
+	if resp.Header == nil {
+		resp.Header = make(http.Header)
+	}
+	resp.Header["X-Request-Id"] = []string{st.reqID}
+	return resp, nil
+}
+
+// proxyError answers when no upstream response arrived: 504 for a timeout,
+// 502 otherwise, or the fallback. A client that went away gets nothing.
+func (o *Orchestrator) proxyError(w http.ResponseWriter, outreq *http.Request, err error) {
+	st := stateOf(outreq.Context())
+	if st == nil {
+		w.WriteHeader(http.StatusBadGateway)
+		return
+	}
+	st.err = err
+	if st.in.Context().Err() != nil {
+		// The client cancelled or disconnected: nobody reads an answer, and
+		// nginx's 499 is what the access log will show.
+		st.clientGo = true
+		st.status = 499
+		return
+	}
+	st.status = http.StatusBadGateway
+	kind, detail := "upstream-unreachable", "the upstream could not be reached or answered badly"
+	if st.timedOut() || errors.Is(err, errUpstreamTimeout) {
+		st.status = http.StatusGatewayTimeout
+		kind, detail = "upstream-timeout", "the upstream did not answer within "+st.route.timeout.String()
+	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		st.status = http.StatusGatewayTimeout
+		kind, detail = "upstream-timeout", "the upstream timed out"
+	}
+	o.routerLog.LogAttrs(st.in.Context(), slog.LevelWarn, "upstream request failed",
+		slog.String("request_id", st.reqID), slog.String("endpoint_id", st.route.id),
+		slog.Int("status_code", st.status), slog.String("error", err.Error()))
+	bodyConsumed := outreq.Body != nil && st.body.rc != nil
+	o.unavailable(w, st.in, st.route, st.rest, st.reqID, st.allowFallback, st.status, kind, detail, 0, bodyConsumed)
+}
+
+// bufferPool recycles the 32 KiB copy buffers of response bodies.
+type bufferPool struct{}
+
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (bufferPool) Get() []byte  { return *(copyBuffers.Get().(*[]byte)) }
+func (bufferPool) Put(b []byte) { copyBuffers.Put(&b) }
+
+func mustJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}

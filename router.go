@@ -1,0 +1,249 @@
+package orchestrator
+
+import (
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/orchestrator-go/orchestrator/internal/urlpath"
+)
+
+// route is everything the hot path needs about one endpoint, computed once
+// when the endpoint's config is applied. Routes are immutable; a config
+// change builds a new one. The observed state (healthState, breaker) is
+// shared by pointer.
+type route struct {
+	id  string
+	reg Registration
+	ep  Endpoint
+
+	target   *url.URL
+	basePath string // escaped path of the upstream base URL
+	timeout  time.Duration
+
+	allowAll bool
+	methods  []string
+	allow    string // the Allow header of a 405
+
+	breaker     *breaker
+	breakerCfg  CircuitBreakerConfig
+	healthState *healthState
+	traffic     *trafficState
+
+	health       HealthCheckConfig
+	healthActive bool
+	probeURL     string
+
+	fallbackStrategy FallbackStrategy
+	fallbackID       string
+	staticStatus     int
+	staticHeader     http.Header
+	staticBody       []byte
+}
+
+func (rt *route) allows(method string) bool {
+	if rt.allowAll {
+		return true
+	}
+	for _, m := range rt.methods {
+		if m == method {
+			return true
+		}
+	}
+	return false
+}
+
+// status combines configuration, probes and breaker into the one status a
+// user reads. Without an active health check the breaker decides.
+func (rt *route) status() HealthStatus {
+	if rt.ep.Disabled {
+		return StatusDisabled
+	}
+	if rt.healthActive {
+		return rt.healthState.current()
+	}
+	switch rt.breaker.state() {
+	case BreakerOpen:
+		return StatusUnhealthy
+	case BreakerHalfOpen:
+		return StatusUnknown
+	}
+	return StatusHealthy
+}
+
+// routeTable is an immutable snapshot of every route, published with an
+// atomic pointer swap. Lookups take no lock and do not allocate.
+type routeTable struct {
+	byName map[string]*nameRoutes
+	byID   map[string]*route
+}
+
+type nameRoutes struct {
+	unversioned *route
+	versions    map[string]*route
+}
+
+var emptyTable = &routeTable{byName: map[string]*nameRoutes{}, byID: map[string]*route{}}
+
+// lookup resolves the escaped path after the prefix ("/name/v1/rest") to a
+// route and the rest to forward. An endpoint named a with version b wins;
+// otherwise an unversioned endpoint a gets "/b/rest".
+func (t *routeTable) lookup(p string) (*route, string) {
+	name, afterName, ok := urlpath.NextSegment(p)
+	if !ok || name == "" {
+		return nil, ""
+	}
+	nr := t.byName[name]
+	if nr == nil {
+		return nil, ""
+	}
+	if len(nr.versions) > 0 {
+		if version, afterVersion, ok := urlpath.NextSegment(afterName); ok && version != "" {
+			if rt := nr.versions[version]; rt != nil {
+				return rt, afterVersion
+			}
+		}
+	}
+	if nr.unversioned != nil {
+		return nr.unversioned, afterName
+	}
+	return nil, ""
+}
+
+// buildTable indexes routes. When two routes claim the same name and
+// version (possible only with an external registry written by others), the
+// earlier registration wins and the later is left out of routing.
+func buildTable(routes map[string]*route) (*routeTable, []*route) {
+	t := &routeTable{
+		byName: make(map[string]*nameRoutes, len(routes)),
+		byID:   make(map[string]*route, len(routes)),
+	}
+	var shadowed []*route
+	claim := func(cur *route, rt *route) *route {
+		if cur == nil {
+			return rt
+		}
+		if earlier(cur, rt) {
+			shadowed = append(shadowed, rt)
+			return cur
+		}
+		shadowed = append(shadowed, cur)
+		return rt
+	}
+	for id, rt := range routes {
+		t.byID[id] = rt
+		nr := t.byName[rt.ep.Name]
+		if nr == nil {
+			nr = &nameRoutes{}
+			t.byName[rt.ep.Name] = nr
+		}
+		if rt.ep.Version == "" {
+			nr.unversioned = claim(nr.unversioned, rt)
+			continue
+		}
+		if nr.versions == nil {
+			nr.versions = make(map[string]*route, 1)
+		}
+		nr.versions[rt.ep.Version] = claim(nr.versions[rt.ep.Version], rt)
+	}
+	return t, shadowed
+}
+
+func earlier(a, b *route) bool {
+	if !a.reg.RegisteredAt.Equal(b.reg.RegisteredAt) {
+		return a.reg.RegisteredAt.Before(b.reg.RegisteredAt)
+	}
+	return a.id < b.id
+}
+
+// RouteInfo describes one route of the current table, for the admin API.
+type RouteInfo struct {
+	// EndpointID is the endpoint's id.
+	EndpointID string `json:"endpoint_id"`
+	// Path is the gateway path prefix that reaches it, such as
+	// "/orchestrator/users/v1".
+	Path string `json:"path"`
+	// Upstream is the upstream base URL.
+	Upstream string `json:"upstream"`
+	// Methods lists the allowed methods; empty means all.
+	Methods []string `json:"methods"`
+	// Disabled is true for a disabled endpoint.
+	Disabled bool `json:"disabled"`
+	// Status is the endpoint's current status.
+	Status HealthStatus `json:"status"`
+}
+
+// Routes lists the current routes sorted by path. Safe for concurrent use.
+func (o *Orchestrator) Routes() []RouteInfo {
+	t := o.table.Load()
+	out := make([]RouteInfo, 0, len(t.byID))
+	for _, nr := range t.byName {
+		add := func(rt *route) {
+			out = append(out, RouteInfo{
+				EndpointID: rt.id,
+				Path:       o.prefix + routeKeyString(rt.ep.Name, rt.ep.Version),
+				Upstream:   rt.ep.URL,
+				Methods:    slices.Clone(rt.methods),
+				Disabled:   rt.ep.Disabled,
+				Status:     rt.status(),
+			})
+		}
+		if nr.unversioned != nil {
+			add(nr.unversioned)
+		}
+		for _, rt := range nr.versions {
+			add(rt)
+		}
+	}
+	slices.SortFunc(out, func(a, b RouteInfo) int { return strings.Compare(a.Path, b.Path) })
+	return out
+}
+
+// Resolution is the answer to "where would this path go?".
+type Resolution struct {
+	// Matched is true when an endpoint serves the path.
+	Matched bool `json:"matched"`
+	// EndpointID is the matched endpoint's id.
+	EndpointID string `json:"endpoint_id,omitempty"`
+	// UpstreamURL is the URL the request would be sent to.
+	UpstreamURL string `json:"upstream_url,omitempty"`
+	// Reason explains a miss or a refusal (disabled, unhealthy, dot segment).
+	Reason string `json:"reason,omitempty"`
+}
+
+// Resolve reports how a path that follows the prefix ("/svc/v1/users?x=1" or
+// "svc/v1/users") would be routed, without sending anything. Safe for
+// concurrent use.
+func (o *Orchestrator) Resolve(pathAndQuery string) Resolution {
+	if !strings.HasPrefix(pathAndQuery, "/") {
+		pathAndQuery = "/" + pathAndQuery
+	}
+	p, query, hasQuery := strings.Cut(pathAndQuery, "?")
+	rt, rest := o.table.Load().lookup(p)
+	if rt == nil {
+		return Resolution{Reason: "no endpoint matches " + o.prefix + p}
+	}
+	res := Resolution{Matched: true, EndpointID: rt.id}
+	if urlpath.HasDotSegment(rest) {
+		return Resolution{EndpointID: rt.id, Reason: "the path holds a dot segment and would be answered 400"}
+	}
+	u := *rt.target
+	u.RawPath = urlpath.Join(rt.basePath, rest)
+	u.Path, _ = url.PathUnescape(u.RawPath)
+	if hasQuery {
+		u.RawQuery = query
+		u.ForceQuery = query == ""
+	}
+	res.UpstreamURL = u.String()
+	switch st := rt.status(); {
+	case st == StatusDisabled:
+		res.Reason = "endpoint is disabled: requests get 503"
+	case st == StatusUnhealthy:
+		res.Reason = "endpoint is unhealthy: requests get 503"
+	case rt.breaker.state() == BreakerOpen:
+		res.Reason = "circuit breaker is open: requests get 503"
+	}
+	return res
+}
