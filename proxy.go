@@ -12,7 +12,6 @@ import (
 	"net/netip"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/orchestrator-go/orchestrator/internal/problem"
@@ -100,7 +99,7 @@ func (o *Orchestrator) forward(w http.ResponseWriter, r *http.Request, rt *route
 	var cancel context.CancelCauseFunc
 	st.Context, cancel = context.WithCancelCause(r.Context())
 	st.cancel = cancel
-	st.timer = time.AfterFunc(rt.timeout, st.onTimeout)
+	st.timeout = startHeaderTimeout(rt.timeout, cancel)
 	defer func() {
 		// Runs on panics too (httputil aborts a response whose upstream body
 		// failed mid-copy with panic(http.ErrAbortHandler)), so the breaker's
@@ -164,7 +163,7 @@ func (o *Orchestrator) writeProblem(w http.ResponseWriter, r *http.Request, reqI
 
 // proxyState is the per-request state of one forwarded request. It is the
 // request's context (so that the shared ReverseProxy's hooks find it without
-// a context.WithValue) and the holder of the header-timeout timer.
+// a context.WithValue).
 type proxyState struct {
 	context.Context
 	cancel        context.CancelCauseFunc
@@ -180,19 +179,15 @@ type proxyState struct {
 
 	body timedBody
 
-	mu       sync.Mutex // guards phase and timer transitions
-	phase    proxyPhase
-	timer    *time.Timer
+	// Backing arrays for the header values set on every request, so that
+	// setting them allocates nothing.
+	reqIDValue [1]string
+	xffValue   [1]string
+	xfhValue   [1]string
+
+	timeout  *headerTimeout
 	clientGo bool
 }
-
-type proxyPhase uint8
-
-const (
-	phaseWaiting    proxyPhase = iota // request sent, no response headers yet
-	phaseResponding                   // headers arrived; the timeout no longer applies
-	phaseTimedOut                     // the timeout fired first
-)
 
 type proxyStateKey struct{}
 
@@ -212,50 +207,8 @@ func stateOf(ctx context.Context) *proxyState {
 	return st
 }
 
-func (st *proxyState) onTimeout() {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if st.phase == phaseWaiting {
-		st.phase = phaseTimedOut
-		st.cancel(errUpstreamTimeout)
-	}
-}
-
-// gotHeaders stops the timeout; it reports false when the timeout won.
-func (st *proxyState) gotHeaders() bool {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if st.phase == phaseTimedOut {
-		return false
-	}
-	st.phase = phaseResponding
-	st.timer.Stop()
-	return true
-}
-
-// progress restarts the timeout while the request body is still streaming
-// upstream, so a large upload is not mistaken for a silent upstream.
-func (st *proxyState) progress() {
-	st.mu.Lock()
-	if st.phase == phaseWaiting {
-		st.timer.Reset(st.route.timeout)
-	}
-	st.mu.Unlock()
-}
-
-func (st *proxyState) timedOut() bool {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	return st.phase == phaseTimedOut
-}
-
 func (st *proxyState) finish() {
-	st.mu.Lock()
-	st.timer.Stop()
-	if st.phase == phaseWaiting {
-		st.phase = phaseResponding
-	}
-	st.mu.Unlock()
+	st.timeout.release()
 	st.cancel(context.Canceled)
 }
 
@@ -278,7 +231,7 @@ type timedBody struct {
 func (b *timedBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
 	if n > 0 || err == io.EOF {
-		b.st.progress()
+		b.st.timeout.progress()
 	}
 	return n, err
 }
@@ -334,14 +287,17 @@ func (o *Orchestrator) rewrite(pr *httputil.ProxyRequest) {
 	trusted := o.trusted(clientIP)
 	h := out.Header
 	if prior := in.Header["X-Forwarded-For"]; trusted && len(prior) > 0 {
-		h["X-Forwarded-For"] = []string{strings.Join(prior, ", ") + ", " + clientIP}
+		st.xffValue[0] = strings.Join(prior, ", ") + ", " + clientIP
+		h["X-Forwarded-For"] = st.xffValue[:]
 	} else if clientIP != "" {
-		h["X-Forwarded-For"] = []string{clientIP}
+		st.xffValue[0] = clientIP
+		h["X-Forwarded-For"] = st.xffValue[:]
 	}
 	if prior := in.Header["X-Forwarded-Host"]; trusted && len(prior) > 0 {
 		h["X-Forwarded-Host"] = prior
 	} else {
-		h["X-Forwarded-Host"] = []string{in.Host}
+		st.xfhValue[0] = in.Host
+		h["X-Forwarded-Host"] = st.xfhValue[:]
 	}
 	if prior := in.Header["X-Forwarded-Proto"]; trusted && len(prior) > 0 {
 		h["X-Forwarded-Proto"] = prior
@@ -353,7 +309,8 @@ func (o *Orchestrator) rewrite(pr *httputil.ProxyRequest) {
 	if prior := in.Header["Forwarded"]; trusted && len(prior) > 0 {
 		h["Forwarded"] = prior
 	}
-	h["X-Request-Id"] = []string{st.reqID}
+	st.reqIDValue[0] = st.reqID
+	h["X-Request-Id"] = st.reqIDValue[:]
 
 	if out.Body != nil {
 		st.body = timedBody{rc: out.Body, st: st}
@@ -396,7 +353,7 @@ func (t *upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	if st == nil {
 		return resp, err
 	}
-	if !st.gotHeaders() {
+	if !st.timeout.gotHeaders() {
 		if err == nil {
 			resp.Body.Close()
 		}
@@ -409,7 +366,7 @@ func (t *upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	if resp.Header == nil {
 		resp.Header = make(http.Header)
 	}
-	resp.Header["X-Request-Id"] = []string{st.reqID}
+	resp.Header["X-Request-Id"] = st.reqIDValue[:1:1]
 	return resp, nil
 }
 
@@ -431,7 +388,7 @@ func (o *Orchestrator) proxyError(w http.ResponseWriter, outreq *http.Request, e
 	}
 	st.status = http.StatusBadGateway
 	kind, detail := "upstream-unreachable", "the upstream could not be reached or answered badly"
-	if st.timedOut() || errors.Is(err, errUpstreamTimeout) {
+	if st.timeout.timedOut() || errors.Is(err, errUpstreamTimeout) {
 		st.status = http.StatusGatewayTimeout
 		kind, detail = "upstream-timeout", "the upstream did not answer within "+st.route.timeout.String()
 	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
@@ -445,13 +402,32 @@ func (o *Orchestrator) proxyError(w http.ResponseWriter, outreq *http.Request, e
 	o.unavailable(w, st.in, st.route, st.rest, st.reqID, st.allowFallback, st.status, kind, detail, 0, bodyConsumed)
 }
 
-// bufferPool recycles the 32 KiB copy buffers of response bodies.
+// bufferPool recycles the 32 KiB copy buffers of response bodies. It is a
+// buffered channel rather than a sync.Pool because httputil.BufferPool deals
+// in []byte, and putting a slice into a sync.Pool allocates its header on
+// every request; a channel copies it. Up to 256 idle buffers (8 MiB) are kept.
 type bufferPool struct{}
 
-var copyBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+var copyBuffers = make(chan []byte, 256)
 
-func (bufferPool) Get() []byte  { return *(copyBuffers.Get().(*[]byte)) }
-func (bufferPool) Put(b []byte) { copyBuffers.Put(&b) }
+func (bufferPool) Get() []byte {
+	select {
+	case b := <-copyBuffers:
+		return b
+	default:
+		return make([]byte, 32<<10)
+	}
+}
+
+func (bufferPool) Put(b []byte) {
+	if cap(b) != 32<<10 {
+		return
+	}
+	select {
+	case copyBuffers <- b[:cap(b)]:
+	default:
+	}
+}
 
 func mustJSON(v any) []byte {
 	b, err := json.Marshal(v)

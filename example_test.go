@@ -1,0 +1,150 @@
+package orchestrator_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync"
+
+	"github.com/orchestrator-go/orchestrator"
+)
+
+// A backend for the examples: it answers with the path and query it got.
+func newBackend() *httptest.Server {
+	return httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "backend got %s", r.URL.RequestURI())
+	}))
+}
+
+func get(h http.Handler, target string) string {
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, target, nil))
+	body, _ := io.ReadAll(rec.Body)
+	return fmt.Sprintf("%d %s", rec.Code, body)
+}
+
+func ExampleNew() {
+	backend := newBackend()
+	defer backend.Close()
+
+	o, err := orchestrator.New(
+		orchestrator.WithEndpoints(orchestrator.Endpoint{Name: "users", Version: "v1", URL: backend.URL + "/api"}),
+	)
+	if err != nil {
+		panic(err)
+	}
+	defer o.Close()
+
+	fmt.Println(get(o, "/orchestrator/users/v1/42?fields=name"))
+	// Output: 200 backend got /api/42?fields=name
+}
+
+func ExampleOrchestrator_Middleware() {
+	backend := newBackend()
+	defer backend.Close()
+
+	o, err := orchestrator.New(
+		orchestrator.WithEndpoints(orchestrator.Endpoint{Name: "billing", URL: backend.URL}),
+	)
+	if err != nil {
+		panic(err)
+	}
+	defer o.Close()
+
+	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprint(w, "the application served "+r.URL.Path)
+	})
+	handler := o.Middleware(app)
+
+	fmt.Println(get(handler, "/orchestrator/billing/invoices"))
+	fmt.Println(get(handler, "/dashboard"))
+	// Output:
+	// 200 backend got /invoices
+	// 200 the application served /dashboard
+}
+
+func ExampleOrchestrator_Register() {
+	backend := newBackend()
+	defer backend.Close()
+
+	o, err := orchestrator.New()
+	if err != nil {
+		panic(err)
+	}
+	defer o.Close()
+
+	ep, err := o.Register(context.Background(), orchestrator.Endpoint{Name: "orders", Version: "v2", URL: backend.URL})
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(ep.ID, ep.Source, ep.Status, ep.CircuitBreakerState)
+	fmt.Println(get(o, "/orchestrator/orders/v2/open"))
+	// Output:
+	// orders_v2 api healthy closed
+	// 200 backend got /open
+}
+
+// staticRegistry is a read-only Registry: the smallest custom registry. A
+// real one would be backed by etcd, Consul or a database and send an Event
+// on its Watch channel whenever a registration changes.
+type staticRegistry struct {
+	mu   sync.Mutex
+	regs map[string]orchestrator.Registration
+}
+
+func (s *staticRegistry) List(ctx context.Context) ([]orchestrator.Registration, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]orchestrator.Registration, 0, len(s.regs))
+	for _, r := range s.regs {
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func (s *staticRegistry) Get(ctx context.Context, id string) (orchestrator.Registration, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, ok := s.regs[id]
+	if !ok {
+		return orchestrator.Registration{}, orchestrator.ErrNotFound
+	}
+	return r, nil
+}
+
+func (s *staticRegistry) Put(ctx context.Context, reg orchestrator.Registration, mode orchestrator.PutMode) (orchestrator.Registration, error) {
+	return orchestrator.Registration{}, fmt.Errorf("%w: this registry is read-only", orchestrator.ErrConflict)
+}
+
+func (s *staticRegistry) Delete(ctx context.Context, id string) error {
+	return fmt.Errorf("%w: this registry is read-only", orchestrator.ErrConflict)
+}
+
+func (s *staticRegistry) Watch(ctx context.Context) (<-chan orchestrator.Event, error) {
+	ch := make(chan orchestrator.Event)
+	go func() { <-ctx.Done(); close(ch) }()
+	return ch, nil
+}
+
+func ExampleRegistry() {
+	backend := newBackend()
+	defer backend.Close()
+
+	reg := &staticRegistry{regs: map[string]orchestrator.Registration{
+		"inventory": {
+			Endpoint: orchestrator.Endpoint{ID: "inventory", Name: "inventory", URL: backend.URL + "/stock"},
+			Source:   orchestrator.SourceAPI,
+			Revision: 1,
+		},
+	}}
+	o, err := orchestrator.New(orchestrator.WithRegistry(reg))
+	if err != nil {
+		panic(err)
+	}
+	defer o.Close()
+
+	fmt.Println(get(o, "/orchestrator/inventory/sku-1"))
+	// Output: 200 backend got /stock/sku-1
+}
