@@ -3,6 +3,7 @@ package orchestrator
 import (
 	"log/slog"
 	"math"
+	"sync/atomic"
 	"time"
 
 	"github.com/failsafe-go/failsafe-go/circuitbreaker"
@@ -31,6 +32,8 @@ type breaker struct {
 	cb circuitbreaker.CircuitBreaker[any] // nil when disabled
 	// failureStatus[s-100] marks upstream status s as a failure.
 	failureStatus [500]bool
+	// quiet silences the state listener while abandon re-arms half-open.
+	quiet atomic.Bool
 }
 
 func newBreaker(cfg CircuitBreakerConfig, onChange func(from, to BreakerState)) *breaker {
@@ -55,7 +58,9 @@ func newBreaker(cfg CircuitBreakerConfig, onChange func(from, to BreakerState)) 
 		WithDelay(cfg.ResetTimeout.Std())
 	if onChange != nil {
 		builder = builder.OnStateChanged(func(e circuitbreaker.StateChangedEvent) {
-			onChange(fromFailsafe(e.OldState), fromFailsafe(e.NewState))
+			if !b.quiet.Load() {
+				onChange(fromFailsafe(e.OldState), fromFailsafe(e.NewState))
+			}
 		})
 	}
 	b.cb = builder.Build()
@@ -94,6 +99,21 @@ func (b *breaker) record(failed bool) {
 		b.cb.RecordFailure()
 	} else {
 		b.cb.RecordSuccess()
+	}
+}
+
+// abandon gives back a permit whose request proved nothing (the client went
+// away first). failsafe-go has no way to return a permit unrecorded and
+// ignores a half-open to half-open transition, so in half-open the breaker
+// passes through open back to half-open, silently, which restores the trial
+// permits. In closed state permits are unlimited and nothing needs doing.
+// Recording a success instead would let a cancelled trial close the breaker.
+func (b *breaker) abandon() {
+	if b.cb != nil && b.cb.IsHalfOpen() {
+		b.quiet.Store(true)
+		b.cb.Open()
+		b.cb.HalfOpen()
+		b.quiet.Store(false)
 	}
 }
 

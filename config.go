@@ -49,6 +49,10 @@ func (d Duration) MarshalJSON() ([]byte, error) {
 // duration string.
 func (d *Duration) UnmarshalJSON(b []byte) error {
 	b = bytes.TrimSpace(b)
+	if string(b) == "null" {
+		// encoding/json convention: null leaves the value unchanged.
+		return nil
+	}
 	if len(b) > 0 && b[0] == '"' {
 		var s string
 		if err := json.Unmarshal(b, &s); err != nil {
@@ -192,6 +196,9 @@ func (c CircuitBreakerConfig) validate(path string, errs *ValidationError) {
 	if c.HalfOpenRequests < 0 {
 		errs.add(path+".half_open_requests", "must be > 0")
 	}
+	if c.ResetTimeout < 0 {
+		errs.add(path+".reset_timeout", "must not be negative")
+	}
 	for i, s := range c.FailureStatuses {
 		if s < 100 || s > 599 {
 			errs.add(fmt.Sprintf("%s.failure_statuses[%d]", path, i), fmt.Sprintf("%d is not an HTTP status code (100-599)", s))
@@ -261,6 +268,9 @@ func (c HealthCheckConfig) validate(path string, errs *ValidationError) {
 	}
 	if c.Interval != 0 && c.Interval.Std() < time.Millisecond {
 		errs.add(path+".interval", "must be at least 1ms")
+	}
+	if c.Timeout < 0 {
+		errs.add(path+".timeout", "must not be negative")
 	}
 }
 
@@ -399,6 +409,9 @@ func (e Endpoint) validate(path string, errs *ValidationError) {
 		if _, err := url.Parse(e.HealthCheckPath); err != nil {
 			errs.add(field("health_check_path"), "is not a valid path")
 		}
+	}
+	if e.Timeout < 0 {
+		errs.add(field("timeout"), "must not be negative")
 	}
 	if e.CircuitBreaker != nil {
 		e.CircuitBreaker.validate(field("circuit_breaker"), errs)

@@ -203,7 +203,13 @@ func (h *healthState) report(active bool, url string) (HealthReport, *time.Time)
 // probe is the scheduler's job: probe one endpoint now and return the wait
 // until the next probe.
 func (o *Orchestrator) probe(ctx context.Context, id string) time.Duration {
-	rt := o.table.Load().byID[id]
+	// Read the route under the writers' lock, not from the published table:
+	// writers schedule a probe (Add(id, 0)) before they publish, and a probe
+	// that ran in between would find no route (and wait a minute) or the old
+	// one (and wait its old interval).
+	o.mu.Lock()
+	rt := o.entries[id]
+	o.mu.Unlock()
 	if rt == nil || !rt.healthActive {
 		// Removed, or no longer checked: the scheduler entry is being
 		// replaced; come back rarely in case it is not.

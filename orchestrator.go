@@ -38,6 +38,7 @@ type Orchestrator struct {
 	breakerDefaults CircuitBreakerConfig
 	healthDefaults  HealthCheckConfig
 	trustedProxies  []netip.Prefix
+	maxBodyBytes    int64
 	proxy           *httputil.ReverseProxy
 
 	// table is the published route snapshot read by every request.
@@ -69,7 +70,7 @@ type options struct {
 	health         HealthCheckConfig
 	trustedProxies []netip.Prefix
 	probeWorkers   int
-	flushInterval  time.Duration
+	maxBodyBytes   int64
 }
 
 // WithPrefix sets the path prefix the gateway serves under. Default
@@ -193,6 +194,47 @@ func WithTrustedProxies(prefixes ...netip.Prefix) Option {
 	}
 }
 
+// WithConfig applies a configuration file's gateway settings: the prefix,
+// trusted proxies, request body limit, breaker and health defaults, and its
+// endpoints (source "config"). Options after it override it.
+func WithConfig(cfg *Config) Option {
+	return func(o *options) error {
+		if cfg == nil {
+			return errors.New("orchestrator: WithConfig(nil)")
+		}
+		if err := cfg.Validate(); err != nil {
+			return err
+		}
+		if cfg.Server.Prefix != "" {
+			if err := WithPrefix(cfg.Server.Prefix)(o); err != nil {
+				return err
+			}
+		}
+		for _, s := range cfg.Server.TrustedProxies {
+			p, _ := ParseTrustedProxy(s) // validated above
+			o.trustedProxies = append(o.trustedProxies, p)
+		}
+		o.maxBodyBytes = cfg.Server.MaxBodyBytes
+		o.breaker = cfg.CircuitBreaker
+		o.health = cfg.HealthCheck
+		o.endpoints = append(o.endpoints, cfg.Endpoints...)
+		return nil
+	}
+}
+
+// WithMaxBodyBytes caps request bodies: a larger declared Content-Length
+// gets 413 at once, and a body that grows past the cap while streaming is
+// cut and answered 413 if no response has started. Default 0: no limit.
+func WithMaxBodyBytes(n int64) Option {
+	return func(o *options) error {
+		if n < 0 {
+			return fmt.Errorf("orchestrator: max body bytes %d must not be negative", n)
+		}
+		o.maxBodyBytes = n
+		return nil
+	}
+}
+
 // WithHealthCheckConcurrency bounds how many probes run at once. Default 32:
 // thousands of endpoints are checked by that many goroutines.
 func WithHealthCheckConcurrency(n int) Option {
@@ -242,6 +284,7 @@ func New(opts ...Option) (*Orchestrator, error) {
 		breakerDefaults: cfg.breaker.withDefaults(),
 		healthDefaults:  cfg.health.withDefaults(),
 		trustedProxies:  cfg.trustedProxies,
+		maxBodyBytes:    cfg.maxBodyBytes,
 		entries:         make(map[string]*route),
 	}
 	if o.registry == nil {
@@ -414,7 +457,7 @@ func (o *Orchestrator) putLocked(reg Registration) bool {
 	switch {
 	case !rt.healthActive:
 		o.checker.Remove(id)
-	case old == nil || !old.healthActive || old.probeURL != rt.probeURL || old.health != rt.health:
+	case old == nil || !old.healthActive || old.probeURL != rt.probeURL || !sameJSON(old.health, rt.health):
 		// Probe right away: a new endpoint's status should not wait an interval.
 		o.checker.Add(id, 0)
 	}
@@ -442,7 +485,8 @@ func (o *Orchestrator) publishLocked() {
 // buildRoute computes everything the hot path needs for reg. Observed state
 // carries over from old when the upstream stays the same.
 func (o *Orchestrator) buildRoute(reg Registration, old *route) (*route, error) {
-	ep := reg.Endpoint
+	// Normalized: a registry written by others may hold "get" for GET.
+	ep := reg.Endpoint.Normalized()
 	target, err := parseUpstreamURL(ep.URL)
 	if err != nil {
 		return nil, err
@@ -608,6 +652,40 @@ func (o *Orchestrator) routeFreeLocked(ep Endpoint) error {
 // reload is applied. Everything is validated first; on any error nothing
 // changes. An id owned by the other source is a conflict.
 func (o *Orchestrator) Sync(ctx context.Context, source Source, eps []Endpoint) error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.syncLocked(ctx, source, eps, false)
+}
+
+// Apply applies a configuration file's share of the gateway as one change:
+// the global circuit-breaker and health-check defaults and the endpoints of
+// source "config". When the defaults change every route is rebuilt (and its
+// breaker with it). Server settings (listener, prefix, trusted proxies) are
+// fixed at New and need a restart. On any error nothing changes.
+func (o *Orchestrator) Apply(ctx context.Context, cfg *Config) error {
+	var errs ValidationError
+	cfg.CircuitBreaker.validate("circuit_breaker", &errs)
+	cfg.HealthCheck.validate("health_check", &errs)
+	if err := errs.orNil(); err != nil {
+		return err
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	cb, hc := cfg.CircuitBreaker.withDefaults(), cfg.HealthCheck.withDefaults()
+	rebuild := string(mustJSON(cb)) != string(mustJSON(o.breakerDefaults)) || string(mustJSON(hc)) != string(mustJSON(o.healthDefaults))
+	oldCB, oldHC := o.breakerDefaults, o.healthDefaults
+	o.breakerDefaults, o.healthDefaults = cb, hc
+	if err := o.syncLocked(ctx, SourceConfig, cfg.Endpoints, rebuild); err != nil {
+		o.breakerDefaults, o.healthDefaults = oldCB, oldHC
+		return err
+	}
+	return nil
+}
+
+// syncLocked makes the endpoints of source exactly eps. With rebuildAll,
+// every route is rebuilt even when its own config is unchanged (the
+// defaults it inherits changed).
+func (o *Orchestrator) syncLocked(ctx context.Context, source Source, eps []Endpoint, rebuildAll bool) error {
 	norm := make([]Endpoint, len(eps))
 	for i, ep := range eps {
 		norm[i] = ep.Normalized()
@@ -617,23 +695,27 @@ func (o *Orchestrator) Sync(ctx context.Context, source Source, eps []Endpoint) 
 	if err := errs.orNil(); err != nil {
 		return err
 	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	want := make(map[string]Endpoint, len(norm))
+	// Routes held by the other source, to refuse a clash before writing.
+	otherRoutes := make(map[string]string)
+	for id, rt := range o.entries {
+		if rt.reg.Source != source {
+			otherRoutes[rt.ep.Name+"/"+rt.ep.Version] = id
+		}
+	}
+	want := make(map[string]struct{}, len(norm))
 	for i, ep := range norm {
-		want[ep.ID] = ep
+		want[ep.ID] = struct{}{}
 		if cur, ok := o.entries[ep.ID]; ok && cur.reg.Source != source {
 			errs.add(fmt.Sprintf("endpoints[%d].id", i), fmt.Sprintf("%q is already registered by the %s", ep.ID, sourceName(cur.reg.Source)))
 		}
-		for id, rt := range o.entries {
-			if rt.reg.Source != source && id != ep.ID && rt.ep.Name == ep.Name && rt.ep.Version == ep.Version {
-				errs.add(fmt.Sprintf("endpoints[%d]", i), fmt.Sprintf("route %s is already served by endpoint %q (%s)", o.prefix+routeKeyString(ep.Name, ep.Version), id, sourceName(rt.reg.Source)))
-			}
+		if id, taken := otherRoutes[ep.Name+"/"+ep.Version]; taken && id != ep.ID {
+			errs.add(fmt.Sprintf("endpoints[%d]", i), fmt.Sprintf("route %s is already served by endpoint %q (%s)", o.prefix+routeKeyString(ep.Name, ep.Version), id, sourceName(o.entries[id].reg.Source)))
 		}
 	}
 	if err := errs.orNil(); err != nil {
 		return err
 	}
+	changed := false
 	for id, rt := range o.entries {
 		if _, keep := want[id]; !keep && rt.reg.Source == source {
 			if err := o.registry.Delete(ctx, id); err != nil && !errors.Is(err, ErrNotFound) {
@@ -641,6 +723,7 @@ func (o *Orchestrator) Sync(ctx context.Context, source Source, eps []Endpoint) 
 				return err
 			}
 			o.removeLocked(id)
+			changed = true
 		}
 	}
 	for _, ep := range norm {
@@ -653,8 +736,22 @@ func (o *Orchestrator) Sync(ctx context.Context, source Source, eps []Endpoint) 
 			return err
 		}
 		o.putLocked(reg)
+		changed = true
 	}
-	o.publishLocked()
+	if rebuildAll {
+		for id, rt := range o.entries {
+			if nrt, err := o.buildRoute(rt.reg, rt); err == nil {
+				o.entries[id] = nrt
+				if nrt.healthActive && !sameJSON(nrt.health, rt.health) {
+					o.checker.Add(id, 0)
+				}
+			}
+		}
+		changed = true
+	}
+	if changed {
+		o.publishLocked()
+	}
 	return nil
 }
 
@@ -664,6 +761,10 @@ func sourceName(s Source) string {
 	}
 	return "config file"
 }
+
+// sameJSON compares two configuration values by their JSON form, which
+// looks through the pointers (*bool) that mark "inherit" in them.
+func sameJSON(a, b any) bool { return string(mustJSON(a)) == string(mustJSON(b)) }
 
 func endpointsEqual(a, b Endpoint) bool {
 	// Compare through the canonical JSON form: Endpoint holds pointers,

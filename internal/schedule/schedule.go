@@ -29,6 +29,7 @@ type Scheduler[K comparable] struct {
 
 	mu      sync.Mutex
 	entries map[K]*entry[K]
+	busy    map[K]bool // keys with a run under way
 	queue   entryHeap[K]
 }
 
@@ -38,6 +39,7 @@ type entry[K comparable] struct {
 	index   int // in the heap; -1 when not queued
 	running bool
 	removed bool
+	held    bool // not queued until the run under way of its key ends
 }
 
 // New starts a scheduler with the given number of workers. onPanic, when not
@@ -55,6 +57,7 @@ func New[K comparable](workers int, run RunFunc[K], onPanic func(key K, v any)) 
 		jobs:    make(chan *entry[K]),
 		onPanic: onPanic,
 		entries: make(map[K]*entry[K]),
+		busy:    make(map[K]bool),
 	}
 	s.wg.Add(workers + 1)
 	go s.loop()
@@ -65,7 +68,8 @@ func New[K comparable](workers int, run RunFunc[K], onPanic func(key K, v any)) 
 }
 
 // Add schedules key to run after delay, replacing any schedule it had. A run
-// already under way finishes; its result no longer reschedules the key.
+// already under way finishes; its result no longer reschedules the key, and
+// the new schedule starts no run before it has ended.
 func (s *Scheduler[K]) Add(key K, delay time.Duration) {
 	s.mu.Lock()
 	if old, ok := s.entries[key]; ok {
@@ -73,7 +77,11 @@ func (s *Scheduler[K]) Add(key K, delay time.Duration) {
 	}
 	e := &entry[K]{key: key, at: time.Now().Add(delay), index: -1}
 	s.entries[key] = e
-	heap.Push(&s.queue, e)
+	if s.busy[key] {
+		e.held = true // queued when the run under way ends: never two at once
+	} else {
+		heap.Push(&s.queue, e)
+	}
 	s.mu.Unlock()
 	s.poke()
 }
@@ -82,9 +90,11 @@ func (s *Scheduler[K]) Add(key K, delay time.Duration) {
 func (s *Scheduler[K]) Trigger(key K) bool {
 	s.mu.Lock()
 	e, ok := s.entries[key]
-	if ok && e.index >= 0 {
+	if ok && (e.index >= 0 || e.held) {
 		e.at = time.Now()
-		heap.Fix(&s.queue, e.index)
+		if e.index >= 0 {
+			heap.Fix(&s.queue, e.index)
+		}
 	}
 	s.mu.Unlock()
 	s.poke()
@@ -149,6 +159,7 @@ func (s *Scheduler[K]) loop() {
 			}
 			heap.Pop(&s.queue)
 			e.running = true
+			s.busy[e.key] = true
 			s.mu.Unlock()
 			select {
 			case s.jobs <- e:
@@ -176,9 +187,13 @@ func (s *Scheduler[K]) work() {
 			next := s.runOne(e.key)
 			s.mu.Lock()
 			e.running = false
+			delete(s.busy, e.key)
 			if !e.removed && s.ctx.Err() == nil {
 				e.at = time.Now().Add(next)
 				heap.Push(&s.queue, e)
+			} else if h := s.entries[e.key]; h != nil && h.held {
+				h.held = false
+				heap.Push(&s.queue, h)
 			}
 			s.mu.Unlock()
 			s.poke()
