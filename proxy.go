@@ -11,7 +11,9 @@ import (
 	"net/http/httputil"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/orchestrator-go/orchestrator/internal/problem"
@@ -79,6 +81,12 @@ func (o *Orchestrator) serve(w http.ResponseWriter, r *http.Request, rest string
 		o.writeProblem(w, r, reqID, rt, http.StatusServiceUnavailable, "endpoint-disabled", "Service Unavailable", "endpoint is disabled", 0)
 		return
 	}
+	if o.maxBodyBytes > 0 && r.ContentLength > o.maxBodyBytes {
+		w.Header()["X-Request-Id"] = []string{reqID}
+		w.Header()["Connection"] = []string{"close"}
+		o.writeProblem(w, r, reqID, rt, http.StatusRequestEntityTooLarge, "body-too-large", "Content Too Large", "the request body exceeds "+strconv.FormatInt(o.maxBodyBytes, 10)+" bytes", 0)
+		return
+	}
 	o.forward(w, r, rt, upstreamRest, reqID, true)
 }
 
@@ -105,11 +113,22 @@ func (o *Orchestrator) forward(w http.ResponseWriter, r *http.Request, rt *route
 		// failed mid-copy with panic(http.ErrAbortHandler)), so the breaker's
 		// permit is always returned.
 		st.finish()
-		failed := st.failed()
-		rt.breaker.record(failed)
-		rt.traffic.record(failed)
+		switch st.outcome() {
+		case outcomeSuccess:
+			rt.breaker.record(false)
+			rt.traffic.record(false)
+		case outcomeFailure:
+			rt.breaker.record(true)
+			rt.traffic.record(true)
+		case outcomeUnknown:
+			rt.breaker.abandon()
+		}
 	}()
-	o.proxy.ServeHTTP(w, r.WithContext(st))
+	out := r.WithContext(st)
+	if o.maxBodyBytes > 0 && r.Body != nil && r.Body != http.NoBody {
+		out.Body = http.MaxBytesReader(w, r.Body, o.maxBodyBytes)
+	}
+	o.proxy.ServeHTTP(w, out)
 }
 
 // unavailable answers when rt cannot serve: with the fallback when one is
@@ -176,6 +195,9 @@ type proxyState struct {
 	// status is the upstream's status; err is set when no response came.
 	status int
 	err    error
+	// bodyTooLarge is set (by the transport's writer goroutine) when the
+	// client's body passed the max_body_bytes cap.
+	bodyTooLarge atomic.Bool
 
 	body timedBody
 
@@ -212,14 +234,29 @@ func (st *proxyState) finish() {
 	st.cancel(context.Canceled)
 }
 
-// failed says whether the outcome counts against the breaker: a transport
-// error, a timeout, or a failure status. A client that went away says
-// nothing about the upstream.
-func (st *proxyState) failed() bool {
+type outcome uint8
+
+const (
+	outcomeSuccess outcome = iota
+	outcomeFailure
+	// outcomeUnknown: the client went away (or sent too much) before the
+	// upstream answered, which says nothing about the upstream.
+	outcomeUnknown
+)
+
+// outcome says how the request counts for the breaker: a transport error,
+// a timeout or a failure status is a failure.
+func (st *proxyState) outcome() outcome {
 	if st.err != nil {
-		return !st.clientGo
+		if st.clientGo {
+			return outcomeUnknown
+		}
+		return outcomeFailure
 	}
-	return st.route.breaker.isFailure(st.status)
+	if st.route.breaker.isFailure(st.status) {
+		return outcomeFailure
+	}
+	return outcomeSuccess
 }
 
 // timedBody restarts the header timeout on every chunk of request body read.
@@ -232,6 +269,10 @@ func (b *timedBody) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
 	if n > 0 || err == io.EOF {
 		b.st.timeout.progress()
+	}
+	var tooLarge *http.MaxBytesError
+	if err != nil && err != io.EOF && errors.As(err, &tooLarge) {
+		b.st.bodyTooLarge.Store(true)
 	}
 	return n, err
 }
@@ -261,19 +302,22 @@ func (o *Orchestrator) rewrite(pr *httputil.ProxyRequest) {
 	out.URL.Host = rt.target.Host
 	out.URL.Opaque = ""
 	out.URL.User = nil
-	if strings.IndexByte(joined, '%') >= 0 {
-		out.URL.RawPath = joined
-		if p, err := url.PathUnescape(joined); err == nil {
-			out.URL.Path = p
-		}
+	// RawPath always: url.URL re-encodes sub-delims such as ' ( ) * ! in
+	// Path alone, and the upstream must get the path byte for byte.
+	if p, err := url.PathUnescape(joined); err == nil {
+		out.URL.Path, out.URL.RawPath = p, joined
 	} else {
-		out.URL.Path = joined
-		out.URL.RawPath = ""
+		out.URL.Path, out.URL.RawPath = joined, ""
 	}
 	// Byte for byte: httputil re-encodes queries it considers unparsable.
 	out.URL.RawQuery = in.URL.RawQuery
 	out.URL.ForceQuery = in.URL.ForceQuery
 	out.URL.Fragment, out.URL.RawFragment = "", ""
+	// Request trailers: the server fills in.Trailer when the body reaches
+	// EOF, but httputil's clone of the map keeps only the declared keys with
+	// nil values, so none would be sent. Share the inbound map: the
+	// transport reads it only after it has read the body to EOF.
+	out.Trailer = in.Trailer
 	if rt.ep.PreserveHost {
 		out.Host = in.Host
 	} else {
@@ -384,6 +428,16 @@ func (o *Orchestrator) proxyError(w http.ResponseWriter, outreq *http.Request, e
 		// nginx's 499 is what the access log will show.
 		st.clientGo = true
 		st.status = 499
+		return
+	}
+	var tooLarge *http.MaxBytesError
+	if st.bodyTooLarge.Load() || errors.As(err, &tooLarge) {
+		// The client's fault, not the upstream's.
+		st.clientGo = true
+		st.status = http.StatusRequestEntityTooLarge
+		w.Header()["X-Request-Id"] = []string{st.reqID}
+		w.Header()["Connection"] = []string{"close"}
+		o.writeProblem(w, st.in, st.reqID, st.route, st.status, "body-too-large", "Content Too Large", "the request body exceeds "+strconv.FormatInt(o.maxBodyBytes, 10)+" bytes", 0)
 		return
 	}
 	st.status = http.StatusBadGateway

@@ -1,0 +1,353 @@
+package orchestrator
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/orchestrator-go/orchestrator/internal/yamlconf"
+)
+
+// Config is the whole configuration file of the reference server. YAML and
+// JSON use the same snake_case names. Every section is optional; zero values
+// take the documented defaults.
+type Config struct {
+	Server         ServerConfig         `json:"server" yaml:"server"`
+	Admin          AdminConfig          `json:"admin" yaml:"admin"`
+	Registry       RegistryConfig       `json:"registry" yaml:"registry"`
+	Logging        LoggingConfig        `json:"logging" yaml:"logging"`
+	CORS           CORSConfig           `json:"cors" yaml:"cors"`
+	CircuitBreaker CircuitBreakerConfig `json:"circuit_breaker" yaml:"circuit_breaker"`
+	HealthCheck    HealthCheckConfig    `json:"health_check" yaml:"health_check"`
+	Endpoints      []Endpoint           `json:"endpoints" yaml:"endpoints"`
+}
+
+// ServerConfig configures the main listener. Changes take effect at the next
+// restart; a reload applies endpoints and the breaker and health defaults.
+type ServerConfig struct {
+	// Host to listen on. Default 0.0.0.0.
+	Host string `json:"host,omitempty" yaml:"host,omitempty"`
+	// Port to listen on. Default 8000.
+	Port int `json:"port,omitempty" yaml:"port,omitempty"`
+	// Prefix the gateway serves under. Default /orchestrator.
+	Prefix string `json:"prefix,omitempty" yaml:"prefix,omitempty"`
+	// ShutdownTimeout bounds how long in-flight requests may finish after
+	// SIGINT/SIGTERM. Default 30s.
+	ShutdownTimeout Duration `json:"shutdown_timeout,omitempty" yaml:"shutdown_timeout,omitempty"`
+	// ReadHeaderTimeout cuts clients that send headers too slowly
+	// (slowloris). Default 10s.
+	ReadHeaderTimeout Duration `json:"read_header_timeout,omitempty" yaml:"read_header_timeout,omitempty"`
+	// ReadTimeout bounds reading a whole request, body included. Default
+	// none: uploads stream for as long as they flow.
+	ReadTimeout Duration `json:"read_timeout,omitempty" yaml:"read_timeout,omitempty"`
+	// WriteTimeout bounds writing a response. Default none, so that
+	// server-sent events and long downloads are not cut.
+	WriteTimeout Duration `json:"write_timeout,omitempty" yaml:"write_timeout,omitempty"`
+	// IdleTimeout closes idle keep-alive connections. Default 120s.
+	IdleTimeout Duration `json:"idle_timeout,omitempty" yaml:"idle_timeout,omitempty"`
+	// MaxHeaderBytes caps request headers (431 past it). Default 1 MiB.
+	MaxHeaderBytes int `json:"max_header_bytes,omitempty" yaml:"max_header_bytes,omitempty"`
+	// MaxBodyBytes caps request bodies (413 past it). Default: no limit.
+	MaxBodyBytes int64 `json:"max_body_bytes,omitempty" yaml:"max_body_bytes,omitempty"`
+	// TLS serves HTTPS (with HTTP/2) when both files are set.
+	TLS TLSConfig `json:"tls" yaml:"tls"`
+	// TrustedProxies lists the CIDRs (or single addresses) whose
+	// X-Forwarded-* headers are kept and appended to. Default none.
+	TrustedProxies []string `json:"trusted_proxies,omitempty" yaml:"trusted_proxies,omitempty"`
+}
+
+// TLSConfig names a certificate and its key, PEM encoded.
+type TLSConfig struct {
+	CertFile string `json:"cert_file,omitempty" yaml:"cert_file,omitempty"`
+	KeyFile  string `json:"key_file,omitempty" yaml:"key_file,omitempty"`
+}
+
+// AdminConfig configures the admin API.
+type AdminConfig struct {
+	// Listen is a separate address for the admin API, such as
+	// "127.0.0.1:9000". Default: the admin routes are served at the root of
+	// the main listener.
+	Listen string `json:"listen,omitempty" yaml:"listen,omitempty"`
+	// Token, when set, is required as "Authorization: Bearer <token>" on
+	// every admin route but /health and /metrics. The environment variable
+	// ORCHESTRATOR_ADMIN_TOKEN overrides it. Without a token the admin API
+	// answers loopback clients only. It is never shown by the API.
+	Token string `json:"token,omitempty" yaml:"token,omitempty"`
+	// AllowedOrigins lists the browser origins allowed to call the admin
+	// API. Default none: a request with an Origin header gets 403.
+	AllowedOrigins []string `json:"allowed_origins,omitempty" yaml:"allowed_origins,omitempty"`
+}
+
+// RegistryConfig configures where API-registered endpoints are kept.
+type RegistryConfig struct {
+	// StateFile, when set, persists endpoints registered through the admin
+	// API (written atomically) and restores them at start.
+	StateFile string `json:"state_file,omitempty" yaml:"state_file,omitempty"`
+}
+
+// LoggingConfig configures the server's logs.
+type LoggingConfig struct {
+	// Level is debug, info, warn or error. Default info.
+	Level string `json:"level,omitempty" yaml:"level,omitempty"`
+	// Format is json or text. Default json.
+	Format string `json:"format,omitempty" yaml:"format,omitempty"`
+	// AccessLog writes one line per proxied request. Default true.
+	AccessLog *bool `json:"access_log,omitempty" yaml:"access_log,omitempty"`
+}
+
+// CORSConfig makes the gateway answer CORS itself for proxied routes. With
+// no allowed origins (the default) it stays out of the way and the
+// backends' own CORS headers pass through.
+type CORSConfig struct {
+	// AllowedOrigins lists exact origins, or "*" for any.
+	AllowedOrigins []string `json:"allowed_origins,omitempty" yaml:"allowed_origins,omitempty"`
+	// AllowedMethods answered to preflights. Default GET, HEAD, POST, PUT,
+	// PATCH, DELETE, OPTIONS.
+	AllowedMethods []string `json:"allowed_methods,omitempty" yaml:"allowed_methods,omitempty"`
+	// AllowedHeaders answered to preflights. Default: whatever the preflight
+	// asks for.
+	AllowedHeaders []string `json:"allowed_headers,omitempty" yaml:"allowed_headers,omitempty"`
+	// ExposedHeaders lists response headers a browser script may read.
+	ExposedHeaders []string `json:"exposed_headers,omitempty" yaml:"exposed_headers,omitempty"`
+	// AllowCredentials lets browsers send cookies and Authorization.
+	AllowCredentials bool `json:"allow_credentials,omitempty" yaml:"allow_credentials,omitempty"`
+	// MaxAge lets browsers cache a preflight answer. Default 10m.
+	MaxAge Duration `json:"max_age,omitempty" yaml:"max_age,omitempty"`
+}
+
+// Server defaults, per DESIGN.md.
+const (
+	DefaultHost              = "0.0.0.0"
+	DefaultPort              = 8000
+	DefaultShutdownTimeout   = 30 * time.Second
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultIdleTimeout       = 120 * time.Second
+	DefaultMaxHeaderBytes    = 1 << 20
+)
+
+// WithDefaults returns c with every unset server and logging field filled
+// in. Breaker and health defaults are applied per endpoint by New.
+func (c Config) WithDefaults() Config {
+	s := &c.Server
+	if s.Host == "" {
+		s.Host = DefaultHost
+	}
+	if s.Port == 0 {
+		s.Port = DefaultPort
+	}
+	if s.Prefix == "" {
+		s.Prefix = DefaultPrefix
+	}
+	if s.ShutdownTimeout == 0 {
+		s.ShutdownTimeout = Duration(DefaultShutdownTimeout)
+	}
+	if s.ReadHeaderTimeout == 0 {
+		s.ReadHeaderTimeout = Duration(DefaultReadHeaderTimeout)
+	}
+	if s.IdleTimeout == 0 {
+		s.IdleTimeout = Duration(DefaultIdleTimeout)
+	}
+	if s.MaxHeaderBytes == 0 {
+		s.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if c.Logging.Level == "" {
+		c.Logging.Level = "info"
+	}
+	if c.Logging.Format == "" {
+		c.Logging.Format = "json"
+	}
+	return c
+}
+
+// AccessLogEnabled reports whether access lines are written (default true).
+func (l LoggingConfig) AccessLogEnabled() bool { return l.AccessLog == nil || *l.AccessLog }
+
+// Validate checks the whole configuration and returns a *ValidationError
+// listing every problem with its field path, or nil.
+func (c Config) Validate() error {
+	var errs ValidationError
+	s := c.Server
+	if s.Port < 0 || s.Port > 65535 {
+		errs.add("server.port", fmt.Sprintf("%d is not a TCP port (1-65535)", s.Port))
+	}
+	if s.Host != "" && strings.ContainsAny(s.Host, " /") {
+		errs.add("server.host", fmt.Sprintf("%q is not a host name or address", s.Host))
+	}
+	if s.Prefix != "" {
+		if err := WithPrefix(s.Prefix)(&options{}); err != nil {
+			errs.add("server.prefix", fmt.Sprintf("%q must be an absolute path such as /orchestrator", s.Prefix))
+		}
+	}
+	if s.MaxHeaderBytes < 0 {
+		errs.add("server.max_header_bytes", "must not be negative")
+	}
+	if s.MaxBodyBytes < 0 {
+		errs.add("server.max_body_bytes", "must not be negative")
+	}
+	if (s.TLS.CertFile == "") != (s.TLS.KeyFile == "") {
+		errs.add("server.tls", "cert_file and key_file must be set together")
+	}
+	for i, p := range s.TrustedProxies {
+		if _, err := ParseTrustedProxy(p); err != nil {
+			errs.add(fmt.Sprintf("server.trusted_proxies[%d]", i), err.Error())
+		}
+	}
+	if a := c.Admin.Listen; a != "" {
+		if _, port, err := net.SplitHostPort(a); err != nil {
+			errs.add("admin.listen", fmt.Sprintf("%q must be host:port, such as 127.0.0.1:9000", a))
+		} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			errs.add("admin.listen", fmt.Sprintf("%q has an invalid port", a))
+		}
+	}
+	for i, o := range c.Admin.AllowedOrigins {
+		if !validOrigin(o) {
+			errs.add(fmt.Sprintf("admin.allowed_origins[%d]", i), fmt.Sprintf("%q must be an origin such as https://admin.example.com", o))
+		}
+	}
+	for i, o := range c.CORS.AllowedOrigins {
+		if o != "*" && !validOrigin(o) {
+			errs.add(fmt.Sprintf("cors.allowed_origins[%d]", i), fmt.Sprintf("%q must be \"*\" or an origin such as https://app.example.com", o))
+		}
+	}
+	if c.CORS.AllowCredentials && slices.Contains(c.CORS.AllowedOrigins, "*") {
+		errs.add("cors.allow_credentials", "cannot be combined with the \"*\" origin (browsers refuse it); list the origins")
+	}
+	switch strings.ToLower(c.Logging.Level) {
+	case "", "debug", "info", "warn", "warning", "error":
+	default:
+		errs.add("logging.level", fmt.Sprintf("unknown level %q; want debug, info, warn or error", c.Logging.Level))
+	}
+	switch c.Logging.Format {
+	case "", "json", "text":
+	default:
+		errs.add("logging.format", fmt.Sprintf("unknown format %q; want json or text", c.Logging.Format))
+	}
+	c.CircuitBreaker.validate("circuit_breaker", &errs)
+	c.HealthCheck.validate("health_check", &errs)
+	validateSet(c.Endpoints, "endpoints", &errs)
+	// Fallback endpoints must exist in the file (API endpoints may come and
+	// go; a config fallback must not depend on them).
+	ids := make(map[string]bool, len(c.Endpoints))
+	for _, ep := range c.Endpoints {
+		ids[ep.EndpointID()] = true
+	}
+	for i, ep := range c.Endpoints {
+		if f := ep.Fallback; f != nil && f.Strategy == FallbackEndpoint && f.Endpoint != "" && f.Endpoint != ep.EndpointID() && !ids[f.Endpoint] {
+			errs.add(fmt.Sprintf("endpoints[%d].fallback.endpoint", i), fmt.Sprintf("no endpoint in this file has id %q", f.Endpoint))
+		}
+	}
+	return errs.orNil()
+}
+
+func validOrigin(o string) bool {
+	scheme, host, ok := strings.Cut(o, "://")
+	return ok && (scheme == "http" || scheme == "https") && host != "" && !strings.ContainsAny(host, "/?# ")
+}
+
+// ParseTrustedProxy parses a CIDR ("10.0.0.0/8") or a single address.
+func ParseTrustedProxy(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not a CIDR such as 10.0.0.0/8", s)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an IP address or CIDR", s)
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+}
+
+// ConfigError lists every problem of a configuration file, each located by
+// line and column. Its Error method prints one "file:line:column: message"
+// line per problem, the format editors and CI annotate.
+type ConfigError struct {
+	// File is the file name as given (may be empty for inline data).
+	File string `json:"file,omitempty"`
+	// Errors holds the problems in file order.
+	Errors []FieldError `json:"errors"`
+}
+
+// Error prints one "file:line:column: field: message" per problem.
+func (e *ConfigError) Error() string {
+	var b strings.Builder
+	for i, fe := range e.Errors {
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		name := e.File
+		if name == "" {
+			name = "config"
+		}
+		fmt.Fprintf(&b, "%s:%d:%d: ", name, fe.Line, fe.Column)
+		if fe.Field != "" {
+			b.WriteString(fe.Field + ": ")
+		}
+		b.WriteString(fe.Message)
+	}
+	return b.String()
+}
+
+// Is reports ErrInvalid as matching.
+func (e *ConfigError) Is(target error) bool { return target == ErrInvalid }
+
+// ParseConfig decodes and validates a YAML (or JSON, which is YAML)
+// configuration. Unknown fields, wrong types and invalid values are all
+// reported together in a *ConfigError; name is used in its messages.
+func ParseConfig(data []byte, name string) (*Config, error) {
+	var cfg Config
+	doc, problems := yamlconf.Decode(data, &cfg)
+	if len(problems) > 0 {
+		ce := &ConfigError{File: name}
+		for _, p := range problems {
+			ce.Errors = append(ce.Errors, FieldError{Field: p.Path, Message: p.Message, Line: p.Line, Column: p.Column})
+		}
+		return nil, ce
+	}
+	if err := cfg.Validate(); err != nil {
+		ce := &ConfigError{File: name}
+		for _, fe := range err.(*ValidationError).Errors {
+			fe.Line, fe.Column = doc.Locate(fe.Field)
+			ce.Errors = append(ce.Errors, fe)
+		}
+		slices.SortStableFunc(ce.Errors, func(a, b FieldError) int {
+			if a.Line != b.Line {
+				return a.Line - b.Line
+			}
+			return a.Column - b.Column
+		})
+		return nil, ce
+	}
+	return &cfg, nil
+}
+
+// LoadConfig reads and parses a configuration file.
+func LoadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return ParseConfig(data, path)
+}
+
+// Redacted returns a copy with secrets replaced, fit to show or log.
+func (c Config) Redacted() Config {
+	if c.Admin.Token != "" {
+		c.Admin.Token = "[redacted]"
+	}
+	return c
+}
+
+// String renders the redacted configuration as JSON.
+func (c Config) String() string {
+	b, _ := json.Marshal(c.Redacted())
+	return string(b)
+}

@@ -1,0 +1,314 @@
+// Package yamlconf decodes YAML configuration strictly and reports every
+// problem with its line and column: unknown fields (with a suggestion when a
+// known field is one typo away) and values of the wrong type are collected
+// in one pass over the document, before anything is decoded, so a user fixes
+// a file in one round instead of one error at a time.
+package yamlconf
+
+import (
+	"encoding"
+	"errors"
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+
+	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/parser"
+	"github.com/goccy/go-yaml/token"
+)
+
+// Problem is one error located in the source.
+type Problem struct {
+	// Path is the field path without the leading "$.", such as
+	// "endpoints[2].timeout".
+	Path string
+	// Line and Column are 1-based; 0 when unknown.
+	Line, Column int
+	Message      string
+}
+
+// Document is a parsed YAML file that can locate field paths.
+type Document struct {
+	file *ast.File
+}
+
+// Decode parses data, checks it against v's type and, when no problem was
+// found, decodes it into v (a pointer to a struct with yaml tags).
+func Decode(data []byte, v any) (*Document, []Problem) {
+	file, err := parser.ParseBytes(data, 0)
+	if err != nil {
+		return nil, []Problem{fromYAMLError(err)}
+	}
+	doc := &Document{file: file}
+	var problems []Problem
+	for _, d := range file.Docs {
+		if d.Body == nil {
+			continue
+		}
+		check(d.Body, reflect.TypeOf(v).Elem(), "", &problems)
+	}
+	if len(problems) > 0 {
+		return doc, problems
+	}
+	if err := yaml.UnmarshalWithOptions(data, v); err != nil {
+		return doc, []Problem{fromYAMLError(err)}
+	}
+	return doc, nil
+}
+
+// Locate returns the position of the node at path ("endpoints[2].url"),
+// or of its nearest existing ancestor (a missing required field is reported
+// where its parent is).
+func (d *Document) Locate(path string) (line, column int) {
+	if d == nil {
+		return 0, 0
+	}
+	for path != "" {
+		if p, err := yaml.PathString("$." + path); err == nil {
+			if n, err := p.FilterFile(d.file); err == nil && n != nil {
+				if tk := n.GetToken(); tk != nil && tk.Position != nil {
+					return tk.Position.Line, tk.Position.Column
+				}
+			}
+		}
+		i := strings.LastIndexAny(path, ".[")
+		if i <= 0 {
+			break
+		}
+		path = path[:i]
+	}
+	return 1, 1
+}
+
+type yamlError interface {
+	GetToken() *token.Token
+	GetMessage() string
+}
+
+func fromYAMLError(err error) Problem {
+	var ye yamlError
+	if errors.As(err, &ye) {
+		p := Problem{Message: ye.GetMessage()}
+		if tk := ye.GetToken(); tk != nil && tk.Position != nil {
+			p.Line, p.Column = tk.Position.Line, tk.Position.Column
+		}
+		return p
+	}
+	return Problem{Message: err.Error()}
+}
+
+var textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
+
+func at(n ast.Node, path, msg string) Problem {
+	p := Problem{Path: path, Message: msg}
+	if tk := n.GetToken(); tk != nil && tk.Position != nil {
+		p.Line, p.Column = tk.Position.Line, tk.Position.Column
+	}
+	return p
+}
+
+func join(path, field string) string {
+	if path == "" {
+		return field
+	}
+	return path + "." + field
+}
+
+// check walks n alongside t and records unknown fields and type mismatches.
+func check(n ast.Node, t reflect.Type, path string, problems *[]Problem) {
+	for {
+		switch v := n.(type) {
+		case *ast.AnchorNode:
+			n = v.Value
+			continue
+		case *ast.TagNode:
+			n = v.Value
+			continue
+		case *ast.AliasNode:
+			return // checked where the anchor is
+		case *ast.CommentGroupNode:
+			return
+		}
+		break
+	}
+	if n == nil {
+		return
+	}
+	if _, ok := n.(*ast.NullNode); ok {
+		return
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if reflect.PointerTo(t).Implements(textUnmarshaler) {
+		s, ok := scalar(n)
+		if !ok {
+			*problems = append(*problems, at(n, path, "must be a single value"))
+			return
+		}
+		if err := reflect.New(t).Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(s)); err != nil {
+			*problems = append(*problems, at(n, path, err.Error()))
+		}
+		return
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		pairs, ok := mappingPairs(n)
+		if !ok {
+			*problems = append(*problems, at(n, path, "must be a mapping of field: value"))
+			return
+		}
+		fields := structFields(t)
+		for _, kv := range pairs {
+			if _, merge := kv.Key.(*ast.MergeKeyNode); merge {
+				continue
+			}
+			key := kv.Key.String()
+			f, ok := fields[key]
+			if !ok {
+				msg := fmt.Sprintf("unknown field %q", key)
+				if s := suggest(key, fields); s != "" {
+					msg += fmt.Sprintf(" (did you mean %q?)", s)
+				}
+				*problems = append(*problems, at(kv.Key, join(path, key), msg))
+				continue
+			}
+			check(kv.Value, f, join(path, key), problems)
+		}
+	case reflect.Map:
+		pairs, ok := mappingPairs(n)
+		if !ok {
+			*problems = append(*problems, at(n, path, "must be a mapping"))
+			return
+		}
+		for _, kv := range pairs {
+			check(kv.Value, t.Elem(), join(path, kv.Key.String()), problems)
+		}
+	case reflect.Slice:
+		seq, ok := n.(*ast.SequenceNode)
+		if !ok {
+			*problems = append(*problems, at(n, path, "must be a list"))
+			return
+		}
+		for i, item := range seq.Values {
+			check(item, t.Elem(), fmt.Sprintf("%s[%d]", path, i), problems)
+		}
+	case reflect.String:
+		if _, ok := scalar(n); !ok {
+			*problems = append(*problems, at(n, path, "must be a string"))
+		}
+	case reflect.Bool:
+		if _, ok := n.(*ast.BoolNode); !ok {
+			*problems = append(*problems, at(n, path, "must be true or false"))
+		}
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		s, ok := n.(*ast.IntegerNode)
+		if !ok {
+			*problems = append(*problems, at(n, path, "must be a whole number"))
+			return
+		}
+		if _, err := strconv.ParseInt(strings.ReplaceAll(s.GetToken().Value, "_", ""), 0, 64); err != nil {
+			*problems = append(*problems, at(n, path, "is out of range"))
+		}
+	case reflect.Float32, reflect.Float64:
+		switch n.(type) {
+		case *ast.IntegerNode, *ast.FloatNode:
+		default:
+			*problems = append(*problems, at(n, path, "must be a number"))
+		}
+	}
+}
+
+// scalar returns a scalar node's text.
+func scalar(n ast.Node) (string, bool) {
+	switch v := n.(type) {
+	case *ast.StringNode:
+		return v.Value, true
+	case *ast.LiteralNode:
+		return v.Value.Value, true
+	case *ast.IntegerNode, *ast.FloatNode, *ast.BoolNode, *ast.InfinityNode, *ast.NanNode:
+		return v.GetToken().Value, true
+	}
+	return "", false
+}
+
+func mappingPairs(n ast.Node) ([]*ast.MappingValueNode, bool) {
+	switch v := n.(type) {
+	case *ast.MappingNode:
+		return v.Values, true
+	case *ast.MappingValueNode:
+		return []*ast.MappingValueNode{v}, true
+	}
+	return nil, false
+}
+
+// structFields maps yaml names to field types, following embedded structs.
+func structFields(t reflect.Type) map[string]reflect.Type {
+	out := make(map[string]reflect.Type, t.NumField())
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		tag := f.Tag.Get("yaml")
+		if tag == "-" {
+			continue
+		}
+		name, opts, _ := strings.Cut(tag, ",")
+		if f.Anonymous && (name == "" || strings.Contains(opts, "inline")) {
+			ft := f.Type
+			for ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			if ft.Kind() == reflect.Struct {
+				for k, v := range structFields(ft) {
+					out[k] = v
+				}
+				continue
+			}
+		}
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		out[name] = f.Type
+	}
+	return out
+}
+
+// suggest returns the known field closest to key when it is a likely typo.
+func suggest(key string, fields map[string]reflect.Type) string {
+	best, bestDist := "", 3
+	for name := range fields {
+		if d := distance(strings.ToLower(key), name); d < bestDist || (d == bestDist && best != "" && name < best) {
+			best, bestDist = name, d
+		}
+	}
+	if bestDist > 2 {
+		return ""
+	}
+	return best
+}
+
+// distance is the Levenshtein distance.
+func distance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
