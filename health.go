@@ -246,8 +246,9 @@ func (o *Orchestrator) runProbe(ctx context.Context, rt *route) HealthStatus {
 }
 
 // CheckHealth probes the endpoint now, outside its schedule, and returns its
-// view afterwards. Endpoints without an active check get ErrNotFound wrapped
-// with an explanation. Safe for concurrent use.
+// view afterwards. An endpoint without an active check (no
+// health_check_path, checks disabled) is not probed: its view says
+// Health.Active false. Unknown ids get ErrNotFound. Safe for concurrent use.
 func (o *Orchestrator) CheckHealth(ctx context.Context, id string) (RegisteredEndpoint, error) {
 	rt := o.table.Load().byID[id]
 	if rt == nil {

@@ -165,7 +165,7 @@ func check(n ast.Node, t reflect.Type, path string, problems *[]Problem) {
 			if _, merge := kv.Key.(*ast.MergeKeyNode); merge {
 				continue
 			}
-			key := kv.Key.String()
+			key := keyString(kv.Key)
 			f, ok := fields[key]
 			if !ok {
 				msg := fmt.Sprintf("unknown field %q", key)
@@ -184,7 +184,7 @@ func check(n ast.Node, t reflect.Type, path string, problems *[]Problem) {
 			return
 		}
 		for _, kv := range pairs {
-			check(kv.Value, t.Elem(), join(path, kv.Key.String()), problems)
+			check(kv.Value, t.Elem(), join(path, keyString(kv.Key)), problems)
 		}
 	case reflect.Slice:
 		seq, ok := n.(*ast.SequenceNode)
@@ -220,6 +220,15 @@ func check(n ast.Node, t reflect.Type, path string, problems *[]Problem) {
 			*problems = append(*problems, at(n, path, "must be a number"))
 		}
 	}
+}
+
+// keyString returns a mapping key as written, without the quotes of a
+// quoted key ("endpoints" in JSON).
+func keyString(k ast.MapKeyNode) string {
+	if s, ok := scalar(k); ok {
+		return s
+	}
+	return k.String()
 }
 
 // scalar returns a scalar node's text.

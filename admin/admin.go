@@ -1,0 +1,289 @@
+package admin
+
+import (
+	"context"
+	"crypto/sha256"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/orchestrator-go/orchestrator"
+)
+
+// ConfigStatus is the body of GET /config/status: where the applied
+// configuration came from and how its reloads went.
+type ConfigStatus struct {
+	// Path is the config file's path; empty when there is no file.
+	Path string `json:"path"`
+	// Version identifies the applied file's content, such as a short
+	// sha256 of its bytes; empty when nothing is applied.
+	Version string `json:"version"`
+	// LoadedAt is when the applied config was loaded; nil when never.
+	LoadedAt *time.Time `json:"loaded_at"`
+	// ReloadCount counts successful reloads since start.
+	ReloadCount int64 `json:"reload_count"`
+	// LastError is the last failed load's error, nil when the last load
+	// succeeded. The admin API removes the admin token from it.
+	LastError *string `json:"last_error"`
+	// LastErrorAt is when LastError happened.
+	LastErrorAt *time.Time `json:"last_error_at"`
+	// Watching is true while the file is watched for changes.
+	Watching bool `json:"watching"`
+}
+
+// ConfigManager is what the admin API needs from whoever owns the config
+// file; the reference server implements it. Implementations must be safe
+// for concurrent use. Options.Config may be nil: then /config/status answers
+// a status with an empty path and /config/reload and /registry/sync answer
+// 409 "no config file".
+type ConfigManager interface {
+	// Status reports the file's path, version and reload history.
+	Status() ConfigStatus
+	// Reload re-reads the file and applies it as one change. A
+	// *orchestrator.ConfigError (or *orchestrator.ValidationError) means the
+	// file is invalid and nothing changed: the admin API answers 400 listing
+	// every error.
+	Reload(ctx context.Context) error
+	// Sync re-applies the applied file's endpoints to the orchestrator,
+	// undoing any drift (POST /registry/sync).
+	Sync(ctx context.Context) error
+	// Config returns the applied configuration. GET /config/endpoints lists
+	// its Endpoints; the admin API only ever shows it Redacted.
+	Config() orchestrator.Config
+}
+
+// Options configures New. The zero value is usable: no token (loopback
+// clients only), no browser origins, no config file, no metrics.
+type Options struct {
+	// Token, when not empty, is required as "Authorization: Bearer <token>"
+	// on every route but /health and /metrics; it is compared in constant
+	// time and never logged or shown. Default "": no token, and every route
+	// but /health and /metrics answers loopback clients with a loopback Host
+	// header only.
+	Token string
+	// AllowedOrigins lists the browser origins ("https://ops.example.com",
+	// scheme://host[:port], compared case-insensitively) allowed to call the
+	// admin API; they also get CORS headers and preflight answers. A request
+	// with any other Origin gets 403, except the admin's own origin
+	// ("http://" or "https://" followed by the request's Host), so that
+	// /docs can call the API. "*" has no special meaning. Default none.
+	AllowedOrigins []string
+	// Config is the owner of the config file. Default nil: no config file.
+	Config ConfigManager
+	// Metrics serves GET /metrics (Prometheus text). Default nil: /metrics
+	// answers a 404 problem.
+	Metrics http.Handler
+	// Draining reports whether the server is shutting down; while it returns
+	// true /health answers 503 {"status":"draining"}. Default nil: never.
+	Draining func() bool
+	// Logger receives one line per admin request (debug for reads, info for
+	// changes, warn for refusals, error for failures) with the attribute
+	// logger=orchestrator.admin. Headers are never logged. Default
+	// slog.Default().
+	Logger *slog.Logger
+	// Version is the gateway's version, shown by /health/status. Default "".
+	Version string
+}
+
+// Route describes one route the Handler serves.
+type Route struct {
+	// Method is the HTTP method: GET (which also answers HEAD), POST, PUT
+	// or DELETE.
+	Method string
+	// Pattern is the path pattern as net/http.ServeMux spells it, such as
+	// "/health/endpoints/{id}" or "/router/debug/{path...}".
+	Pattern string
+	// Summary says in one line what the route does.
+	Summary string
+	// Open is true for routes that need no authentication (/health and
+	// /metrics).
+	Open bool
+}
+
+// Handler is the admin API, an http.Handler. Create it with New. It is safe
+// for concurrent use.
+type Handler struct {
+	o       *orchestrator.Orchestrator
+	opts    Options
+	log     *slog.Logger
+	routes  []route
+	mux     *http.ServeMux
+	started time.Time
+
+	tokenHash [sha256.Size]byte
+	origins   map[string]bool
+
+	pages pages
+}
+
+// route is one row of the route table that both Routes and the mux are
+// built from, so that they cannot disagree.
+type route struct {
+	Route
+	fn handlerFunc
+}
+
+// handlerFunc serves one admin request. It writes a success response and
+// returns nil, or writes nothing and returns the error that writeError turns
+// into a problem document.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// maxBodyBytes caps every request body.
+const maxBodyBytes = 1 << 20
+
+// New returns the admin API for o. It panics if o is nil: that is a
+// programming error, not a runtime condition.
+func New(o *orchestrator.Orchestrator, opts Options) *Handler {
+	if o == nil {
+		panic("admin: New(nil orchestrator)")
+	}
+	h := &Handler{
+		o:       o,
+		opts:    opts,
+		started: time.Now(),
+		origins: make(map[string]bool, len(opts.AllowedOrigins)),
+	}
+	h.opts.AllowedOrigins = slices.Clone(opts.AllowedOrigins)
+	for _, origin := range opts.AllowedOrigins {
+		h.origins[normalizeOrigin(origin)] = true
+	}
+	if opts.Token != "" {
+		h.tokenHash = sha256.Sum256([]byte(opts.Token))
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	h.log = logger.With(slog.String("logger", "orchestrator.admin"))
+	h.pages = mustLoadPages()
+
+	h.routes = []route{
+		{Route{http.MethodGet, "/health", "Liveness of the gateway itself", true}, h.getHealth},
+		{Route{http.MethodGet, "/health/status", "Gateway status, version, uptime and endpoint counts", false}, h.getHealthStatus},
+		{Route{http.MethodGet, "/health/endpoints", "Every endpoint with its health", false}, h.getHealthEndpoints},
+		{Route{http.MethodGet, "/health/endpoints/{id}", "One endpoint with its health", false}, h.getEndpoint},
+		{Route{http.MethodGet, "/health/unhealthy", "The unhealthy endpoints", false}, h.getUnhealthy},
+		{Route{http.MethodGet, "/health/summary", "Endpoint counts by status and by circuit-breaker state", false}, h.getHealthSummary},
+		{Route{http.MethodPost, "/health/check/{id}", "Probe an endpoint now", false}, h.postHealthCheck},
+
+		{Route{http.MethodGet, "/config/status", "Config file path, version and reload history", false}, h.getConfigStatus},
+		{Route{http.MethodGet, "/config/endpoints", "The endpoints of the applied config", false}, h.getConfigEndpoints},
+		{Route{http.MethodPost, "/config/reload", "Re-read and apply the config file", false}, h.postConfigReload},
+		{Route{http.MethodPost, "/config/validate", "Validate a YAML or JSON config without applying it", false}, h.postConfigValidate},
+
+		{Route{http.MethodGet, "/registry/endpoints", "List registered endpoints", false}, h.getRegistryEndpoints},
+		{Route{http.MethodPost, "/registry/endpoints", "Register an endpoint", false}, h.postRegistryEndpoint},
+		{Route{http.MethodGet, "/registry/endpoints/{id}", "Get a registered endpoint", false}, h.getRegistryEndpoint},
+		{Route{http.MethodPut, "/registry/endpoints/{id}", "Replace an API-owned endpoint's config", false}, h.putRegistryEndpoint},
+		{Route{http.MethodDelete, "/registry/endpoints/{id}", "Deregister an API-owned endpoint", false}, h.deleteRegistryEndpoint},
+		{Route{http.MethodGet, "/registry/stats", "Endpoint counts by source, status and circuit-breaker state", false}, h.getRegistryStats},
+		{Route{http.MethodPost, "/registry/sync", "Re-apply the config file's endpoints", false}, h.postRegistrySync},
+
+		{Route{http.MethodGet, "/circuit-breaker/status", "Every endpoint's circuit breaker", false}, h.getBreakers},
+		{Route{http.MethodGet, "/circuit-breaker/endpoints/{id}", "One endpoint's circuit breaker", false}, h.getBreaker},
+		{Route{http.MethodGet, "/circuit-breaker/open", "The open circuit breakers", false}, h.getOpenBreakers},
+		{Route{http.MethodPost, "/circuit-breaker/reset/{id}", "Close an endpoint's circuit breaker", false}, h.postResetBreaker},
+		{Route{http.MethodPost, "/circuit-breaker/trip/{id}", "Open an endpoint's circuit breaker by hand", false}, h.postTripBreaker},
+		{Route{http.MethodPost, "/circuit-breaker/reset-all", "Close every circuit breaker", false}, h.postResetAllBreakers},
+
+		{Route{http.MethodGet, "/router/routes", "The current route table", false}, h.getRoutes},
+		{Route{http.MethodGet, "/router/test/{id}", "Resolve an endpoint's own route", false}, h.getRouteTest},
+		{Route{http.MethodGet, "/router/debug/{path...}", "Resolve a path as if it followed the gateway prefix", false}, h.getRouteDebug},
+		{Route{http.MethodPost, "/router/refresh", "Rebuild the route table from the registry", false}, h.postRouterRefresh},
+
+		{Route{http.MethodGet, "/metrics", "Prometheus metrics", true}, h.getMetrics},
+		{Route{http.MethodGet, "/openapi.json", "This API's OpenAPI 3.1 document", false}, h.getOpenAPI},
+		{Route{http.MethodGet, "/docs", "Interactive API page", false}, h.getDocs},
+		{Route{http.MethodGet, "/status", "HTML status page", false}, h.getStatusPage},
+	}
+	h.mux = h.buildMux()
+	return h
+}
+
+// Routes returns every route the Handler serves, in a stable order. The
+// slice is a copy.
+func (h *Handler) Routes() []Route {
+	out := make([]Route, len(h.routes))
+	for i, rt := range h.routes {
+		out[i] = rt.Route
+	}
+	return out
+}
+
+// ServeHTTP serves one admin request and logs it.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &statusRecorder{ResponseWriter: w}
+	h.mux.ServeHTTP(rec, r)
+	h.logRequest(r, rec, time.Since(start))
+}
+
+// buildMux registers every route of the table, plus, for each path, a
+// method-less pattern answering 405 with Allow (and CORS preflights), and a
+// catch-all answering 404, so that every answer is a problem document.
+func (h *Handler) buildMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	var paths []string
+	allow := map[string][]string{}
+	open := map[string]bool{}
+	for _, rt := range h.routes {
+		mux.Handle(rt.Method+" "+rt.Pattern, h.wrap(rt.Open, rt.fn))
+		if _, seen := allow[rt.Pattern]; !seen {
+			paths = append(paths, rt.Pattern)
+			open[rt.Pattern] = true
+		}
+		allow[rt.Pattern] = append(allow[rt.Pattern], rt.Method)
+		if rt.Method == http.MethodGet {
+			allow[rt.Pattern] = append(allow[rt.Pattern], http.MethodHead)
+		}
+		open[rt.Pattern] = open[rt.Pattern] && rt.Open
+	}
+	for _, p := range paths {
+		methods := allow[p]
+		mux.Handle(p, h.wrapFallback(open[p], methods))
+	}
+	mux.Handle("/", h.wrap(false, func(w http.ResponseWriter, r *http.Request) error {
+		return notFoundRoute(r)
+	}))
+	return mux
+}
+
+// wrap applies the security checks and the body cap, then runs fn and turns
+// its error into a problem document.
+func (h *Handler) wrap(open bool, fn handlerFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := h.guard(w, r, open); err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+		if r.ContentLength > maxBodyBytes {
+			h.writeError(w, r, &http.MaxBytesError{Limit: maxBodyBytes})
+			return
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+		// Admin answers describe live state and may be sensitive: never cache.
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		if err := fn(w, r); err != nil {
+			h.writeError(w, r, err)
+		}
+	})
+}
+
+// wrapFallback answers a known path with a method it does not serve: a CORS
+// preflight from an allowed origin gets 204, anything else 405 with Allow.
+func (h *Handler) wrapFallback(open bool, methods []string) http.Handler {
+	allow := strings.Join(methods, ", ")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h.preflight(w, r, allow) {
+			return
+		}
+		if err := h.guard(w, r, open); err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+		h.writeError(w, r, methodNotAllowed(r, allow))
+	})
+}

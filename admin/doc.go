@@ -1,0 +1,48 @@
+// Package admin is the gateway's admin REST API as an http.Handler that any
+// program can mount next to (never under) the gateway prefix:
+//
+//	o, _ := orchestrator.New(...)
+//	adm := admin.New(o, admin.Options{Token: os.Getenv("ORCHESTRATOR_ADMIN_TOKEN")})
+//	mux := http.NewServeMux()
+//	mux.Handle(o.Prefix()+"/", o)
+//	mux.Handle("/", adm)
+//
+// It serves the routes listed by Handler.Routes: health and status views,
+// the config file's status, reload and validation, the endpoint registry
+// (create, replace, delete with ETag/If-Match), circuit-breaker levers, route
+// debugging, Prometheus metrics, an OpenAPI 3.1 document (/openapi.json), an
+// interactive API page that works offline (/docs) and a self-refreshing HTML
+// status page (/status).
+//
+// # Responses
+//
+// Successful answers are JSON (application/json); lists are
+// {"endpoints": [...], "count": N}. Every error is an RFC 9457 problem
+// document (application/problem+json) whose type is
+// "urn:orchestrator:problem:<kind>", with title, status, detail, instance and,
+// for rejected input, an "errors" list naming every offending field
+// (with line and column for config files). Request bodies are capped at
+// 1 MiB (413 past it) and JSON bodies are decoded strictly: an unknown
+// field, a wrong type or trailing data is a 400 that names the problem.
+//
+// # Security
+//
+// /health and /metrics are open to everyone. Every other route requires
+// "Authorization: Bearer <token>" when Options.Token is set (401 otherwise);
+// with no token they answer loopback clients only (403 otherwise), judged by
+// the connection's address alone (X-Forwarded-For is never believed), and
+// only when the Host header is a loopback name, which defeats DNS
+// rebinding. A request whose Origin header is neither listed in
+// Options.AllowedOrigins nor the admin's own origin is refused with 403,
+// which stops a web page from driving a local admin API with "simple"
+// cross-origin requests. The token is never logged nor shown by any route.
+//
+// A reverse proxy running on the same host makes every client it forwards
+// look like a loopback client: put a token on the admin API in that setup.
+//
+// With a token, /docs and /status need the Authorization header like every
+// other protected route, and a browser's address bar cannot send one: open
+// them over a loopback listener without token (admin.listen on 127.0.0.1),
+// or through a proxy that adds the header. The /docs page has a token field
+// for the requests it sends itself.
+package admin

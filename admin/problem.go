@@ -1,0 +1,311 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/orchestrator-go/orchestrator"
+	"github.com/orchestrator-go/orchestrator/internal/problem"
+)
+
+// apiError is an error the admin API produces itself, with everything its
+// problem document needs. Errors from the orchestrator are mapped by
+// problemFor instead.
+type apiError struct {
+	status int
+	kind   string
+	title  string
+	detail string
+	errors []orchestrator.FieldError
+	header http.Header // extra response headers: Allow, WWW-Authenticate
+}
+
+func (e *apiError) Error() string { return e.detail }
+
+// problemFor is the one place where errors become problem documents. It
+// returns the document and any extra headers.
+func (h *Handler) problemFor(r *http.Request, err error) (problem.Details, http.Header) {
+	d := problem.Details{Instance: r.URL.EscapedPath()}
+	var (
+		header   http.Header
+		api      *apiError
+		tooLarge *http.MaxBytesError
+		confErr  *orchestrator.ConfigError
+		valErr   *orchestrator.ValidationError
+		kind     string
+		fields   []orchestrator.FieldError
+	)
+	switch {
+	case errors.As(err, &api):
+		d.Status, kind, d.Title, d.Detail, fields, header = api.status, api.kind, api.title, api.detail, api.errors, api.header
+	case errors.Is(err, ErrNoConfigFile):
+		d.Status, kind, d.Title, d.Detail = http.StatusConflict, "no-config-file", "No config file", err.Error()
+	case errors.As(err, &tooLarge):
+		d.Status, kind, d.Title = http.StatusRequestEntityTooLarge, "body-too-large", "Request body too large"
+		d.Detail = fmt.Sprintf("the request body exceeds %d bytes", tooLarge.Limit)
+	case errors.As(err, &confErr):
+		d.Status, kind, d.Title = http.StatusBadRequest, "invalid-config", "Invalid configuration"
+		fields = confErr.Errors
+		d.Detail = fmt.Sprintf("the configuration has %s; nothing was changed", plural(len(fields), "error"))
+	case errors.As(err, &valErr):
+		d.Status, kind, d.Title = http.StatusBadRequest, "validation-failed", "Validation failed"
+		fields = valErr.Errors
+		d.Detail = fmt.Sprintf("the input has %s; nothing was changed", plural(len(fields), "error"))
+	case errors.Is(err, orchestrator.ErrNotFound):
+		d.Status, kind, d.Title, d.Detail = http.StatusNotFound, "not-found", "Not found", err.Error()
+	case errors.Is(err, orchestrator.ErrConflict):
+		d.Status, kind, d.Title, d.Detail = http.StatusConflict, "conflict", "Conflict", err.Error()
+	case errors.Is(err, orchestrator.ErrInvalid):
+		d.Status, kind, d.Title, d.Detail = http.StatusBadRequest, "validation-failed", "Validation failed", err.Error()
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		d.Status, kind, d.Title, d.Detail = http.StatusServiceUnavailable, "canceled", "Request canceled", err.Error()
+	default:
+		d.Status, kind, d.Title, d.Detail = http.StatusInternalServerError, "internal", "Internal error", err.Error()
+	}
+	d.Type = problem.TypePrefix + kind
+	d.Detail = h.redact(d.Detail)
+	d.Instance = h.redact(d.Instance)
+	if len(fields) > 0 {
+		out := make([]orchestrator.FieldError, len(fields))
+		for i, fe := range fields {
+			fe.Field, fe.Message = h.redact(fe.Field), h.redact(fe.Message)
+			out[i] = fe
+		}
+		d.Errors = out
+	}
+	return d, header
+}
+
+// writeError answers err as a problem document. The handler must not have
+// written anything yet.
+func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	d, header := h.problemFor(r, err)
+	for k, v := range header {
+		w.Header()[k] = v
+	}
+	if rec, ok := w.(*statusRecorder); ok {
+		rec.problem = d.Type[len(problem.TypePrefix):]
+		if d.Status >= http.StatusInternalServerError {
+			rec.err = d.Detail
+		}
+	}
+	problem.Write(w, d, 0)
+}
+
+// redact removes the admin tokens (ours and the applied config's) from a
+// string about to leave the process.
+func (h *Handler) redact(s string) string {
+	if h.opts.Token != "" {
+		s = strings.ReplaceAll(s, h.opts.Token, "[redacted]")
+	}
+	if h.opts.Config != nil {
+		if t := h.opts.Config.Config().Admin.Token; t != "" {
+			s = strings.ReplaceAll(s, t, "[redacted]")
+		}
+	}
+	return s
+}
+
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
+}
+
+// Constructors of the admin API's own problems.
+
+func notFoundRoute(r *http.Request) error {
+	return &apiError{status: http.StatusNotFound, kind: "no-admin-route", title: "No such admin route",
+		detail: fmt.Sprintf("no admin route matches %s %s; GET /openapi.json lists them", r.Method, r.URL.EscapedPath())}
+}
+
+func methodNotAllowed(r *http.Request, allow string) error {
+	return &apiError{status: http.StatusMethodNotAllowed, kind: "method-not-allowed", title: "Method not allowed",
+		detail: fmt.Sprintf("%s is not allowed on %s; allowed: %s", r.Method, r.URL.EscapedPath(), allow),
+		header: http.Header{"Allow": {allow}}}
+}
+
+// ErrNoConfigFile is what a ConfigManager's Reload or Sync returns (or
+// wraps) when there is no file to read, such as a server running on an
+// embedded default config. The admin API answers it with 409, as it does
+// when Options.Config is nil.
+var ErrNoConfigFile = errors.New("admin: the gateway runs without a config file; there is nothing to reload or sync")
+
+func noConfigFile() error { return ErrNoConfigFile }
+
+func badParam(name, msg string) error {
+	return &apiError{status: http.StatusBadRequest, kind: "invalid-parameter", title: "Invalid parameter",
+		detail: name + ": " + msg, errors: []orchestrator.FieldError{{Field: name, Message: msg}}}
+}
+
+func badBody(field, msg string) error {
+	return &apiError{status: http.StatusBadRequest, kind: "invalid-json", title: "Invalid JSON body",
+		detail: msg, errors: []orchestrator.FieldError{{Field: field, Message: msg}}}
+}
+
+// writeJSON answers v as JSON with the status. It returns an error, having
+// written nothing, when v cannot be encoded.
+func writeJSON(w http.ResponseWriter, status int, v any) error {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encoding the response: %w", err)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)+1))
+	w.WriteHeader(status)
+	w.Write(append(body, '\n'))
+	return nil
+}
+
+// decodeJSON decodes the request body into v strictly: one JSON value, no
+// unknown fields, no trailing data. Its errors name the problem and the
+// field.
+func decodeJSON(r *http.Request, v any) error {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return jsonError(err, v)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return err
+		}
+		return badBody("", "the body holds data after the JSON value; send exactly one JSON object")
+	}
+	return nil
+}
+
+// jsonError turns an encoding/json error into a 400 naming the field.
+func jsonError(err error, v any) error {
+	var (
+		tooLarge *http.MaxBytesError
+		syntax   *json.SyntaxError
+		typ      *json.UnmarshalTypeError
+	)
+	switch {
+	case errors.As(err, &tooLarge):
+		return err
+	case errors.Is(err, io.EOF):
+		return badBody("", "the request body is empty; want a JSON object")
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return badBody("", "malformed JSON: the body ends before the JSON value does")
+	case errors.As(err, &syntax):
+		return badBody("", fmt.Sprintf("malformed JSON at byte %d: %s", syntax.Offset, syntax.Error()))
+	case errors.As(err, &typ):
+		if typ.Field == "" {
+			return badBody("", fmt.Sprintf("got a JSON %s; want a JSON %s", typ.Value, jsonKind(reflect.TypeOf(v))))
+		}
+		return badBody(typ.Field, fmt.Sprintf("field %q: got a JSON %s; want a JSON %s", typ.Field, typ.Value, jsonKind(typ.Type)))
+	}
+	// encoding/json has no typed error for unknown fields.
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		if unq, uerr := strconv.Unquote(name); uerr == nil {
+			name = unq
+		}
+		return badBody(name, fmt.Sprintf("unknown field %q", name))
+	}
+	// Errors of custom decoders, such as orchestrator.Duration's.
+	return badBody("", "invalid value: "+err.Error())
+}
+
+// jsonKind names the JSON type a Go type decodes from.
+func jsonKind(t reflect.Type) string {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t == nil {
+		return "value"
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "string"
+	case reflect.Bool:
+		return "boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64:
+		return "number"
+	case reflect.Slice, reflect.Array:
+		return "array"
+	case reflect.Struct, reflect.Map:
+		return "object"
+	}
+	return "value"
+}
+
+// statusRecorder remembers the status and problem kind of a response for
+// the request log.
+type statusRecorder struct {
+	http.ResponseWriter
+	code    int
+	problem string
+	err     string
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.code == 0 {
+		s.code = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.code == 0 {
+		s.code = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+func (s *statusRecorder) status() int {
+	if s.code == 0 {
+		return http.StatusOK
+	}
+	return s.code
+}
+
+// logRequest writes one line per admin request. It never logs headers: the
+// Authorization header carries the token.
+func (h *Handler) logRequest(r *http.Request, rec *statusRecorder, d time.Duration) {
+	status := rec.status()
+	level := slog.LevelDebug
+	switch {
+	case status >= http.StatusInternalServerError:
+		level = slog.LevelError
+	case status == http.StatusUnauthorized || status == http.StatusForbidden:
+		level = slog.LevelWarn
+	case r.Method != http.MethodGet && r.Method != http.MethodHead:
+		level = slog.LevelInfo
+	}
+	ctx := r.Context()
+	if !h.log.Enabled(ctx, level) {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.String("method", r.Method),
+		slog.String("path", h.redact(r.URL.EscapedPath())),
+		slog.Int("status_code", status),
+		slog.Duration("response_time", d),
+		slog.String("remote_addr", r.RemoteAddr),
+	}
+	if rec.problem != "" {
+		attrs = append(attrs, slog.String("problem", rec.problem))
+	}
+	if rec.err != "" {
+		attrs = append(attrs, slog.String("error", rec.err))
+	}
+	h.log.LogAttrs(ctx, level, "admin request", attrs...)
+}

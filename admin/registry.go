@@ -1,0 +1,196 @@
+package admin
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/orchestrator-go/orchestrator"
+)
+
+// registryStats is the body of GET /registry/stats.
+type registryStats struct {
+	Total          int                               `json:"total"`
+	BySource       map[orchestrator.Source]int       `json:"by_source"`
+	ByStatus       map[orchestrator.HealthStatus]int `json:"by_status"`
+	ByBreakerState map[orchestrator.BreakerState]int `json:"by_circuit_breaker_state"`
+	Routes         int                               `json:"routes"`
+}
+
+// etag is the entity tag of an endpoint at a revision.
+func etag(revision uint64) string {
+	return `"` + strconv.FormatUint(revision, 10) + `"`
+}
+
+// checkIfMatch enforces an If-Match precondition (RFC 9110 §13.1.1) against
+// the endpoint's current revision. No If-Match means unconditional. Weak
+// tags never match: If-Match uses the strong comparison.
+//
+// The check and the change that follows are two steps, so a writer that
+// slips in between is not detected; the orchestrator has no conditional
+// update yet.
+func checkIfMatch(r *http.Request, cur orchestrator.RegisteredEndpoint) error {
+	values := r.Header.Values("If-Match")
+	if len(values) == 0 {
+		return nil
+	}
+	want := etag(cur.Revision)
+	for _, v := range values {
+		for _, tag := range strings.Split(v, ",") {
+			tag = strings.TrimSpace(tag)
+			if tag == "*" || tag == want {
+				return nil
+			}
+		}
+	}
+	return &apiError{status: http.StatusPreconditionFailed, kind: "precondition-failed", title: "Precondition failed",
+		detail: fmt.Sprintf("If-Match %s does not match endpoint %q's current ETag %s; GET it again and retry", strings.Join(values, ", "), cur.ID, want)}
+}
+
+// endpointLocation is the URL path of an endpoint, with the prefix the
+// admin API is mounted under (http.StripPrefix keeps the original
+// RequestURI, so the prefix is what the routed path lacks of it).
+func endpointLocation(r *http.Request, id string) string {
+	return mountPrefix(r) + "/registry/endpoints/" + url.PathEscape(id)
+}
+
+// mountPrefix returns the path prefix stripped before the request reached
+// the Handler, or "" when it is mounted at the root.
+func mountPrefix(r *http.Request) string {
+	orig, err := url.ParseRequestURI(r.RequestURI)
+	if err != nil {
+		return ""
+	}
+	full, routed := orig.EscapedPath(), r.URL.EscapedPath()
+	if len(full) > len(routed) && strings.HasSuffix(full, routed) {
+		return full[:len(full)-len(routed)]
+	}
+	return ""
+}
+
+// getRegistryEndpoints lists endpoints, optionally filtered by ?source=
+// (config, api) and ?status= (healthy, unhealthy, unknown, disabled).
+func (h *Handler) getRegistryEndpoints(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	source, status := q.Get("source"), q.Get("status")
+	switch orchestrator.Source(source) {
+	case "", orchestrator.SourceConfig, orchestrator.SourceAPI:
+	default:
+		return badParam("source", fmt.Sprintf("%q is not a source; want config or api", source))
+	}
+	switch orchestrator.HealthStatus(status) {
+	case "", orchestrator.StatusHealthy, orchestrator.StatusUnhealthy, orchestrator.StatusUnknown, orchestrator.StatusDisabled:
+	default:
+		return badParam("status", fmt.Sprintf("%q is not a status; want healthy, unhealthy, unknown or disabled", status))
+	}
+	eps := filter(h.o.Endpoints(), func(ep orchestrator.RegisteredEndpoint) bool {
+		return (source == "" || ep.Source == orchestrator.Source(source)) &&
+			(status == "" || ep.Status == orchestrator.HealthStatus(status))
+	})
+	return writeJSON(w, http.StatusOK, listOf(eps))
+}
+
+// postRegistryEndpoint registers an API-owned endpoint: 201 with Location
+// and ETag, routable at once.
+func (h *Handler) postRegistryEndpoint(w http.ResponseWriter, r *http.Request) error {
+	var ep orchestrator.Endpoint
+	if err := decodeJSON(r, &ep); err != nil {
+		return err
+	}
+	reg, err := h.o.Register(r.Context(), ep)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", endpointLocation(r, reg.ID))
+	w.Header().Set("ETag", etag(reg.Revision))
+	return writeJSON(w, http.StatusCreated, reg)
+}
+
+func (h *Handler) getRegistryEndpoint(w http.ResponseWriter, r *http.Request) error {
+	ep, err := h.o.Endpoint(r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	w.Header().Set("ETag", etag(ep.Revision))
+	return writeJSON(w, http.StatusOK, ep)
+}
+
+// putRegistryEndpoint replaces an API-owned endpoint's config. The body is
+// an orchestrator.Endpoint whose id is the path's or empty.
+func (h *Handler) putRegistryEndpoint(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	cur, err := h.o.Endpoint(id)
+	if err != nil {
+		return err
+	}
+	if err := checkIfMatch(r, cur); err != nil {
+		return err
+	}
+	var ep orchestrator.Endpoint
+	if err := decodeJSON(r, &ep); err != nil {
+		return err
+	}
+	switch ep.ID {
+	case "":
+		ep.ID = id
+	case id:
+	default:
+		return &orchestrator.ValidationError{Errors: []orchestrator.FieldError{{
+			Field: "id", Message: fmt.Sprintf("%q differs from the id in the path %q; omit it or make them equal (an id cannot be renamed)", ep.ID, id),
+		}}}
+	}
+	reg, err := h.o.Update(r.Context(), ep)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("ETag", etag(reg.Revision))
+	return writeJSON(w, http.StatusOK, reg)
+}
+
+func (h *Handler) deleteRegistryEndpoint(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	cur, err := h.o.Endpoint(id)
+	if err != nil {
+		return err
+	}
+	if err := checkIfMatch(r, cur); err != nil {
+		return err
+	}
+	if err := h.o.Deregister(r.Context(), id); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (h *Handler) getRegistryStats(w http.ResponseWriter, r *http.Request) error {
+	eps := h.o.Endpoints()
+	sum := summarize(eps)
+	st := registryStats{
+		Total:          sum.Total,
+		BySource:       map[orchestrator.Source]int{orchestrator.SourceConfig: 0, orchestrator.SourceAPI: 0},
+		ByStatus:       sum.ByStatus,
+		ByBreakerState: sum.ByBreakerState,
+		Routes:         len(h.o.Routes()),
+	}
+	for _, ep := range eps {
+		st.BySource[ep.Source]++
+	}
+	return writeJSON(w, http.StatusOK, st)
+}
+
+// postRegistrySync re-applies the config file's endpoints and answers the
+// config-owned endpoints afterwards.
+func (h *Handler) postRegistrySync(w http.ResponseWriter, r *http.Request) error {
+	if h.opts.Config == nil {
+		return noConfigFile()
+	}
+	if err := h.opts.Config.Sync(r.Context()); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, listOf(filter(h.o.Endpoints(), func(ep orchestrator.RegisteredEndpoint) bool {
+		return ep.Source == orchestrator.SourceConfig
+	})))
+}

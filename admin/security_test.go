@@ -1,0 +1,242 @@
+package admin_test
+
+import (
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/orchestrator-go/orchestrator/admin"
+)
+
+func TestTokenAuth(t *testing.T) {
+	f := newFixture(t, withToken)
+	tests := []struct {
+		name      string
+		opts      []reqOption
+		status    int
+		challenge string // part of WWW-Authenticate on 401
+	}{
+		{"refuses a missing token", nil, http.StatusUnauthorized, `Bearer realm="orchestrator-admin"`},
+		{"refuses a wrong token", []reqOption{bearer("wrong")}, http.StatusUnauthorized, `error="invalid_token"`},
+		{"refuses a token with a suffix", []reqOption{bearer(testToken + "x")}, http.StatusUnauthorized, `error="invalid_token"`},
+		{"refuses a token prefix", []reqOption{bearer(testToken[:len(testToken)-1])}, http.StatusUnauthorized, `error="invalid_token"`},
+		{"refuses another scheme", []reqOption{header("Authorization", "Basic "+testToken)}, http.StatusUnauthorized, `error="invalid_request"`},
+		{"refuses a bare token", []reqOption{header("Authorization", testToken)}, http.StatusUnauthorized, `error="invalid_request"`},
+		{"accepts the right token", []reqOption{bearer(testToken)}, http.StatusOK, ""},
+		{"accepts the scheme in any case", []reqOption{header("Authorization", "bearer "+testToken)}, http.StatusOK, ""},
+		{"accepts a remote client with the token", []reqOption{bearer(testToken), remote("203.0.113.50:4444"), host("admin.example.com")}, http.StatusOK, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := call(f.h, http.MethodGet, "/registry/endpoints", "", tt.opts...)
+			if tt.status == http.StatusOK {
+				decode[endpointList](t, rec, http.StatusOK)
+				return
+			}
+			requireProblem(t, rec, tt.status, "unauthorized")
+			assert.Contains(t, rec.Header().Get("WWW-Authenticate"), tt.challenge)
+		})
+	}
+	t.Run("refuses a remote client without the token", func(t *testing.T) {
+		rec := call(f.h, http.MethodPost, "/circuit-breaker/trip/orders", "", remote("203.0.113.50:4444"))
+		requireProblem(t, rec, http.StatusUnauthorized, "unauthorized")
+	})
+}
+
+func TestLoopbackOnlyWithoutToken(t *testing.T) {
+	f := newFixture(t)
+	tests := []struct {
+		name   string
+		opts   []reqOption
+		status int
+		kind   string
+	}{
+		{"answers an IPv4 loopback client", nil, http.StatusOK, ""},
+		{"answers an IPv6 loopback client", []reqOption{remote("[::1]:5000"), host("[::1]:9000")}, http.StatusOK, ""},
+		{"answers an IPv4-mapped loopback client", []reqOption{remote("[::ffff:127.0.0.1]:5000")}, http.StatusOK, ""},
+		{"answers any 127/8 address", []reqOption{remote("127.8.9.10:5000"), host("127.0.0.1")}, http.StatusOK, ""},
+		{"answers Host localhost without port", []reqOption{host("localhost")}, http.StatusOK, ""},
+		{"answers Host in upper case", []reqOption{host("LOCALHOST:9000")}, http.StatusOK, ""},
+		{"answers Host *.localhost", []reqOption{host("admin.localhost:9000")}, http.StatusOK, ""},
+		{"answers Host ::1 in brackets", []reqOption{host("[::1]")}, http.StatusOK, ""},
+		{"refuses a remote client", []reqOption{remote("203.0.113.7:5000")}, http.StatusForbidden, "not-loopback"},
+		{"refuses a remote client claiming X-Forwarded-For 127.0.0.1", []reqOption{remote("203.0.113.7:5000"), header("X-Forwarded-For", "127.0.0.1")}, http.StatusForbidden, "not-loopback"},
+		{"refuses a remote client claiming X-Real-IP 127.0.0.1", []reqOption{remote("203.0.113.7:5000"), header("X-Real-IP", "127.0.0.1")}, http.StatusForbidden, "not-loopback"},
+		{"refuses a remote client claiming Forwarded for=127.0.0.1", []reqOption{remote("203.0.113.7:5000"), header("Forwarded", "for=127.0.0.1")}, http.StatusForbidden, "not-loopback"},
+		{"refuses a private-network client", []reqOption{remote("10.0.0.8:5000")}, http.StatusForbidden, "not-loopback"},
+		{"refuses an unparseable remote address", []reqOption{remote("@")}, http.StatusForbidden, "not-loopback"},
+		{"refuses Host evil.example (DNS rebinding)", []reqOption{host("evil.example")}, http.StatusForbidden, "host-not-allowed"},
+		{"refuses Host evil.example with a port", []reqOption{host("evil.example:9000")}, http.StatusForbidden, "host-not-allowed"},
+		{"refuses Host localhost.evil.example", []reqOption{host("localhost.evil.example")}, http.StatusForbidden, "host-not-allowed"},
+		{"refuses Host of a LAN address", []reqOption{host("192.168.1.10:9000")}, http.StatusForbidden, "host-not-allowed"},
+		{"refuses an empty Host", []reqOption{host("")}, http.StatusForbidden, "host-not-allowed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := call(f.h, http.MethodGet, "/registry/endpoints", "", tt.opts...)
+			if tt.kind == "" {
+				decode[endpointList](t, rec, tt.status)
+				return
+			}
+			requireProblem(t, rec, tt.status, tt.kind)
+		})
+	}
+	t.Run("X-Forwarded-For never makes a remote client look local for a change either", func(t *testing.T) {
+		rec := call(f.h, http.MethodPost, "/circuit-breaker/trip/orders", "", remote("203.0.113.7:5000"), header("X-Forwarded-For", "127.0.0.1, ::1"))
+		requireProblem(t, rec, http.StatusForbidden, "not-loopback")
+		ep, err := f.o.Endpoint("orders")
+		require.NoError(t, err)
+		assert.Equal(t, "closed", string(ep.CircuitBreakerState), "nothing was tripped")
+	})
+}
+
+func TestOrigin(t *testing.T) {
+	allowed := func(o *admin.Options) { o.AllowedOrigins = []string{"https://ops.example.com"} }
+	const create = `{"name":"csrf","url":"http://127.0.0.1:1"}`
+	tests := []struct {
+		name   string
+		method string
+		target string
+		body   string
+		opts   []reqOption
+		status int
+		kind   string
+	}{
+		{"refuses a foreign origin", http.MethodGet, "/registry/endpoints", "", []reqOption{header("Origin", "https://evil.example")}, http.StatusForbidden, "origin-not-allowed"},
+		{"refuses a cross-origin text/plain POST", http.MethodPost, "/registry/endpoints", create,
+			[]reqOption{header("Origin", "https://evil.example"), header("Content-Type", "text/plain")}, http.StatusForbidden, "origin-not-allowed"},
+		{"refuses a cross-origin form POST to a lever", http.MethodPost, "/circuit-breaker/trip/orders", "",
+			[]reqOption{header("Origin", "http://localhost:3000"), header("Content-Type", "application/x-www-form-urlencoded")}, http.StatusForbidden, "origin-not-allowed"},
+		{"refuses Origin null", http.MethodGet, "/registry/endpoints", "", []reqOption{header("Origin", "null")}, http.StatusForbidden, "origin-not-allowed"},
+		{"refuses two Origin headers", http.MethodGet, "/registry/endpoints", "",
+			[]reqOption{header("Origin", "https://ops.example.com"), header("Origin", "https://evil.example")}, http.StatusForbidden, "origin-not-allowed"},
+		{"refuses a foreign origin even on /health", http.MethodGet, "/health", "", []reqOption{header("Origin", "https://evil.example")}, http.StatusForbidden, "origin-not-allowed"},
+		{"accepts an allowed origin", http.MethodGet, "/registry/endpoints", "", []reqOption{header("Origin", "https://ops.example.com")}, http.StatusOK, ""},
+		{"accepts the admin's own origin", http.MethodPost, "/registry/endpoints", create, []reqOption{header("Origin", "http://localhost:9000")}, http.StatusCreated, ""},
+		{"accepts requests without Origin", http.MethodGet, "/registry/endpoints", "", nil, http.StatusOK, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, allowed)
+			rec := call(f.h, tt.method, tt.target, tt.body, tt.opts...)
+			if tt.kind != "" {
+				requireProblem(t, rec, tt.status, tt.kind)
+				_, err := f.o.Endpoint("csrf")
+				assert.Error(t, err, "the refused request changed nothing")
+				return
+			}
+			require.Equal(t, tt.status, rec.Code, "%s", rec.Body)
+		})
+	}
+	t.Run("an allowed origin gets CORS headers", func(t *testing.T) {
+		f := newFixture(t, allowed)
+		rec := call(f.h, http.MethodGet, "/registry/endpoints/orders", "", header("Origin", "https://ops.example.com"))
+		require.Equal(t, http.StatusOK, rec.Code)
+		assert.Equal(t, "https://ops.example.com", rec.Header().Get("Access-Control-Allow-Origin"))
+		assert.Contains(t, rec.Header().Get("Access-Control-Expose-Headers"), "ETag")
+		assert.Contains(t, rec.Header().Values("Vary"), "Origin")
+	})
+	t.Run("an allowed origin's preflight is answered", func(t *testing.T) {
+		f := newFixture(t, allowed, withToken)
+		rec := call(f.h, http.MethodOptions, "/registry/endpoints/orders", "",
+			header("Origin", "https://ops.example.com"), header("Access-Control-Request-Method", "PUT"),
+			header("Access-Control-Request-Headers", "authorization, content-type, if-match"))
+		require.Equal(t, http.StatusNoContent, rec.Code, "%s", rec.Body)
+		assert.Equal(t, "https://ops.example.com", rec.Header().Get("Access-Control-Allow-Origin"))
+		assert.Equal(t, "GET, HEAD, PUT, DELETE", rec.Header().Get("Access-Control-Allow-Methods"))
+		assert.Contains(t, rec.Header().Get("Access-Control-Allow-Headers"), "Authorization")
+	})
+	t.Run("a foreign origin's preflight is refused", func(t *testing.T) {
+		f := newFixture(t, allowed)
+		rec := call(f.h, http.MethodOptions, "/registry/endpoints", "",
+			header("Origin", "https://evil.example"), header("Access-Control-Request-Method", "POST"))
+		requireProblem(t, rec, http.StatusForbidden, "origin-not-allowed")
+		assert.Empty(t, rec.Header().Get("Access-Control-Allow-Origin"))
+	})
+	t.Run("the admin's own origin still needs a loopback Host without token", func(t *testing.T) {
+		f := newFixture(t)
+		rec := call(f.h, http.MethodPost, "/registry/endpoints", create, host("evil.example:9000"), header("Origin", "http://evil.example:9000"))
+		requireProblem(t, rec, http.StatusForbidden, "host-not-allowed")
+	})
+}
+
+func TestOpenRoutes(t *testing.T) {
+	metrics := func(o *admin.Options) {
+		o.Metrics = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("up 1\n")) })
+	}
+	modes := []struct {
+		name string
+		conf []func(*admin.Options)
+	}{
+		{"with a token", []func(*admin.Options){metrics, withToken}},
+		{"without a token", []func(*admin.Options){metrics}},
+	}
+	for _, mode := range modes {
+		for _, target := range []string{"/health", "/metrics"} {
+			t.Run(target+" is open to a remote client "+mode.name, func(t *testing.T) {
+				f := newFixture(t, mode.conf...)
+				rec := call(f.h, http.MethodGet, target, "", remote("198.51.100.20:6000"), host("gateway.example.com"))
+				assert.Equal(t, http.StatusOK, rec.Code, "%s", rec.Body)
+			})
+		}
+	}
+	t.Run("Routes marks exactly /health and /metrics open", func(t *testing.T) {
+		f := newFixture(t)
+		var open []string
+		for _, r := range f.h.Routes() {
+			if r.Open {
+				open = append(open, r.Method+" "+r.Pattern)
+			}
+		}
+		assert.Equal(t, []string{"GET /health", "GET /metrics"}, open)
+	})
+}
+
+// TestTokenNeverLeaks drives every route with the token configured, in the
+// config shown by the API and in the config's last error, and checks that
+// it appears in no response (body or header) and no log line.
+func TestTokenNeverLeaks(t *testing.T) {
+	f := newFixture(t, withToken, func(o *admin.Options) {
+		o.Metrics = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("up 1\n")) })
+	})
+	leak := "open " + testToken + ": permission denied"
+	f.conf.set(func(c *fakeConfig) { c.status.LastError = &leak })
+
+	var seen strings.Builder
+	record := func(rec *httptest.ResponseRecorder) {
+		for k, vs := range rec.Header() {
+			seen.WriteString(k + ": " + strings.Join(vs, ",") + "\n")
+		}
+		seen.WriteString(rec.Body.String() + "\n")
+	}
+	auth := bearer(testToken)
+	for _, r := range f.h.Routes() {
+		target := strings.NewReplacer("{id}", "orders", "{path...}", "orders/x").Replace(r.Pattern)
+		for _, opts := range [][]reqOption{{auth}, {bearer(testToken + "-wrong")}, nil} {
+			rec := call(f.h, r.Method, target, "", opts...)
+			record(rec)
+		}
+	}
+	// The token inside a request path or a reload error must not come back either.
+	f.conf.set(func(c *fakeConfig) { c.reloadErr = errors.New("token " + testToken + " rejected") })
+	for _, target := range []string{"/config/reload", "/registry/endpoints/" + testToken} {
+		rec := call(f.h, http.MethodPost, target, "", auth)
+		record(rec)
+	}
+
+	responses, logs := seen.String(), f.logs.String()
+	require.True(t, strings.Contains(logs, `"logger":"orchestrator.admin"`), "the admin logs its requests")
+	if i := strings.Index(responses, testToken); i >= 0 {
+		t.Errorf("the token appears in a response: …%s…", responses[max(0, i-200):i])
+	}
+	if i := strings.Index(logs, testToken); i >= 0 {
+		t.Errorf("the token appears in the logs: …%s…", logs[max(0, i-200):i])
+	}
+	assert.False(t, strings.Contains(strings.ToLower(logs), "authorization"), "no Authorization header is logged")
+	assert.True(t, strings.Contains(responses, "[redacted]"), "secrets are replaced, not silently dropped")
+}

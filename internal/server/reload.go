@@ -1,0 +1,209 @@
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/orchestrator-go/orchestrator"
+	"github.com/orchestrator-go/orchestrator/admin"
+)
+
+// reloadDebounce gathers the burst of events one save produces (editors
+// write, rename and chmod; Kubernetes swaps two symlinks) into one reload.
+const reloadDebounce = 150 * time.Millisecond
+
+// configManager owns the config file: it parses, validates and applies it,
+// remembers the last good version, and watches the file for changes. It
+// implements admin.ConfigManager. Safe for concurrent use.
+type configManager struct {
+	path   string
+	o      *orchestrator.Orchestrator
+	log    *slog.Logger
+	onLoad func(ok bool) // counts reloads by result; may be nil
+
+	mu          sync.Mutex // serialises reloads and guards the fields below
+	applied     orchestrator.Config
+	version     string
+	lastSeen    string // version of the last content read, good or bad
+	loadedAt    time.Time
+	reloadCount int64
+	lastErr     string
+	lastErrAt   time.Time
+
+	watching atomic.Bool
+}
+
+func newConfigManager(path string, o *orchestrator.Orchestrator, log *slog.Logger) *configManager {
+	return &configManager{path: path, o: o, log: log}
+}
+
+// initial records the config the server started with.
+func (m *configManager) initial(cfg orchestrator.Config, data []byte, loadErr error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.applied = cfg
+	if loadErr != nil {
+		m.lastSeen = contentVersion(data)
+		m.lastErr = loadErr.Error()
+		m.lastErrAt = time.Now().UTC()
+		return
+	}
+	m.version = contentVersion(data)
+	m.lastSeen = m.version
+	m.loadedAt = time.Now().UTC()
+}
+
+func contentVersion(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:6])
+}
+
+// Status reports the config file's state for GET /config/status.
+func (m *configManager) Status() admin.ConfigStatus {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	st := admin.ConfigStatus{
+		Path:        m.path,
+		Version:     m.version,
+		ReloadCount: m.reloadCount,
+		Watching:    m.watching.Load(),
+	}
+	if !m.loadedAt.IsZero() {
+		t := m.loadedAt
+		st.LoadedAt = &t
+	}
+	if m.lastErr != "" {
+		e, t := m.lastErr, m.lastErrAt
+		st.LastError, st.LastErrorAt = &e, &t
+	}
+	return st
+}
+
+// Config returns the applied configuration.
+func (m *configManager) Config() orchestrator.Config {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.applied
+}
+
+// Reload re-reads the file and applies it when its content changed.
+func (m *configManager) Reload(ctx context.Context) error { return m.load(ctx, true, "api") }
+
+// Sync re-applies the file even when its content did not change, restoring
+// config-owned endpoints to what the file says.
+func (m *configManager) Sync(ctx context.Context) error { return m.load(ctx, true, "sync") }
+
+func (m *configManager) load(ctx context.Context, force bool, trigger string) error {
+	if m.path == "" {
+		return fmt.Errorf("the server runs on its embedded default config: %w", admin.ErrNoConfigFile)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	data, err := os.ReadFile(m.path)
+	if err != nil {
+		return m.failLocked(err, trigger)
+	}
+	version := contentVersion(data)
+	if !force && version == m.lastSeen {
+		return nil // an event that changed nothing (chmod, touch, a sibling file)
+	}
+	m.lastSeen = version
+	cfg, err := orchestrator.ParseConfig(data, m.path)
+	if err != nil {
+		return m.failLocked(err, trigger)
+	}
+	if err := m.o.Apply(ctx, cfg); err != nil {
+		return m.failLocked(err, trigger)
+	}
+	m.applied = *cfg
+	m.version = version
+	m.loadedAt = time.Now().UTC()
+	m.reloadCount++
+	m.lastErr = ""
+	m.lastErrAt = time.Time{}
+	if m.onLoad != nil {
+		m.onLoad(true)
+	}
+	m.log.Info("config applied", slog.String("path", m.path), slog.String("version", version),
+		slog.Int("endpoints", len(cfg.Endpoints)), slog.String("trigger", trigger))
+	return nil
+}
+
+func (m *configManager) failLocked(err error, trigger string) error {
+	m.lastErr = err.Error()
+	m.lastErrAt = time.Now().UTC()
+	if m.onLoad != nil {
+		m.onLoad(false)
+	}
+	m.log.Error("config rejected; the last good config keeps serving", slog.String("path", m.path),
+		slog.String("error", err.Error()), slog.String("trigger", trigger))
+	return err
+}
+
+// watch follows the file's directory until ctx ends. Watching the
+// directory, not the file, is what sees editors' rename-writes (the old
+// inode goes away) and Kubernetes ConfigMap updates (a "..data" symlink swap
+// in the directory). When the path is a symlink to a file elsewhere, that
+// file's directory is watched too. Every event only schedules a debounced
+// read; content that hashes the same as the applied version is not applied
+// again, so events from other files in the directory cost a read, nothing
+// more.
+func (m *configManager) watch(ctx context.Context) error {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return err
+	}
+	dirs := []string{filepath.Dir(m.path)}
+	if real, err := filepath.EvalSymlinks(m.path); err == nil && filepath.Dir(real) != dirs[0] {
+		dirs = append(dirs, filepath.Dir(real))
+	}
+	for _, dir := range dirs {
+		if err := w.Add(dir); err != nil {
+			w.Close()
+			return err
+		}
+	}
+	m.watching.Store(true)
+	fire := make(chan struct{}, 1)
+	debounce := time.AfterFunc(time.Hour, func() {
+		select {
+		case fire <- struct{}{}:
+		default:
+		}
+	})
+	debounce.Stop()
+	go func() {
+		defer w.Close()
+		defer m.watching.Store(false)
+		defer debounce.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case _, ok := <-w.Events:
+				if !ok {
+					return
+				}
+				debounce.Reset(reloadDebounce)
+			case <-fire:
+				m.load(ctx, false, "watch")
+			case err, ok := <-w.Errors:
+				if !ok {
+					return
+				}
+				m.log.Error("watching the config file failed", slog.String("error", err.Error()))
+			}
+		}
+	}()
+	return nil
+}

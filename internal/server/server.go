@@ -1,0 +1,358 @@
+// Package server assembles the reference server, orchestratord: the gateway
+// library, the admin API, the config file with hot reload, the state file,
+// logging, TLS and graceful shutdown. cmd/orchestratord only parses flags
+// and the environment and calls Run.
+package server
+
+import (
+	"bytes"
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/orchestrator-go/orchestrator"
+	"github.com/orchestrator-go/orchestrator/admin"
+	"github.com/orchestrator-go/orchestrator/internal/statefile"
+)
+
+//go:embed default.yaml
+var defaultConfig []byte
+
+// Options are the settings that come from flags and the environment. Empty
+// fields defer to the config file, then to the defaults.
+type Options struct {
+	// ConfigPath is the YAML file; empty runs on the embedded default.
+	ConfigPath string
+	// Host and Port override server.host and server.port. Port "0" picks a
+	// free port.
+	Host string
+	Port string
+	// LogLevel overrides logging.level.
+	LogLevel string
+	// Watch enables hot reload of the config file.
+	Watch bool
+	// AdminToken overrides admin.token.
+	AdminToken string
+	// Version is printed at start and shown by the admin API.
+	Version string
+	// Stdout receives the start banner; Stderr the logs. Nil: os.Stdout and
+	// os.Stderr.
+	Stdout, Stderr io.Writer
+	// Ready, when set, is called with the bound addresses once serving
+	// (admin is nil when the admin API shares the main listener).
+	Ready func(main, admin net.Addr)
+}
+
+// Run serves until ctx ends, then shuts down gracefully: new connections are
+// refused, in-flight requests finish within server.shutdown_timeout, health
+// probes stop. It returns nil after a clean shutdown.
+func Run(ctx context.Context, opts Options) error {
+	if opts.Stdout == nil {
+		opts.Stdout = os.Stdout
+	}
+	if opts.Stderr == nil {
+		opts.Stderr = os.Stderr
+	}
+
+	// The config: a file, or the embedded default with its echo upstream.
+	var (
+		cfg      *orchestrator.Config
+		raw      []byte
+		loadErr  error
+		echoAddr string
+	)
+	if opts.ConfigPath == "" {
+		echoLn, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return fmt.Errorf("starting the built-in echo upstream: %w", err)
+		}
+		echoSrv := &http.Server{Handler: http.HandlerFunc(echoHandler), ReadHeaderTimeout: 10 * time.Second}
+		go echoSrv.Serve(echoLn)
+		defer echoSrv.Close()
+		echoAddr = echoLn.Addr().String()
+		raw = bytes.ReplaceAll(defaultConfig, []byte("ECHO_URL"), []byte("http://"+echoAddr))
+		if cfg, loadErr = orchestrator.ParseConfig(raw, "embedded default"); loadErr != nil {
+			return loadErr
+		}
+	} else {
+		var err error
+		raw, err = os.ReadFile(opts.ConfigPath)
+		if err != nil {
+			return fmt.Errorf("reading the config file: %w", err)
+		}
+		cfg, loadErr = orchestrator.ParseConfig(raw, opts.ConfigPath)
+		if loadErr != nil {
+			if !opts.Watch {
+				return loadErr
+			}
+			// Serve with no endpoints and let a fixed file take over: the
+			// error is logged below and shown by /config/status.
+			cfg = &orchestrator.Config{}
+		}
+	}
+	full := cfg.WithDefaults()
+	settings := full.Server
+	if opts.Host != "" {
+		settings.Host = opts.Host
+	}
+	if opts.Port != "" {
+		p, err := strconv.Atoi(opts.Port)
+		if err != nil || p < 0 || p > 65535 {
+			return fmt.Errorf("port %q is not a TCP port", opts.Port)
+		}
+		settings.Port = p
+	}
+	level := full.Logging.Level
+	if opts.LogLevel != "" {
+		level = opts.LogLevel
+	}
+	logger, err := NewLogger(opts.Stderr, level, full.Logging.Format)
+	if err != nil {
+		return err
+	}
+	token := full.Admin.Token
+	if opts.AdminToken != "" {
+		token = opts.AdminToken
+	}
+	if loadErr != nil {
+		logger.Error("config file is invalid; serving no endpoints until it is fixed",
+			slog.String("logger", "orchestrator.config"), slog.String("error", loadErr.Error()))
+	}
+
+	// The gateway, on a registry that persists API endpoints when asked.
+	gwOpts := []orchestrator.Option{orchestrator.WithLogger(logger)}
+	if loadErr == nil {
+		gwOpts = append(gwOpts, orchestrator.WithConfig(cfg))
+	}
+	if cfg.Registry.StateFile != "" {
+		reg, err := statefile.Open(cfg.Registry.StateFile)
+		if err != nil {
+			return err
+		}
+		gwOpts = append(gwOpts, orchestrator.WithRegistry(reg))
+	}
+	gw, err := orchestrator.New(gwOpts...)
+	if err != nil {
+		return err
+	}
+	defer gw.Close()
+
+	configLog := logger.With(slog.String("logger", "orchestrator.config"))
+	manager := newConfigManager(opts.ConfigPath, gw, configLog)
+	manager.initial(*cfg, raw, loadErr)
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
+	if opts.ConfigPath != "" && opts.Watch {
+		if err := manager.watch(watchCtx); err != nil {
+			return fmt.Errorf("watching the config file: %w", err)
+		}
+	}
+
+	var draining atomic.Bool
+	adminHandler := admin.New(gw, admin.Options{
+		Token:          token,
+		AllowedOrigins: full.Admin.AllowedOrigins,
+		Config:         manager,
+		Draining:       draining.Load,
+		Logger:         logger,
+		Version:        opts.Version,
+	})
+
+	gatewayHandler := http.Handler(gw)
+	if len(full.CORS.AllowedOrigins) > 0 {
+		gatewayHandler = orchestrator.CORS(full.CORS)(gw)
+	}
+	var fallthroughHandler http.Handler = adminHandler
+	if full.Admin.Listen != "" {
+		fallthroughHandler = http.NotFoundHandler()
+	}
+	mainHandler := routeByPrefix(gw.Prefix(), gatewayHandler, fallthroughHandler)
+
+	errorLog := log.New(&serverErrorWriter{logger: logger}, "", 0)
+	srv := &http.Server{
+		Handler:           mainHandler,
+		ReadHeaderTimeout: settings.ReadHeaderTimeout.Std(),
+		ReadTimeout:       settings.ReadTimeout.Std(),
+		WriteTimeout:      settings.WriteTimeout.Std(),
+		IdleTimeout:       settings.IdleTimeout.Std(),
+		MaxHeaderBytes:    settings.MaxHeaderBytes,
+		ErrorLog:          errorLog,
+	}
+	ln, err := net.Listen("tcp", net.JoinHostPort(settings.Host, strconv.Itoa(settings.Port)))
+	if err != nil {
+		return err
+	}
+	tlsOn := settings.TLS.CertFile != ""
+	serveErr := make(chan error, 2)
+	go func() {
+		var err error
+		if tlsOn {
+			err = srv.ServeTLS(ln, settings.TLS.CertFile, settings.TLS.KeyFile)
+		} else {
+			err = srv.Serve(ln)
+		}
+		if !errors.Is(err, http.ErrServerClosed) {
+			serveErr <- err
+		}
+	}()
+
+	var adminSrv *http.Server
+	var adminAddr net.Addr
+	if full.Admin.Listen != "" {
+		adminLn, err := net.Listen("tcp", full.Admin.Listen)
+		if err != nil {
+			srv.Close()
+			return fmt.Errorf("admin.listen: %w", err)
+		}
+		adminAddr = adminLn.Addr()
+		adminSrv = &http.Server{
+			Handler:           adminHandler,
+			ReadHeaderTimeout: settings.ReadHeaderTimeout.Std(),
+			IdleTimeout:       settings.IdleTimeout.Std(),
+			MaxHeaderBytes:    settings.MaxHeaderBytes,
+			ErrorLog:          errorLog,
+		}
+		go func() {
+			if err := adminSrv.Serve(adminLn); !errors.Is(err, http.ErrServerClosed) {
+				serveErr <- err
+			}
+		}()
+	}
+
+	printBanner(opts, settings.Host, ln.Addr(), adminAddr, tlsOn, gw.Prefix(), echoAddr != "")
+	if opts.Ready != nil {
+		opts.Ready(ln.Addr(), adminAddr)
+	}
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		srv.Close()
+		if adminSrv != nil {
+			adminSrv.Close()
+		}
+		return err
+	}
+
+	// Graceful shutdown: /health turns 503 so load balancers stop sending,
+	// listeners close, in-flight requests get shutdown_timeout to finish.
+	draining.Store(true)
+	stopWatch()
+	logger.Info("shutting down", slog.String("logger", "orchestrator.server"), slog.String("timeout", settings.ShutdownTimeout.String()))
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), settings.ShutdownTimeout.Std())
+	defer cancel()
+	if adminSrv != nil {
+		go adminSrv.Shutdown(shutdownCtx)
+	}
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		logger.Warn("shutdown timeout reached; cutting the remaining connections", slog.String("logger", "orchestrator.server"))
+		srv.Close()
+	}
+	if adminSrv != nil {
+		adminSrv.Close()
+	}
+	gw.Close()
+	logger.Info("stopped", slog.String("logger", "orchestrator.server"))
+	return nil
+}
+
+// routeByPrefix sends paths under prefix to the gateway and everything else
+// to rest. Admin routes therefore can never be reached through the prefix.
+func routeByPrefix(prefix string, gateway, rest http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.EscapedPath()
+		if strings.HasPrefix(p, prefix) && (len(p) == len(prefix) || p[len(prefix)] == '/') {
+			gateway.ServeHTTP(w, r)
+			return
+		}
+		rest.ServeHTTP(w, r)
+	})
+}
+
+func printBanner(opts Options, listenHost string, addr, adminAddr net.Addr, tlsOn bool, prefix string, echo bool) {
+	scheme := "http"
+	if tlsOn {
+		scheme = "https"
+	}
+	host := "localhost"
+	_, port, _ := net.SplitHostPort(addr.String())
+	base := fmt.Sprintf("%s://%s:%s", scheme, host, port)
+	fmt.Fprintf(opts.Stdout, "orchestratord %s listening on %s://%s\n", opts.Version, scheme, net.JoinHostPort(listenHost, port))
+	fmt.Fprintf(opts.Stdout, "  gateway: %s%s/{name}/{version}/...\n", base, prefix)
+	if adminAddr != nil {
+		fmt.Fprintf(opts.Stdout, "  admin:   http://%s/health  (API docs at /docs)\n", adminAddr)
+	} else {
+		fmt.Fprintf(opts.Stdout, "  admin:   %s/health  (API docs at /docs)\n", base)
+	}
+	if opts.ConfigPath == "" {
+		fmt.Fprintf(opts.Stdout, "  config:  embedded default (endpoint echo/v1 -> built-in echo upstream)\n")
+	} else {
+		fmt.Fprintf(opts.Stdout, "  config:  %s (watching: %v)\n", opts.ConfigPath, opts.Watch)
+	}
+	if echo {
+		flag := ""
+		if tlsOn {
+			flag = "-k "
+		}
+		fmt.Fprintf(opts.Stdout, "try: curl %s%s%s/echo/v1/hello\n", flag, base, prefix)
+	}
+}
+
+// serverErrorWriter sends http.Server's own error lines (TLS handshake
+// errors, panics) to the structured log.
+type serverErrorWriter struct{ logger *slog.Logger }
+
+func (w *serverErrorWriter) Write(p []byte) (int, error) {
+	w.logger.Warn(strings.TrimSpace(string(p)), slog.String("logger", "orchestrator.server"))
+	return len(p), nil
+}
+
+// NewLogger builds the server's slog logger: JSON (default) or text, with
+// the field names of DESIGN.md (timestamp, level, logger, message).
+func NewLogger(w io.Writer, level, format string) (*slog.Logger, error) {
+	var lv slog.Level
+	switch strings.ToLower(level) {
+	case "debug":
+		lv = slog.LevelDebug
+	case "", "info":
+		lv = slog.LevelInfo
+	case "warn", "warning":
+		lv = slog.LevelWarn
+	case "error":
+		lv = slog.LevelError
+	default:
+		return nil, fmt.Errorf("log level %q: want debug, info, warn or error", level)
+	}
+	hopts := &slog.HandlerOptions{
+		Level: lv,
+		ReplaceAttr: func(groups []string, a slog.Attr) slog.Attr {
+			if len(groups) == 0 {
+				switch a.Key {
+				case slog.TimeKey:
+					a.Key = "timestamp"
+				case slog.MessageKey:
+					a.Key = "message"
+				}
+			}
+			return a
+		},
+	}
+	switch format {
+	case "", "json":
+		return slog.New(slog.NewJSONHandler(w, hopts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, hopts)), nil
+	}
+	return nil, fmt.Errorf("log format %q: want json or text", format)
+}
