@@ -566,4 +566,3 @@ func allowHeader(methods []string) string {
 }
 
 func defaultFailureStatus(status int) bool { return status >= 500 && status <= 599 }
-

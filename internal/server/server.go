@@ -7,6 +7,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	_ "embed"
 	"errors"
 	"fmt"
@@ -173,6 +174,9 @@ func Run(ctx context.Context, opts Options) error {
 	if len(full.CORS.AllowedOrigins) > 0 {
 		gatewayHandler = orchestrator.CORS(full.CORS)(gw)
 	}
+	if full.Logging.AccessLogEnabled() {
+		gatewayHandler = accessLog(logger, gw, gatewayHandler)
+	}
 	var fallthroughHandler http.Handler = adminHandler
 	if full.Admin.Listen != "" {
 		fallthroughHandler = http.NotFoundHandler()
@@ -189,16 +193,25 @@ func Run(ctx context.Context, opts Options) error {
 		MaxHeaderBytes:    settings.MaxHeaderBytes,
 		ErrorLog:          errorLog,
 	}
+	tlsOn := settings.TLS.CertFile != ""
+	if tlsOn {
+		// Load the pair now, so that a bad file fails the start instead of
+		// the serving goroutine after the banner said it was listening.
+		cert, err := tls.LoadX509KeyPair(settings.TLS.CertFile, settings.TLS.KeyFile)
+		if err != nil {
+			return fmt.Errorf("server.tls: %w", err)
+		}
+		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(settings.Host, strconv.Itoa(settings.Port)))
 	if err != nil {
 		return err
 	}
-	tlsOn := settings.TLS.CertFile != ""
 	serveErr := make(chan error, 2)
 	go func() {
 		var err error
 		if tlsOn {
-			err = srv.ServeTLS(ln, settings.TLS.CertFile, settings.TLS.KeyFile)
+			err = srv.ServeTLS(ln, "", "") // the pair loaded above
 		} else {
 			err = srv.Serve(ln)
 		}
