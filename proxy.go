@@ -330,27 +330,45 @@ func (o *Orchestrator) rewrite(pr *httputil.ProxyRequest) {
 	}
 	trusted := o.trusted(clientIP)
 	h := out.Header
-	if prior := in.Header["X-Forwarded-For"]; trusted && len(prior) > 0 {
+	// A forwarding header the client named in Connection was meant for its
+	// hop only (RFC 9110 §7.6.1): even a trusted proxy's is not kept.
+	hopOnly := func(name string) bool {
+		for _, v := range in.Header["Connection"] {
+			for _, tok := range strings.Split(v, ",") {
+				if strings.EqualFold(strings.TrimSpace(tok), name) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	keep := func(name string) []string {
+		if !trusted || len(in.Header["Connection"]) > 0 && hopOnly(name) {
+			return nil
+		}
+		return in.Header[name]
+	}
+	if prior := keep("X-Forwarded-For"); len(prior) > 0 {
 		st.xffValue[0] = strings.Join(prior, ", ") + ", " + clientIP
 		h["X-Forwarded-For"] = st.xffValue[:]
 	} else if clientIP != "" {
 		st.xffValue[0] = clientIP
 		h["X-Forwarded-For"] = st.xffValue[:]
 	}
-	if prior := in.Header["X-Forwarded-Host"]; trusted && len(prior) > 0 {
+	if prior := keep("X-Forwarded-Host"); len(prior) > 0 {
 		h["X-Forwarded-Host"] = prior
 	} else {
 		st.xfhValue[0] = in.Host
 		h["X-Forwarded-Host"] = st.xfhValue[:]
 	}
-	if prior := in.Header["X-Forwarded-Proto"]; trusted && len(prior) > 0 {
+	if prior := keep("X-Forwarded-Proto"); len(prior) > 0 {
 		h["X-Forwarded-Proto"] = prior
 	} else if in.TLS != nil {
 		h["X-Forwarded-Proto"] = protoHTTPS
 	} else {
 		h["X-Forwarded-Proto"] = protoHTTP
 	}
-	if prior := in.Header["Forwarded"]; trusted && len(prior) > 0 {
+	if prior := keep("Forwarded"); len(prior) > 0 {
 		h["Forwarded"] = prior
 	}
 	st.reqIDValue[0] = st.reqID
