@@ -81,6 +81,9 @@ func (d *Duration) UnmarshalText(b []byte) error {
 		return nil
 	}
 	if err := d.parseSeconds(s); err != nil {
+		if strings.HasPrefix(s, "-") {
+			return fmt.Errorf("duration %q must not be negative", s)
+		}
 		return fmt.Errorf("invalid duration %q: want seconds (30) or a Go duration (\"250ms\", \"1m30s\")", s)
 	}
 	return nil

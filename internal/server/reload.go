@@ -158,10 +158,13 @@ func (m *configManager) failLocked(err error, trigger string) error {
 // read; content that hashes the same as the applied version is not applied
 // again, so events from other files in the directory cost a read, nothing
 // more.
-func (m *configManager) watch(ctx context.Context) error {
+//
+// The returned channel is closed once the watch has stopped, so that the
+// caller can wait for it before closing what a reload would touch.
+func (m *configManager) watch(ctx context.Context) (<-chan struct{}, error) {
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	dirs := []string{filepath.Dir(m.path)}
 	if real, err := filepath.EvalSymlinks(m.path); err == nil && filepath.Dir(real) != dirs[0] {
@@ -170,7 +173,7 @@ func (m *configManager) watch(ctx context.Context) error {
 	for _, dir := range dirs {
 		if err := w.Add(dir); err != nil {
 			w.Close()
-			return err
+			return nil, err
 		}
 	}
 	m.watching.Store(true)
@@ -182,7 +185,9 @@ func (m *configManager) watch(ctx context.Context) error {
 		}
 	})
 	debounce.Stop()
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		defer w.Close()
 		defer m.watching.Store(false)
 		defer debounce.Stop()
@@ -205,5 +210,5 @@ func (m *configManager) watch(ctx context.Context) error {
 			}
 		}
 	}()
-	return nil
+	return done, nil
 }

@@ -153,12 +153,22 @@ func Run(ctx context.Context, opts Options) error {
 	manager := newConfigManager(opts.ConfigPath, gw, configLog)
 	manager.initial(*cfg, raw, loadErr)
 	watchCtx, stopWatch := context.WithCancel(ctx)
-	defer stopWatch()
+	var watchDone <-chan struct{}
 	if opts.ConfigPath != "" && opts.Watch {
-		if err := manager.watch(watchCtx); err != nil {
+		if watchDone, err = manager.watch(watchCtx); err != nil {
+			stopWatch()
 			return fmt.Errorf("watching the config file: %w", err)
 		}
 	}
+	// The watcher stops before the gateway closes: no reload may reach a
+	// closed gateway, and nothing it started outlives Run.
+	stopWatching := func() {
+		stopWatch()
+		if watchDone != nil {
+			<-watchDone
+		}
+	}
+	defer stopWatching()
 
 	var draining atomic.Bool
 	adminHandler := admin.New(gw, admin.Options{
@@ -261,7 +271,7 @@ func Run(ctx context.Context, opts Options) error {
 	// Graceful shutdown: /health turns 503 so load balancers stop sending,
 	// listeners close, in-flight requests get shutdown_timeout to finish.
 	draining.Store(true)
-	stopWatch()
+	stopWatching()
 	logger.Info("shutting down", slog.String("logger", "orchestrator.server"), slog.String("timeout", settings.ShutdownTimeout.String()))
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), settings.ShutdownTimeout.Std())
 	defer cancel()

@@ -68,8 +68,8 @@ func (d *Document) Locate(path string) (line, column int) {
 	for path != "" {
 		if p, err := yaml.PathString("$." + path); err == nil {
 			if n, err := p.FilterFile(d.file); err == nil && n != nil {
-				if tk := n.GetToken(); tk != nil && tk.Position != nil {
-					return tk.Position.Line, tk.Position.Column
+				if line, column := position(n); line > 0 {
+					return line, column
 				}
 			}
 		}
@@ -103,10 +103,28 @@ var textUnmarshaler = reflect.TypeFor[encoding.TextUnmarshaler]()
 
 func at(n ast.Node, path, msg string) Problem {
 	p := Problem{Path: path, Message: msg}
-	if tk := n.GetToken(); tk != nil && tk.Position != nil {
-		p.Line, p.Column = tk.Position.Line, tk.Position.Column
-	}
+	p.Line, p.Column = position(n)
 	return p
+}
+
+// position returns where n starts. A block mapping's token is the ':' of
+// its first pair, so it is located at its first key instead: the column a
+// user reads as the start of the mapping.
+func position(n ast.Node) (line, column int) {
+	switch v := n.(type) {
+	case *ast.MappingNode:
+		if !v.IsFlowStyle && len(v.Values) > 0 && v.Values[0].Key != nil {
+			n = v.Values[0].Key
+		}
+	case *ast.MappingValueNode:
+		if !v.IsFlowStyle && v.Key != nil {
+			n = v.Key
+		}
+	}
+	if tk := n.GetToken(); tk != nil && tk.Position != nil {
+		return tk.Position.Line, tk.Position.Column
+	}
+	return 0, 0
 }
 
 func join(path, field string) string {

@@ -1,0 +1,588 @@
+package orchestrator_test
+
+import (
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/orchestrator-go/orchestrator"
+)
+
+// cfSeed is the seed config of DESIGN.md, verbatim. It must load as is.
+const cfSeed = `endpoints:
+  - url: "https://api.example.com/v1"
+    name: "example_api"
+    version: "v1"
+    methods: ["GET", "POST"]
+    auth_type: "bearer"
+    disabled: false
+    health_check_path: "/health"
+    timeout: 30
+
+circuit_breaker:
+  failure_threshold: 5
+  reset_timeout: 60
+  fallback_strategy: "error_response"
+
+health_check:
+  enabled: true
+  interval: 30
+  timeout: 10
+  unhealthy_threshold: 3
+  healthy_threshold: 2
+`
+
+// cfConfigError parses data and returns its *ConfigError, failing the test
+// when parsing succeeds or fails with another type.
+func cfConfigError(t *testing.T, data, name string) *orchestrator.ConfigError {
+	t.Helper()
+	cfg, err := orchestrator.ParseConfig([]byte(data), name)
+	require.Error(t, err, "got config %v and nil error; want a *ConfigError", cfg)
+	assert.Nil(t, cfg, "got a config alongside an error; want nil")
+	var ce *orchestrator.ConfigError
+	require.True(t, errors.As(err, &ce), "got %T (%v); want *orchestrator.ConfigError", err, err)
+	assert.True(t, errors.Is(err, orchestrator.ErrInvalid), "got errors.Is(err, ErrInvalid) false; want true")
+	return ce
+}
+
+// cfLines returns the error's lines.
+func cfLines(ce *orchestrator.ConfigError) []string {
+	return strings.Split(ce.Error(), "\n")
+}
+
+func cfBool(b bool) *bool { return &b }
+
+func TestConfigSeedLoadsUnmodified(t *testing.T) {
+	check := func(t *testing.T, cfg *orchestrator.Config) {
+		t.Helper()
+		require.Len(t, cfg.Endpoints, 1)
+		want := orchestrator.Endpoint{
+			URL:             "https://api.example.com/v1",
+			Name:            "example_api",
+			Version:         "v1",
+			Methods:         []string{"GET", "POST"},
+			AuthType:        orchestrator.AuthBearer,
+			Disabled:        false,
+			HealthCheckPath: "/health",
+			Timeout:         orchestrator.Duration(30 * time.Second),
+		}
+		assert.Equal(t, want, cfg.Endpoints[0])
+		assert.Equal(t, "example_api_v1", cfg.Endpoints[0].EndpointID())
+		assert.Equal(t, orchestrator.CircuitBreakerConfig{
+			FailureThreshold: 5,
+			ResetTimeout:     orchestrator.Duration(60 * time.Second),
+			FallbackStrategy: orchestrator.FallbackErrorResponse,
+		}, cfg.CircuitBreaker)
+		assert.Equal(t, orchestrator.HealthCheckConfig{
+			Enabled:            cfBool(true),
+			Interval:           orchestrator.Duration(30 * time.Second),
+			Timeout:            orchestrator.Duration(10 * time.Second),
+			UnhealthyThreshold: 3,
+			HealthyThreshold:   2,
+		}, cfg.HealthCheck)
+		assert.NoError(t, cfg.Validate())
+	}
+	t.Run("ParseConfig loads the seed config of DESIGN.md as is", func(t *testing.T) {
+		cfg, err := orchestrator.ParseConfig([]byte(cfSeed), "seed.yaml")
+		require.NoError(t, err)
+		check(t, cfg)
+	})
+	t.Run("LoadConfig loads the seed config from a file", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "config.yaml")
+		require.NoError(t, os.WriteFile(path, []byte(cfSeed), 0o600))
+		cfg, err := orchestrator.LoadConfig(path)
+		require.NoError(t, err)
+		check(t, cfg)
+	})
+	t.Run("the seed config builds a gateway", func(t *testing.T) {
+		cfg, err := orchestrator.ParseConfig([]byte(cfSeed), "seed.yaml")
+		require.NoError(t, err)
+		// No probe may reach api.example.com from a test.
+		cfg.HealthCheck.Enabled = cfBool(false)
+		o, err := orchestrator.New(orchestrator.WithConfig(cfg))
+		require.NoError(t, err)
+		defer o.Close()
+		ids := []string{}
+		for _, ep := range o.Endpoints() {
+			ids = append(ids, ep.ID)
+		}
+		assert.Equal(t, []string{"example_api_v1"}, ids)
+	})
+}
+
+func TestConfigDurations(t *testing.T) {
+	cases := []struct {
+		name, value string
+		want        time.Duration
+	}{
+		{"a bare number is seconds", "30", 30 * time.Second},
+		{"a bare fraction is seconds", "1.5", 1500 * time.Millisecond},
+		{"a Go duration string in milliseconds is read as such", `"250ms"`, 250 * time.Millisecond},
+		{"a compound Go duration string is read as such", `"1m30s"`, 90 * time.Second},
+		{"an unquoted Go duration is read as such", "2m", 2 * time.Minute},
+		{"a quoted number is seconds", `"45"`, 45 * time.Second},
+		{"zero means unset", "0", 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			data := "endpoints:\n  - name: a\n    url: http://127.0.0.1:1\n    timeout: " + c.value + "\n"
+			cfg, err := orchestrator.ParseConfig([]byte(data), "d.yaml")
+			require.NoError(t, err)
+			require.Len(t, cfg.Endpoints, 1)
+			got := cfg.Endpoints[0].Timeout.Std()
+			assert.Equal(t, c.want, got, "got %v; want %v", got, c.want)
+		})
+	}
+	t.Run("every duration field accepts both forms", func(t *testing.T) {
+		data := `server:
+  shutdown_timeout: 5
+  read_header_timeout: "2s"
+  read_timeout: 7
+  write_timeout: "1m"
+  idle_timeout: 90
+cors:
+  max_age: "10m"
+circuit_breaker:
+  reset_timeout: "1m30s"
+health_check:
+  interval: 0.5
+  timeout: "100ms"
+`
+		cfg, err := orchestrator.ParseConfig([]byte(data), "d.yaml")
+		require.NoError(t, err)
+		assert.Equal(t, 5*time.Second, cfg.Server.ShutdownTimeout.Std())
+		assert.Equal(t, 2*time.Second, cfg.Server.ReadHeaderTimeout.Std())
+		assert.Equal(t, 7*time.Second, cfg.Server.ReadTimeout.Std())
+		assert.Equal(t, time.Minute, cfg.Server.WriteTimeout.Std())
+		assert.Equal(t, 90*time.Second, cfg.Server.IdleTimeout.Std())
+		assert.Equal(t, 10*time.Minute, cfg.CORS.MaxAge.Std())
+		assert.Equal(t, 90*time.Second, cfg.CircuitBreaker.ResetTimeout.Std())
+		assert.Equal(t, 500*time.Millisecond, cfg.HealthCheck.Interval.Std())
+		assert.Equal(t, 100*time.Millisecond, cfg.HealthCheck.Timeout.Std())
+	})
+	bad := []struct {
+		name, value, wantMsg string
+	}{
+		{"a word is an error located at the value", `"soon"`, `endpoints[0].timeout: invalid duration "soon"`},
+		{"a negative number is an error located at the value", "-3", `endpoints[0].timeout: duration "-3" must not be negative`},
+		{"a negative Go duration is an error located at the value", `"-1s"`, `endpoints[0].timeout: duration "-1s" must not be negative`},
+	}
+	for _, c := range bad {
+		t.Run(c.name, func(t *testing.T) {
+			data := "endpoints:\n  - name: a\n    url: http://127.0.0.1:1\n    timeout: " + c.value + "\n"
+			ce := cfConfigError(t, data, "d.yaml")
+			lines := cfLines(ce)
+			require.Len(t, lines, 1, "got %q; want one error", lines)
+			assert.True(t, strings.HasPrefix(lines[0], "d.yaml:4:14: "+c.wantMsg), "got %q; want it to start with %q", lines[0], "d.yaml:4:14: "+c.wantMsg)
+		})
+	}
+}
+
+func TestConfigUnknownFieldsAreErrors(t *testing.T) {
+	cases := []struct {
+		name, data string
+		want       []string
+	}{
+		{
+			name: "an unknown top-level section is named with its line and a suggestion",
+			data: "endpoint:\n  - name: a\n",
+			want: []string{`u.yaml:1:1: endpoint: unknown field "endpoint" (did you mean "endpoints"?)`},
+		},
+		{
+			name: "an unknown server field is named with its path",
+			data: "server:\n  prot: 8080\n",
+			want: []string{`u.yaml:2:3: server.prot: unknown field "prot" (did you mean "port"?)`},
+		},
+		{
+			name: "an unknown endpoint field is named with its index",
+			data: "endpoints:\n  - name: a\n    url: http://127.0.0.1:1\n  - name: b\n    url: http://127.0.0.1:2\n    timout: 3\n",
+			want: []string{`u.yaml:6:5: endpoints[1].timout: unknown field "timout" (did you mean "timeout"?)`},
+		},
+		{
+			name: "an unknown field deep in an endpoint override is named",
+			data: "endpoints:\n  - name: a\n    url: http://127.0.0.1:1\n    circuit_breaker:\n      threshold: 3\n",
+			want: []string{`u.yaml:5:7: endpoints[0].circuit_breaker.threshold: unknown field "threshold"`},
+		},
+		{
+			name: "a field far from every known one gets no suggestion",
+			data: "registry:\n  backend: etcd\n",
+			want: []string{`u.yaml:2:3: registry.backend: unknown field "backend"`},
+		},
+		{
+			name: "every unknown field of the file is reported at once",
+			data: "servr: {}\nlogging:\n  levl: info\n  colour: true\nendpoints:\n  - nme: a\n",
+			want: []string{
+				`u.yaml:1:1: servr: unknown field "servr" (did you mean "server"?)`,
+				`u.yaml:3:3: logging.levl: unknown field "levl" (did you mean "level"?)`,
+				`u.yaml:4:3: logging.colour: unknown field "colour"`,
+				`u.yaml:6:5: endpoints[0].nme: unknown field "nme" (did you mean "name"?)`,
+			},
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ce := cfConfigError(t, c.data, "u.yaml")
+			got := cfLines(ce)
+			assert.Equal(t, c.want, got, "got %q; want %q", got, c.want)
+		})
+	}
+}
+
+func TestConfigWrongTypesAreErrors(t *testing.T) {
+	data := `server:
+  port: eighty
+  max_header_bytes: [1]
+  tls: yes please
+logging:
+  access_log: sometimes
+endpoints:
+  name: a
+`
+	ce := cfConfigError(t, data, "types.yaml")
+	want := []string{
+		"types.yaml:2:9: server.port: must be a whole number",
+		"types.yaml:3:21: server.max_header_bytes: must be a whole number",
+		"types.yaml:4:8: server.tls: must be a mapping of field: value",
+		"types.yaml:6:15: logging.access_log: must be true or false",
+		"types.yaml:8:3: endpoints: must be a list",
+	}
+	got := cfLines(ce)
+	assert.Equal(t, want, got, "got %q; want %q", got, want)
+}
+
+func TestConfigEveryErrorIsLocated(t *testing.T) {
+	t.Run("every validation error is reported with line, column and field path, in file order", func(t *testing.T) {
+		data := `server:
+  port: 70000
+  prefix: "no-slash"
+logging:
+  level: loud
+  format: xml
+endpoints:
+  - url: "ftp://x"
+    name: "a b"
+    methods: [GET, "P T"]
+  - name: b
+    timeout: 1m
+  - name: b
+    url: http://127.0.0.1:1
+    fallback:
+      strategy: fallback_endpoint
+      endpoint: nowhere
+circuit_breaker:
+  failure_threshold: -1
+  fallback_strategy: shrug
+health_check:
+  healthy_threshold: -2
+`
+		ce := cfConfigError(t, data, "every.yaml")
+		assert.Equal(t, "every.yaml", ce.File)
+		want := []string{
+			`every.yaml:2:9: server.port: 70000 is not a TCP port (1-65535)`,
+			`every.yaml:3:11: server.prefix: "no-slash" must be an absolute path such as /orchestrator`,
+			`every.yaml:5:10: logging.level: unknown level "loud"; want debug, info, warn or error`,
+			`every.yaml:6:11: logging.format: unknown format "xml"; want json or text`,
+			`every.yaml:8:10: endpoints[0].url: "ftp://x" must use http or https`,
+			`every.yaml:9:11: endpoints[0].name: "a b" must match [A-Za-z0-9][A-Za-z0-9._-]*`,
+			`every.yaml:10:20: endpoints[0].methods[1]: "P T" is not an HTTP method`,
+			`every.yaml:11:5: endpoints[1].url: is required`,
+			`every.yaml:13:5: endpoints[2].id: duplicate id "b" (also endpoints[1])`,
+			`every.yaml:13:5: endpoints[2]: route /b is already served by endpoints[1]`,
+			`every.yaml:17:17: endpoints[2].fallback.endpoint: no endpoint in this file has id "nowhere"`,
+			`every.yaml:19:22: circuit_breaker.failure_threshold: must be > 0`,
+			`every.yaml:20:22: circuit_breaker.fallback_strategy: unknown strategy "shrug"; want error_response, static_response or fallback_endpoint`,
+			`every.yaml:22:22: health_check.healthy_threshold: must be > 0`,
+		}
+		got := cfLines(ce)
+		assert.Equal(t, want, got, "got %q; want %q", got, want)
+		for _, fe := range ce.Errors {
+			assert.NotEmpty(t, fe.Field, "got an error with no field path: %+v", fe)
+			assert.Positive(t, fe.Line, "got line %d; want > 0: %+v", fe.Line, fe)
+			assert.Positive(t, fe.Column, "got column %d; want > 0: %+v", fe.Column, fe)
+		}
+	})
+	t.Run("a missing required field is located at the start of its mapping", func(t *testing.T) {
+		ce := cfConfigError(t, "endpoints:\n  -   name: a\n      version: v1\n", "m.yaml")
+		got := cfLines(ce)
+		want := []string{"m.yaml:2:7: endpoints[0].url: is required"}
+		assert.Equal(t, want, got, "got %q; want %q", got, want)
+	})
+	t.Run("a YAML syntax error is located", func(t *testing.T) {
+		ce := cfConfigError(t, "endpoints:\n  - name: a\n    url: [http://x\n", "syntax.yaml")
+		require.Len(t, ce.Errors, 1)
+		fe := ce.Errors[0]
+		assert.Equal(t, 3, fe.Line, "got line %d; want 3", fe.Line)
+		assert.Positive(t, fe.Column, "got column %d; want > 0", fe.Column)
+		assert.True(t, strings.HasPrefix(ce.Error(), "syntax.yaml:3:"), "got %q; want it to start with syntax.yaml:3:", ce.Error())
+	})
+	t.Run("a tab used for indentation is located", func(t *testing.T) {
+		ce := cfConfigError(t, "endpoints:\n  - name: a\n\turl: x\n", "tab.yaml")
+		require.Len(t, ce.Errors, 1)
+		assert.Equal(t, 3, ce.Errors[0].Line, "got line %d; want 3", ce.Errors[0].Line)
+	})
+}
+
+func TestConfigJSON(t *testing.T) {
+	t.Run("a JSON config loads like the same YAML", func(t *testing.T) {
+		data := `{
+  "server": {"port": 9000, "shutdown_timeout": "5s"},
+  "endpoints": [
+    {"name": "users", "version": "v1", "url": "https://users.example.com/api", "timeout": 2.5, "methods": ["get"]},
+    {"name": "orders", "url": "https://orders.example.com", "timeout": "250ms"}
+  ],
+  "circuit_breaker": {"failure_threshold": 3, "reset_timeout": 10}
+}`
+		cfg, err := orchestrator.ParseConfig([]byte(data), "c.json")
+		require.NoError(t, err)
+		assert.Equal(t, 9000, cfg.Server.Port)
+		assert.Equal(t, 5*time.Second, cfg.Server.ShutdownTimeout.Std())
+		require.Len(t, cfg.Endpoints, 2)
+		assert.Equal(t, "users_v1", cfg.Endpoints[0].EndpointID())
+		assert.Equal(t, 2500*time.Millisecond, cfg.Endpoints[0].Timeout.Std())
+		assert.Equal(t, 250*time.Millisecond, cfg.Endpoints[1].Timeout.Std())
+		assert.Equal(t, 3, cfg.CircuitBreaker.FailureThreshold)
+		assert.Equal(t, 10*time.Second, cfg.CircuitBreaker.ResetTimeout.Std())
+	})
+	t.Run("the seed config written as JSON loads the same as the YAML", func(t *testing.T) {
+		fromYAML, err := orchestrator.ParseConfig([]byte(cfSeed), "seed.yaml")
+		require.NoError(t, err)
+		asJSON, err := json.Marshal(fromYAML)
+		require.NoError(t, err)
+		fromJSON, err := orchestrator.ParseConfig(asJSON, "seed.json")
+		require.NoError(t, err, "JSON: %s", asJSON)
+		assert.Equal(t, fromYAML, fromJSON)
+	})
+	t.Run("an unknown JSON field is located", func(t *testing.T) {
+		data := "{\n  \"endpoints\": [\n    {\"name\": \"a\", \"url\": \"http://x\", \"timout\": 3}\n  ]\n}\n"
+		ce := cfConfigError(t, data, "c.json")
+		got := cfLines(ce)
+		want := []string{`c.json:3:38: endpoints[0].timout: unknown field "timout" (did you mean "timeout"?)`}
+		assert.Equal(t, want, got, "got %q; want %q", got, want)
+	})
+	t.Run("a JSON validation error is located", func(t *testing.T) {
+		data := "{\n  \"server\": {\"port\": 99999}\n}\n"
+		ce := cfConfigError(t, data, "c.json")
+		got := cfLines(ce)
+		want := []string{"c.json:2:22: server.port: 99999 is not a TCP port (1-65535)"}
+		assert.Equal(t, want, got, "got %q; want %q", got, want)
+	})
+}
+
+func TestConfigEmptyAndMissingFiles(t *testing.T) {
+	t.Run("an empty file is a valid config with no endpoints", func(t *testing.T) {
+		cfg, err := orchestrator.ParseConfig(nil, "empty.yaml")
+		require.NoError(t, err)
+		assert.Empty(t, cfg.Endpoints)
+	})
+	t.Run("a file of comments only is a valid config", func(t *testing.T) {
+		cfg, err := orchestrator.ParseConfig([]byte("# nothing yet\n"), "c.yaml")
+		require.NoError(t, err)
+		assert.Empty(t, cfg.Endpoints)
+	})
+	t.Run("LoadConfig of a missing file answers a not-exist error", func(t *testing.T) {
+		_, err := orchestrator.LoadConfig(filepath.Join(t.TempDir(), "absent.yaml"))
+		require.Error(t, err)
+		assert.True(t, errors.Is(err, fs.ErrNotExist), "got %v; want fs.ErrNotExist", err)
+	})
+	t.Run("LoadConfig names the file in its errors", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "bad.yaml")
+		require.NoError(t, os.WriteFile(path, []byte("server:\n  port: -1\n"), 0o600))
+		_, err := orchestrator.LoadConfig(path)
+		require.Error(t, err)
+		want := path + ":2:9: server.port: -1 is not a TCP port (1-65535)"
+		assert.Equal(t, want, err.Error(), "got %q; want %q", err.Error(), want)
+	})
+}
+
+func TestConfigValidateRules(t *testing.T) {
+	ep := func(name string) orchestrator.Endpoint {
+		return orchestrator.Endpoint{Name: name, URL: "http://127.0.0.1:1/" + name}
+	}
+	cases := []struct {
+		name   string
+		mutate func(c *orchestrator.Config)
+		want   []string // field paths, in order
+	}{
+		{"a port above 65535 is refused", func(c *orchestrator.Config) { c.Server.Port = 65536 }, []string{"server.port"}},
+		{"a negative port is refused", func(c *orchestrator.Config) { c.Server.Port = -1 }, []string{"server.port"}},
+		{"a host with a space is refused", func(c *orchestrator.Config) { c.Server.Host = "local host" }, []string{"server.host"}},
+		{"a host with a slash is refused", func(c *orchestrator.Config) { c.Server.Host = "http://x" }, []string{"server.host"}},
+		{"a relative prefix is refused", func(c *orchestrator.Config) { c.Server.Prefix = "api" }, []string{"server.prefix"}},
+		{"a prefix with a dot segment is refused", func(c *orchestrator.Config) { c.Server.Prefix = "/a/../b" }, []string{"server.prefix"}},
+		{"negative max_header_bytes is refused", func(c *orchestrator.Config) { c.Server.MaxHeaderBytes = -1 }, []string{"server.max_header_bytes"}},
+		{"negative max_body_bytes is refused", func(c *orchestrator.Config) { c.Server.MaxBodyBytes = -1 }, []string{"server.max_body_bytes"}},
+		{"a certificate without its key is refused", func(c *orchestrator.Config) { c.Server.TLS.CertFile = "cert.pem" }, []string{"server.tls"}},
+		{"a key without its certificate is refused", func(c *orchestrator.Config) { c.Server.TLS.KeyFile = "key.pem" }, []string{"server.tls"}},
+		{"a bad trusted proxy is refused by index", func(c *orchestrator.Config) {
+			c.Server.TrustedProxies = []string{"10.0.0.0/8", "not-an-ip", "10.0.0.0/99"}
+		}, []string{"server.trusted_proxies[1]", "server.trusted_proxies[2]"}},
+		{"an admin listen address without a port is refused", func(c *orchestrator.Config) { c.Admin.Listen = "127.0.0.1" }, []string{"admin.listen"}},
+		{"an admin listen address with a bad port is refused", func(c *orchestrator.Config) { c.Admin.Listen = "127.0.0.1:99999" }, []string{"admin.listen"}},
+		{"an admin origin that is not an origin is refused", func(c *orchestrator.Config) {
+			c.Admin.AllowedOrigins = []string{"https://ok.example.com", "ok.example.com", "https://x.example.com/path"}
+		}, []string{"admin.allowed_origins[1]", "admin.allowed_origins[2]"}},
+		{"a CORS origin that is not an origin is refused", func(c *orchestrator.Config) {
+			c.CORS.AllowedOrigins = []string{"*", "ftp://x"}
+		}, []string{"cors.allowed_origins[1]"}},
+		{"credentials with the * origin are refused", func(c *orchestrator.Config) {
+			c.CORS.AllowedOrigins = []string{"*"}
+			c.CORS.AllowCredentials = true
+		}, []string{"cors.allow_credentials"}},
+		{"an unknown log level is refused", func(c *orchestrator.Config) { c.Logging.Level = "verbose" }, []string{"logging.level"}},
+		{"an unknown log format is refused", func(c *orchestrator.Config) { c.Logging.Format = "xml" }, []string{"logging.format"}},
+		{"bad global breaker settings are refused", func(c *orchestrator.Config) {
+			c.CircuitBreaker = orchestrator.CircuitBreakerConfig{FailureThreshold: -1, HalfOpenRequests: -1, ResetTimeout: -1, FailureStatuses: []int{500, 700}, FallbackStrategy: "retry"}
+		}, []string{"circuit_breaker.failure_threshold", "circuit_breaker.half_open_requests", "circuit_breaker.reset_timeout", "circuit_breaker.failure_statuses[1]", "circuit_breaker.fallback_strategy"}},
+		{"bad global health settings are refused", func(c *orchestrator.Config) {
+			c.HealthCheck = orchestrator.HealthCheckConfig{UnhealthyThreshold: -1, HealthyThreshold: -1, Interval: orchestrator.Duration(time.Microsecond), Timeout: -1}
+		}, []string{"health_check.unhealthy_threshold", "health_check.healthy_threshold", "health_check.interval", "health_check.timeout"}},
+		{"duplicate endpoint ids are refused", func(c *orchestrator.Config) {
+			a, b := ep("a"), ep("b")
+			b.ID = "a"
+			c.Endpoints = []orchestrator.Endpoint{a, b}
+		}, []string{"endpoints[1].id"}},
+		{"two endpoints on one route are refused", func(c *orchestrator.Config) {
+			a, b := ep("a"), ep("a")
+			b.ID = "a2"
+			c.Endpoints = []orchestrator.Endpoint{a, b}
+		}, []string{"endpoints[1]"}},
+		{"a fallback endpoint missing from the file is refused", func(c *orchestrator.Config) {
+			a := ep("a")
+			a.Fallback = &orchestrator.FallbackConfig{Strategy: orchestrator.FallbackEndpoint, Endpoint: "ghost"}
+			c.Endpoints = []orchestrator.Endpoint{a}
+		}, []string{"endpoints[0].fallback.endpoint"}},
+		{"an invalid endpoint is refused by index", func(c *orchestrator.Config) {
+			c.Endpoints = []orchestrator.Endpoint{ep("a"), {Name: "b"}}
+		}, []string{"endpoints[1].url"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var cfg orchestrator.Config
+			c.mutate(&cfg)
+			err := cfg.Validate()
+			require.Error(t, err, "got nil; want errors on %v", c.want)
+			var ve *orchestrator.ValidationError
+			require.True(t, errors.As(err, &ve), "got %T; want *orchestrator.ValidationError", err)
+			assert.True(t, errors.Is(err, orchestrator.ErrInvalid), "got errors.Is(err, ErrInvalid) false; want true")
+			var got []string
+			for _, fe := range ve.Errors {
+				got = append(got, fe.Field)
+				assert.NotEmpty(t, fe.Message, "got an empty message for %s", fe.Field)
+			}
+			assert.Equal(t, c.want, got, "got fields %q; want %q", got, c.want)
+		})
+	}
+	t.Run("a config using every section correctly is accepted", func(t *testing.T) {
+		a, b := ep("a"), ep("b")
+		a.Fallback = &orchestrator.FallbackConfig{Strategy: orchestrator.FallbackEndpoint, Endpoint: "b"}
+		cfg := orchestrator.Config{
+			Server: orchestrator.ServerConfig{
+				Host: "127.0.0.1", Port: 65535, Prefix: "/gw", MaxHeaderBytes: 4096, MaxBodyBytes: 1 << 20,
+				TLS:            orchestrator.TLSConfig{CertFile: "c.pem", KeyFile: "k.pem"},
+				TrustedProxies: []string{"10.0.0.0/8", "192.168.1.1", "::1"},
+			},
+			Admin:          orchestrator.AdminConfig{Listen: "127.0.0.1:9000", AllowedOrigins: []string{"https://ops.example.com"}},
+			Registry:       orchestrator.RegistryConfig{StateFile: "state.json"},
+			Logging:        orchestrator.LoggingConfig{Level: "WARN", Format: "text", AccessLog: cfBool(false)},
+			CORS:           orchestrator.CORSConfig{AllowedOrigins: []string{"https://app.example.com"}, AllowCredentials: true},
+			CircuitBreaker: orchestrator.CircuitBreakerConfig{FailureThreshold: 1, FailureStatuses: []int{502, 503}, FallbackStrategy: orchestrator.FallbackStaticResponse},
+			HealthCheck:    orchestrator.HealthCheckConfig{Interval: orchestrator.Duration(time.Millisecond)},
+			Endpoints:      []orchestrator.Endpoint{a, b},
+		}
+		assert.NoError(t, cfg.Validate())
+	})
+	t.Run("the zero config is accepted", func(t *testing.T) {
+		assert.NoError(t, orchestrator.Config{}.Validate())
+	})
+}
+
+func TestConfigWithDefaults(t *testing.T) {
+	t.Run("unset server and logging fields take the documented defaults", func(t *testing.T) {
+		got := orchestrator.Config{}.WithDefaults()
+		assert.Equal(t, "0.0.0.0", got.Server.Host)
+		assert.Equal(t, 8000, got.Server.Port)
+		assert.Equal(t, "/orchestrator", got.Server.Prefix)
+		assert.Equal(t, 30*time.Second, got.Server.ShutdownTimeout.Std())
+		assert.Equal(t, 10*time.Second, got.Server.ReadHeaderTimeout.Std())
+		assert.Equal(t, 120*time.Second, got.Server.IdleTimeout.Std())
+		assert.Equal(t, 1<<20, got.Server.MaxHeaderBytes)
+		assert.Zero(t, got.Server.ReadTimeout, "got a read timeout; want none so uploads stream")
+		assert.Zero(t, got.Server.WriteTimeout, "got a write timeout; want none so streams live")
+		assert.Zero(t, got.Server.MaxBodyBytes, "got a body limit; want none by default")
+		assert.Equal(t, "info", got.Logging.Level)
+		assert.Equal(t, "json", got.Logging.Format)
+		assert.True(t, got.Logging.AccessLogEnabled(), "got access log off; want on by default")
+	})
+	t.Run("set fields are kept", func(t *testing.T) {
+		in := orchestrator.Config{
+			Server: orchestrator.ServerConfig{
+				Host: "127.0.0.1", Port: 9000, Prefix: "/gw", ShutdownTimeout: orchestrator.Duration(time.Second),
+				ReadHeaderTimeout: orchestrator.Duration(2 * time.Second), IdleTimeout: orchestrator.Duration(3 * time.Second), MaxHeaderBytes: 512,
+			},
+			Logging: orchestrator.LoggingConfig{Level: "debug", Format: "text", AccessLog: cfBool(false)},
+		}
+		got := in.WithDefaults()
+		assert.Equal(t, in, got)
+		assert.False(t, got.Logging.AccessLogEnabled(), "got access log on; want off as set")
+	})
+}
+
+func TestConfigErrorFormatting(t *testing.T) {
+	t.Run("each error is one file:line:column: field: message line", func(t *testing.T) {
+		ce := &orchestrator.ConfigError{File: "conf/app.yaml", Errors: []orchestrator.FieldError{
+			{Field: "server.port", Message: "is out of range", Line: 2, Column: 9},
+			{Field: "endpoints[0].url", Message: "is required", Line: 5, Column: 5},
+		}}
+		want := "conf/app.yaml:2:9: server.port: is out of range\nconf/app.yaml:5:5: endpoints[0].url: is required"
+		assert.Equal(t, want, ce.Error(), "got %q; want %q", ce.Error(), want)
+	})
+	t.Run("an error without a field path prints the message alone", func(t *testing.T) {
+		ce := &orchestrator.ConfigError{File: "a.yaml", Errors: []orchestrator.FieldError{{Message: "mapping value is not allowed here", Line: 3, Column: 7}}}
+		want := "a.yaml:3:7: mapping value is not allowed here"
+		assert.Equal(t, want, ce.Error(), "got %q; want %q", ce.Error(), want)
+	})
+	t.Run("inline data without a file name is called config", func(t *testing.T) {
+		ce := &orchestrator.ConfigError{Errors: []orchestrator.FieldError{{Field: "x", Message: "bad", Line: 1, Column: 1}}}
+		assert.Equal(t, "config:1:1: x: bad", ce.Error())
+	})
+	t.Run("ParseConfig with an empty name uses the same fallback", func(t *testing.T) {
+		ce := cfConfigError(t, "server:\n  port: -5\n", "")
+		assert.Equal(t, "config:2:9: server.port: -5 is not a TCP port (1-65535)", ce.Error())
+	})
+	t.Run("a ConfigError matches ErrInvalid and not another error", func(t *testing.T) {
+		var err error = &orchestrator.ConfigError{}
+		assert.True(t, errors.Is(err, orchestrator.ErrInvalid), "got false; want errors.Is(ConfigError, ErrInvalid)")
+		assert.False(t, errors.Is(err, fs.ErrNotExist), "got true; want a ConfigError not to match fs.ErrNotExist")
+	})
+	t.Run("a ConfigError marshals its located errors as JSON", func(t *testing.T) {
+		ce := &orchestrator.ConfigError{File: "a.yaml", Errors: []orchestrator.FieldError{{Field: "x", Message: "bad", Line: 4, Column: 2}}}
+		b, err := json.Marshal(ce)
+		require.NoError(t, err)
+		assert.JSONEq(t, `{"file":"a.yaml","errors":[{"field":"x","message":"bad","line":4,"column":2}]}`, string(b))
+	})
+}
+
+func TestConfigRedactsTheAdminToken(t *testing.T) {
+	cfg := orchestrator.Config{Admin: orchestrator.AdminConfig{Token: "hunter2-admin-token"}}
+	t.Run("Redacted replaces the token and leaves the original alone", func(t *testing.T) {
+		r := cfg.Redacted()
+		assert.Equal(t, "[redacted]", r.Admin.Token)
+		assert.Equal(t, "hunter2-admin-token", cfg.Admin.Token, "got the original changed; want a copy redacted")
+	})
+	t.Run("String never shows the token", func(t *testing.T) {
+		s := cfg.String()
+		assert.NotContains(t, s, "hunter2", "got %s; want no token", s)
+		assert.Contains(t, s, "[redacted]")
+	})
+	t.Run("a config without a token stays without one", func(t *testing.T) {
+		assert.Empty(t, orchestrator.Config{}.Redacted().Admin.Token)
+	})
+}
