@@ -287,7 +287,7 @@ func TestDurationUnmarshalJSON(t *testing.T) {
 		{`-0.5`, "negative"},
 		{`"-1s"`, "negative"},
 		{`"-250ms"`, "negative"},
-		{`"-5"`, "invalid duration"},
+		{`"-5"`, "must not be negative"},
 		{`"abc"`, "invalid duration"},
 		{`"10 parsecs"`, "invalid duration"},
 		{`"1x"`, "invalid duration"},
