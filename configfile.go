@@ -18,14 +18,22 @@ import (
 // JSON use the same snake_case names. Every section is optional; zero values
 // take the documented defaults.
 type Config struct {
-	Server         ServerConfig         `json:"server" yaml:"server"`
-	Admin          AdminConfig          `json:"admin" yaml:"admin"`
-	Registry       RegistryConfig       `json:"registry" yaml:"registry"`
-	Logging        LoggingConfig        `json:"logging" yaml:"logging"`
-	CORS           CORSConfig           `json:"cors" yaml:"cors"`
+	// Server configures the main listener.
+	Server ServerConfig `json:"server" yaml:"server"`
+	// Admin configures the admin API.
+	Admin AdminConfig `json:"admin" yaml:"admin"`
+	// Registry configures where API-registered endpoints persist.
+	Registry RegistryConfig `json:"registry" yaml:"registry"`
+	// Logging configures the logs.
+	Logging LoggingConfig `json:"logging" yaml:"logging"`
+	// CORS makes the gateway answer CORS for proxied routes.
+	CORS CORSConfig `json:"cors" yaml:"cors"`
+	// CircuitBreaker holds the global breaker defaults.
 	CircuitBreaker CircuitBreakerConfig `json:"circuit_breaker" yaml:"circuit_breaker"`
-	HealthCheck    HealthCheckConfig    `json:"health_check" yaml:"health_check"`
-	Endpoints      []Endpoint           `json:"endpoints" yaml:"endpoints"`
+	// HealthCheck holds the global health-check defaults.
+	HealthCheck HealthCheckConfig `json:"health_check" yaml:"health_check"`
+	// Endpoints are owned by the file (source "config").
+	Endpoints []Endpoint `json:"endpoints" yaml:"endpoints"`
 }
 
 // ServerConfig configures the main listener. Changes take effect at the next
@@ -64,8 +72,10 @@ type ServerConfig struct {
 
 // TLSConfig names a certificate and its key, PEM encoded.
 type TLSConfig struct {
+	// CertFile is the certificate chain (PEM).
 	CertFile string `json:"cert_file,omitempty" yaml:"cert_file,omitempty"`
-	KeyFile  string `json:"key_file,omitempty" yaml:"key_file,omitempty"`
+	// KeyFile is the private key (PEM).
+	KeyFile string `json:"key_file,omitempty" yaml:"key_file,omitempty"`
 }
 
 // AdminConfig configures the admin API.

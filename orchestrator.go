@@ -776,16 +776,26 @@ func endpointsEqual(a, b Endpoint) bool {
 // owner (desired state) with its health and breaker (observed state). It is
 // the shape the admin API returns.
 type RegisteredEndpoint struct {
-	ID                  string       `json:"id"`
-	Config              Endpoint     `json:"config"`
-	Source              Source       `json:"source"`
-	Revision            uint64       `json:"revision"`
-	RegistrationTime    time.Time    `json:"registration_time"`
-	LastHealthCheck     *time.Time   `json:"last_health_check"`
-	Status              HealthStatus `json:"status"`
+	// ID is the endpoint's id.
+	ID string `json:"id"`
+	// Config is the endpoint's normalized configuration.
+	Config Endpoint `json:"config"`
+	// Source is the owner: "config" (the file) or "api".
+	Source Source `json:"source"`
+	// Revision is the registry revision of Config; the admin API's ETag.
+	Revision uint64 `json:"revision"`
+	// RegistrationTime is when the id was first registered.
+	RegistrationTime time.Time `json:"registration_time"`
+	// LastHealthCheck is when the last probe ran; nil before the first.
+	LastHealthCheck *time.Time `json:"last_health_check"`
+	// Status is unknown, healthy, unhealthy or disabled.
+	Status HealthStatus `json:"status"`
+	// CircuitBreakerState is closed, open, half_open or disabled.
 	CircuitBreakerState BreakerState `json:"circuit_breaker_state"`
-	ConsecutiveFailures int64        `json:"consecutive_failures"`
-	LastFailureTime     *time.Time   `json:"last_failure_time"`
+	// ConsecutiveFailures counts proxied requests that failed in a row.
+	ConsecutiveFailures int64 `json:"consecutive_failures"`
+	// LastFailureTime is when a proxied request last failed; nil if never.
+	LastFailureTime *time.Time `json:"last_failure_time"`
 	// ResponseTime is how long the last health probe took.
 	ResponseTime Duration `json:"response_time"`
 	// Health details the active health checking.

@@ -76,6 +76,7 @@ const (
 // Event tells a watcher that a registration changed. Watchers re-read the
 // registration with Get, so an implementation may coalesce events for one id.
 type Event struct {
+	// Kind says what happened.
 	Kind EventKind
 	// ID of the changed registration (empty for EventResync).
 	ID string
