@@ -39,6 +39,7 @@ type Orchestrator struct {
 	healthDefaults  HealthCheckConfig
 	trustedProxies  []netip.Prefix
 	maxBodyBytes    int64
+	adminAuth       string // "Bearer <admin token>", or "" when none is set
 	proxy           *httputil.ReverseProxy
 
 	// table is the published route snapshot read by every request.
@@ -71,6 +72,7 @@ type options struct {
 	trustedProxies []netip.Prefix
 	probeWorkers   int
 	maxBodyBytes   int64
+	adminToken     string
 }
 
 // WithPrefix sets the path prefix the gateway serves under. Default
@@ -235,6 +237,18 @@ func WithMaxBodyBytes(n int64) Option {
 	}
 }
 
+// WithAdminToken names the admin API's bearer token so that the gateway can
+// keep it from ever reaching a backend: a proxied request whose
+// Authorization carries exactly that token has the header removed before
+// forwarding (the token is a credential for the gateway's own admin hop, like
+// Proxy-Authorization). Every other Authorization passes through untouched.
+func WithAdminToken(token string) Option {
+	return func(o *options) error {
+		o.adminToken = token
+		return nil
+	}
+}
+
 // WithHealthCheckConcurrency bounds how many probes run at once. Default 32:
 // thousands of endpoints are checked by that many goroutines.
 func WithHealthCheckConcurrency(n int) Option {
@@ -245,6 +259,13 @@ func WithHealthCheckConcurrency(n int) Option {
 		o.probeWorkers = n
 		return nil
 	}
+}
+
+func bearer(token string) string {
+	if token == "" {
+		return ""
+	}
+	return "Bearer " + token
 }
 
 // NewTransport returns the tuned transport the gateway uses by default: 5s
@@ -285,6 +306,7 @@ func New(opts ...Option) (*Orchestrator, error) {
 		healthDefaults:  cfg.health.withDefaults(),
 		trustedProxies:  cfg.trustedProxies,
 		maxBodyBytes:    cfg.maxBodyBytes,
+		adminAuth:       bearer(cfg.adminToken),
 		entries:         make(map[string]*route),
 	}
 	if o.registry == nil {

@@ -2,6 +2,7 @@ package orchestrator
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"net/http/httputil"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -373,6 +375,11 @@ func (o *Orchestrator) rewrite(pr *httputil.ProxyRequest) {
 	}
 	st.reqIDValue[0] = st.reqID
 	h["X-Request-Id"] = st.reqIDValue[:]
+	if o.adminAuth != "" {
+		if v := h["Authorization"]; len(v) > 0 && slices.ContainsFunc(v, o.isAdminAuth) {
+			delete(h, "Authorization")
+		}
+	}
 
 	if out.Body != nil {
 		st.body = timedBody{rc: out.Body, st: st}
@@ -385,6 +392,11 @@ var (
 	protoHTTP  = []string{"http"}
 	protoHTTPS = []string{"https"}
 )
+
+// isAdminAuth compares in constant time, as the admin API does.
+func (o *Orchestrator) isAdminAuth(v string) bool {
+	return len(v) == len(o.adminAuth) && subtle.ConstantTimeCompare([]byte(v), []byte(o.adminAuth)) == 1
+}
 
 func (o *Orchestrator) trusted(ip string) bool {
 	if len(o.trustedProxies) == 0 || ip == "" {

@@ -1378,3 +1378,29 @@ func TestProxyDoesNotMutateInboundRequest(t *testing.T) {
 		})
 	}
 }
+
+func TestProxyNeverForwardsTheAdminToken(t *testing.T) {
+	const token = "s3cret-admin-token"
+	seen := make(chan http.Header, 2)
+	backend := pxBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		seen <- r.Header.Clone()
+	})
+	gw := pxGateway(t, pxEndpoint(backend.URL), orchestrator.WithAdminToken(token))
+
+	t.Run("the admin token is removed", func(t *testing.T) {
+		req := pxRequest(t, http.MethodGet, gw.URL+"/orchestrator/users/v1/x", nil)
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, _ := pxDo(t, gw.Client(), req)
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		got := (<-seen)["Authorization"]
+		assert.Empty(t, got, "upstream Authorization: got %q; want none", got)
+	})
+	t.Run("any other Authorization passes untouched", func(t *testing.T) {
+		req := pxRequest(t, http.MethodGet, gw.URL+"/orchestrator/users/v1/x", nil)
+		req.Header.Set("Authorization", "Bearer "+token+"-not")
+		resp, _ := pxDo(t, gw.Client(), req)
+		require.Equal(t, http.StatusOK, resp.StatusCode)
+		got := (<-seen)["Authorization"]
+		assert.Equal(t, []string{"Bearer " + token + "-not"}, got, "upstream Authorization: got %q", got)
+	})
+}

@@ -132,7 +132,7 @@ func Run(ctx context.Context, opts Options) error {
 	}
 
 	// The gateway, on a registry that persists API endpoints when asked.
-	gwOpts := []orchestrator.Option{orchestrator.WithLogger(logger)}
+	gwOpts := []orchestrator.Option{orchestrator.WithLogger(logger), orchestrator.WithAdminToken(token)}
 	if loadErr == nil {
 		gwOpts = append(gwOpts, orchestrator.WithConfig(cfg))
 	}
