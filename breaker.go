@@ -156,11 +156,14 @@ func retryAfterSeconds(d time.Duration) int {
 	return int(s)
 }
 
-func (o *Orchestrator) logBreakerChange(id string) func(from, to BreakerState) {
+func (o *Orchestrator) logBreakerChange(id string, m *endpointMetrics) func(from, to BreakerState) {
 	return func(from, to BreakerState) {
 		level := slog.LevelInfo
 		if to == BreakerOpen {
 			level = slog.LevelWarn
+			if m != nil {
+				m.breakerOpens.Inc()
+			}
 		}
 		o.breakerLog.Log(o.ctx, level, "circuit breaker state changed",
 			slog.String("endpoint_id", id), slog.String("from", string(from)), slog.String("to", string(to)))

@@ -109,6 +109,10 @@ type LoggingConfig struct {
 	Format string `json:"format,omitempty" yaml:"format,omitempty"`
 	// AccessLog writes one line per proxied request. Default true.
 	AccessLog *bool `json:"access_log,omitempty" yaml:"access_log,omitempty"`
+	// StartTraces makes the gateway start a W3C trace (a new traceparent
+	// sent upstream and logged as trace_id) for requests that carry none.
+	// Default false: trace context passes through untouched.
+	StartTraces bool `json:"start_traces,omitempty" yaml:"start_traces,omitempty"`
 }
 
 // CORSConfig makes the gateway answer CORS itself for proxied routes. With

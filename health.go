@@ -233,6 +233,12 @@ func (o *Orchestrator) runProbe(ctx context.Context, rt *route) HealthStatus {
 		return rt.healthState.current()
 	}
 	from, to := rt.healthState.record(err, took, start, rt.health)
+	if m := rt.metrics; m != nil {
+		m.probeDuration.Update(took.Seconds())
+		if from != to {
+			m.healthFlips.Inc()
+		}
+	}
 	if from != to {
 		level := slog.LevelInfo
 		attrs := []any{slog.String("endpoint_id", rt.id), slog.String("from", string(from)), slog.String("to", string(to))}

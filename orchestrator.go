@@ -41,14 +41,18 @@ type Orchestrator struct {
 	maxBodyBytes    int64
 	adminAuth       string // "Bearer <admin token>", or "" when none is set
 	proxy           *httputil.ReverseProxy
+	metrics         *gatewayMetrics // nil when metrics are off
+	accessLog       *slog.Logger    // nil when the access log is off
+	startTraces     bool
 
 	// table is the published route snapshot read by every request.
 	table atomic.Pointer[routeTable]
 
 	// mu serialises writers: registration, sync and registry events. Readers
 	// never take it.
-	mu      sync.Mutex
-	entries map[string]*route
+	mu          sync.Mutex
+	entries     map[string]*route
+	metricsByID map[string]*endpointMetrics
 
 	checker *schedule.Scheduler[string]
 	ctx     context.Context
@@ -73,6 +77,9 @@ type options struct {
 	probeWorkers   int
 	maxBodyBytes   int64
 	adminToken     string
+	noMetrics      bool
+	accessLog      bool
+	startTraces    bool
 }
 
 // WithPrefix sets the path prefix the gateway serves under. Default
@@ -249,6 +256,40 @@ func WithAdminToken(token string) Option {
 	}
 }
 
+// WithMetrics turns the Prometheus metrics on or off. Default on: they cost
+// no allocation per request (see BENCHMARKS.md).
+func WithMetrics(enabled bool) Option {
+	return func(o *options) error {
+		o.noMetrics = !enabled
+		return nil
+	}
+}
+
+// WithAccessLog writes one line per request handled under the prefix to
+// the logger (logger "orchestrator.access", level info, warn for 5xx):
+// request_id, endpoint_id, method, path, status_code, response_time in
+// seconds, and trace_id when the request carries W3C trace context.
+// Headers and query strings are never logged. Default off for the library;
+// orchestratord turns it on (logging.access_log).
+func WithAccessLog(enabled bool) Option {
+	return func(o *options) error {
+		o.accessLog = enabled
+		return nil
+	}
+}
+
+// WithTraceStart makes the gateway start a W3C trace for a request that
+// carries no valid traceparent: it sends the backend a new sampled
+// traceparent, so backend logs and the gateway's access log share a trace
+// id. A request's own trace context always passes through untouched.
+// Default off.
+func WithTraceStart(enabled bool) Option {
+	return func(o *options) error {
+		o.startTraces = enabled
+		return nil
+	}
+}
+
 // WithHealthCheckConcurrency bounds how many probes run at once. Default 32:
 // thousands of endpoints are checked by that many goroutines.
 func WithHealthCheckConcurrency(n int) Option {
@@ -307,6 +348,8 @@ func New(opts ...Option) (*Orchestrator, error) {
 		trustedProxies:  cfg.trustedProxies,
 		maxBodyBytes:    cfg.maxBodyBytes,
 		adminAuth:       bearer(cfg.adminToken),
+		startTraces:     cfg.startTraces,
+		metricsByID:     make(map[string]*endpointMetrics),
 		entries:         make(map[string]*route),
 	}
 	if o.registry == nil {
@@ -325,6 +368,12 @@ func New(opts ...Option) (*Orchestrator, error) {
 	o.routerLog = o.logger.With(slog.String("logger", "orchestrator.router"))
 	o.healthLog = o.logger.With(slog.String("logger", "orchestrator.health"))
 	o.breakerLog = o.logger.With(slog.String("logger", "orchestrator.breaker"))
+	if cfg.accessLog {
+		o.accessLog = o.logger.With(slog.String("logger", "orchestrator.access"))
+	}
+	if !cfg.noMetrics {
+		o.metrics = newGatewayMetrics(o)
+	}
 	o.proxy = o.newReverseProxy()
 	o.table.Store(emptyTable)
 	o.ctx, o.cancel = context.WithCancel(context.Background())
@@ -492,6 +541,11 @@ func (o *Orchestrator) removeLocked(id string) bool {
 	}
 	delete(o.entries, id)
 	o.checker.Remove(id)
+	if m := o.metricsByID[id]; m != nil {
+		// Series of a removed endpoint go away with it.
+		o.metrics.remove(m)
+		delete(o.metricsByID, id)
+	}
 	return true
 }
 
@@ -534,7 +588,14 @@ func (o *Orchestrator) buildRoute(reg Registration, old *route) (*route, error) 
 	if ep.CircuitBreaker != nil {
 		rt.breakerCfg = ep.CircuitBreaker.merge(o.breakerDefaults)
 	}
-	rt.breaker = newBreaker(rt.breakerCfg, o.logBreakerChange(ep.ID))
+	if o.metrics != nil {
+		rt.metrics = o.metricsByID[ep.ID]
+		if rt.metrics == nil {
+			rt.metrics = o.metrics.newEndpointMetrics(o, ep.ID)
+			o.metricsByID[ep.ID] = rt.metrics
+		}
+	}
+	rt.breaker = newBreaker(rt.breakerCfg, o.logBreakerChange(ep.ID, rt.metrics))
 
 	rt.health = o.healthDefaults
 	if ep.HealthCheck != nil {

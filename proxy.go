@@ -33,9 +33,11 @@ var errUpstreamTimeout = errors.New("upstream did not answer within the endpoint
 func (o *Orchestrator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rest, ok := o.stripPrefix(r.URL.EscapedPath())
 	if !ok {
+		start := time.Now()
 		reqID := requestID(r)
 		w.Header()["X-Request-Id"] = []string{reqID}
 		o.writeProblem(w, r, reqID, nil, http.StatusNotFound, "no-route", "Not Found", "no endpoint matches this path", 0)
+		o.observe(r, nil, reqIDs{request: reqID}, http.StatusNotFound, start)
 		return
 	}
 	o.serve(w, r, rest)
@@ -58,54 +60,102 @@ func requestID(r *http.Request) string {
 	return requestid.New()
 }
 
+// serve answers one request under the prefix and observes it (metrics and
+// access log) however it ends, panics included: httputil aborts a response
+// whose upstream body broke mid-copy with panic(http.ErrAbortHandler).
 func (o *Orchestrator) serve(w http.ResponseWriter, r *http.Request, rest string) {
-	reqID := requestID(r)
+	start := time.Now()
+	ids := o.requestIDs(r)
 	rt, upstreamRest := o.table.Load().lookup(rest)
+	if m := rt.endpointMetrics(); m != nil {
+		m.inFlight.Add(1)
+		defer m.inFlight.Add(-1)
+	}
+	defer func() {
+		// A response aborted mid-body unwinds as abortedResponse, which
+		// carries the status the client already got.
+		if v := recover(); v != nil {
+			a, ok := v.(abortedResponse)
+			if !ok {
+				panic(v)
+			}
+			o.observe(r, rt, ids, a.status, start)
+			panic(a.cause)
+		}
+	}()
+	status := o.dispatch(w, r, rt, upstreamRest, ids)
+	o.observe(r, rt, ids, status, start)
+}
+
+// abortedResponse wraps the panic with which httputil aborts a response
+// whose upstream body failed mid-copy (http.ErrAbortHandler), adding the
+// status already sent, so that the abort is still counted and logged.
+// reqIDs identify a request: its X-Request-ID, and the traceparent the
+// gateway started for it (empty when the client sent one or tracing is off).
+type reqIDs struct {
+	request     string
+	traceparent string
+}
+
+func (o *Orchestrator) requestIDs(r *http.Request) reqIDs {
+	ids := reqIDs{request: requestID(r)}
+	if o.startTraces && traceID(r.Header) == "" {
+		ids.traceparent = newTraceparent()
+	}
+	return ids
+}
+
+type abortedResponse struct {
+	status int
+	cause  any
+}
+
+// dispatch runs the gateway's checks and forwards; it returns the status the
+// client got.
+func (o *Orchestrator) dispatch(w http.ResponseWriter, r *http.Request, rt *route, upstreamRest string, ids reqIDs) int {
 	if rt == nil {
-		w.Header()["X-Request-Id"] = []string{reqID}
-		o.writeProblem(w, r, reqID, nil, http.StatusNotFound, "no-route", "Not Found", "no endpoint matches this path", 0)
-		return
+		w.Header()["X-Request-Id"] = []string{ids.request}
+		o.writeProblem(w, r, ids.request, nil, http.StatusNotFound, "no-route", "Not Found", "no endpoint matches this path", 0)
+		return http.StatusNotFound
 	}
 	if urlpath.HasDotSegment(upstreamRest) {
-		w.Header()["X-Request-Id"] = []string{reqID}
-		o.writeProblem(w, r, reqID, rt, http.StatusBadRequest, "dot-segment", "Bad Request", "the path must not contain . or .. segments", 0)
-		return
+		w.Header()["X-Request-Id"] = []string{ids.request}
+		o.writeProblem(w, r, ids.request, rt, http.StatusBadRequest, "dot-segment", "Bad Request", "the path must not contain . or .. segments", 0)
+		return http.StatusBadRequest
 	}
 	if !rt.allows(r.Method) {
 		h := w.Header()
-		h["X-Request-Id"] = []string{reqID}
+		h["X-Request-Id"] = []string{ids.request}
 		h["Allow"] = []string{rt.allow}
-		o.writeProblem(w, r, reqID, rt, http.StatusMethodNotAllowed, "method-not-allowed", "Method Not Allowed", "method "+r.Method+" is not allowed; allowed: "+rt.allow, 0)
-		return
+		o.writeProblem(w, r, ids.request, rt, http.StatusMethodNotAllowed, "method-not-allowed", "Method Not Allowed", "method "+r.Method+" is not allowed; allowed: "+rt.allow, 0)
+		return http.StatusMethodNotAllowed
 	}
 	if rt.ep.Disabled {
-		w.Header()["X-Request-Id"] = []string{reqID}
-		o.writeProblem(w, r, reqID, rt, http.StatusServiceUnavailable, "endpoint-disabled", "Service Unavailable", "endpoint is disabled", 0)
-		return
+		w.Header()["X-Request-Id"] = []string{ids.request}
+		o.writeProblem(w, r, ids.request, rt, http.StatusServiceUnavailable, "endpoint-disabled", "Service Unavailable", "endpoint is disabled", 0)
+		return http.StatusServiceUnavailable
 	}
 	if o.maxBodyBytes > 0 && r.ContentLength > o.maxBodyBytes {
-		w.Header()["X-Request-Id"] = []string{reqID}
+		w.Header()["X-Request-Id"] = []string{ids.request}
 		w.Header()["Connection"] = []string{"close"}
-		o.writeProblem(w, r, reqID, rt, http.StatusRequestEntityTooLarge, "body-too-large", "Content Too Large", "the request body exceeds "+strconv.FormatInt(o.maxBodyBytes, 10)+" bytes", 0)
-		return
+		o.writeProblem(w, r, ids.request, rt, http.StatusRequestEntityTooLarge, "body-too-large", "Content Too Large", "the request body exceeds "+strconv.FormatInt(o.maxBodyBytes, 10)+" bytes", 0)
+		return http.StatusRequestEntityTooLarge
 	}
-	o.forward(w, r, rt, upstreamRest, reqID, true)
+	return o.forward(w, r, rt, upstreamRest, ids, true)
 }
 
 // forward sends r to rt unless its health or breaker says no. allowFallback
 // is false when rt is itself serving as a fallback: fallbacks do not chain.
-func (o *Orchestrator) forward(w http.ResponseWriter, r *http.Request, rt *route, rest, reqID string, allowFallback bool) {
+func (o *Orchestrator) forward(w http.ResponseWriter, r *http.Request, rt *route, rest string, ids reqIDs, allowFallback bool) int {
 	if rt.healthActive && rt.healthState.current() == StatusUnhealthy {
 		wait := time.Until(time.Unix(0, rt.healthState.nextProbe.Load()))
-		o.unavailable(w, r, rt, rest, reqID, allowFallback, http.StatusServiceUnavailable, "endpoint-unhealthy", "endpoint is unhealthy", retryAfterSeconds(wait), false)
-		return
+		return o.unavailable(w, r, rt, rest, ids, allowFallback, http.StatusServiceUnavailable, "endpoint-unhealthy", "endpoint is unhealthy", retryAfterSeconds(wait), false)
 	}
 	if ok, wait := rt.breaker.allow(); !ok {
-		o.unavailable(w, r, rt, rest, reqID, allowFallback, http.StatusServiceUnavailable, "circuit-open", "circuit breaker is open", retryAfterSeconds(wait), false)
-		return
+		return o.unavailable(w, r, rt, rest, ids, allowFallback, http.StatusServiceUnavailable, "circuit-open", "circuit breaker is open", retryAfterSeconds(wait), false)
 	}
 
-	st := &proxyState{route: rt, rest: rest, reqID: reqID, in: r, allowFallback: allowFallback}
+	st := &proxyState{route: rt, rest: rest, ids: ids, in: r, allowFallback: allowFallback}
 	var cancel context.CancelCauseFunc
 	st.Context, cancel = context.WithCancelCause(r.Context())
 	st.cancel = cancel
@@ -114,6 +164,7 @@ func (o *Orchestrator) forward(w http.ResponseWriter, r *http.Request, rt *route
 		// Runs on panics too (httputil aborts a response whose upstream body
 		// failed mid-copy with panic(http.ErrAbortHandler)), so the breaker's
 		// permit is always returned.
+		aborted := recover()
 		st.finish()
 		switch st.outcome() {
 		case outcomeSuccess:
@@ -125,17 +176,31 @@ func (o *Orchestrator) forward(w http.ResponseWriter, r *http.Request, rt *route
 		case outcomeUnknown:
 			rt.breaker.abandon()
 		}
+		if aborted != nil {
+			if _, wrapped := aborted.(abortedResponse); wrapped {
+				panic(aborted) // a fallback endpoint's abort, already wrapped
+			}
+			status := st.status
+			if st.answered != 0 {
+				status = st.answered
+			}
+			panic(abortedResponse{status: status, cause: aborted})
+		}
 	}()
 	out := r.WithContext(st)
 	if o.maxBodyBytes > 0 && r.Body != nil && r.Body != http.NoBody {
 		out.Body = http.MaxBytesReader(w, r.Body, o.maxBodyBytes)
 	}
 	o.proxy.ServeHTTP(w, out)
+	if st.answered != 0 {
+		return st.answered
+	}
+	return st.status
 }
 
 // unavailable answers when rt cannot serve: with the fallback when one is
 // configured, otherwise with a problem document.
-func (o *Orchestrator) unavailable(w http.ResponseWriter, r *http.Request, rt *route, rest, reqID string, allowFallback bool, status int, kind, detail string, retryAfter int, bodyConsumed bool) {
+func (o *Orchestrator) unavailable(w http.ResponseWriter, r *http.Request, rt *route, rest string, ids reqIDs, allowFallback bool, status int, kind, detail string, retryAfter int, bodyConsumed bool) int {
 	if allowFallback {
 		switch rt.fallbackStrategy {
 		case FallbackStaticResponse:
@@ -143,28 +208,28 @@ func (o *Orchestrator) unavailable(w http.ResponseWriter, r *http.Request, rt *r
 			for k, v := range rt.staticHeader {
 				h[k] = v
 			}
-			h["X-Request-Id"] = []string{reqID}
+			h["X-Request-Id"] = []string{ids.request}
 			if len(rt.staticBody) > 0 || h.Get("Content-Length") == "" {
 				h.Del("Content-Length")
 			}
 			w.WriteHeader(rt.staticStatus)
 			w.Write(rt.staticBody)
-			return
+			return rt.staticStatus
 		case FallbackEndpoint:
 			// A request whose body was already (partly) sent upstream cannot
 			// be replayed: it gets the error response instead.
 			if fb := o.table.Load().byID[rt.fallbackID]; fb != nil && !fb.ep.Disabled && !bodyConsumed && fb.allows(r.Method) {
 				o.routerLog.LogAttrs(r.Context(), slog.LevelDebug, "serving from fallback endpoint",
-					slog.String("request_id", reqID), slog.String("endpoint_id", rt.id), slog.String("fallback_endpoint_id", fb.id))
-				o.forward(w, r, fb, rest, reqID, false)
-				return
+					slog.String("request_id", ids.request), slog.String("endpoint_id", rt.id), slog.String("fallback_endpoint_id", fb.id))
+				return o.forward(w, r, fb, rest, ids, false)
 			}
 		}
 	}
 	h := w.Header()
-	h["X-Request-Id"] = []string{reqID}
+	h["X-Request-Id"] = []string{ids.request}
 	title := http.StatusText(status)
-	o.writeProblem(w, r, reqID, rt, status, kind, title, detail, retryAfter)
+	o.writeProblem(w, r, ids.request, rt, status, kind, title, detail, retryAfter)
+	return status
 }
 
 func (o *Orchestrator) writeProblem(w http.ResponseWriter, r *http.Request, reqID string, rt *route, status int, kind, title, detail string, retryAfter int) {
@@ -190,13 +255,16 @@ type proxyState struct {
 	cancel        context.CancelCauseFunc
 	route         *route
 	rest          string
-	reqID         string
+	ids           reqIDs
 	in            *http.Request
 	allowFallback bool
 
 	// status is the upstream's status; err is set when no response came.
 	status int
 	err    error
+	// answered is the status the client got when the gateway answered
+	// itself after a failed round trip (error response or fallback).
+	answered int
 	// bodyTooLarge is set (by the transport's writer goroutine) when the
 	// client's body passed the max_body_bytes cap.
 	bodyTooLarge atomic.Bool
@@ -373,7 +441,7 @@ func (o *Orchestrator) rewrite(pr *httputil.ProxyRequest) {
 	if prior := keep("Forwarded"); len(prior) > 0 {
 		h["Forwarded"] = prior
 	}
-	st.reqIDValue[0] = st.reqID
+	st.reqIDValue[0] = st.ids.request
 	h["X-Request-Id"] = st.reqIDValue[:]
 	if o.adminAuth != "" {
 		if v := h["Authorization"]; len(v) > 0 && slices.ContainsFunc(v, o.isAdminAuth) {
@@ -465,9 +533,10 @@ func (o *Orchestrator) proxyError(w http.ResponseWriter, outreq *http.Request, e
 		// The client's fault, not the upstream's.
 		st.clientGo = true
 		st.status = http.StatusRequestEntityTooLarge
-		w.Header()["X-Request-Id"] = []string{st.reqID}
+		w.Header()["X-Request-Id"] = []string{st.ids.request}
 		w.Header()["Connection"] = []string{"close"}
-		o.writeProblem(w, st.in, st.reqID, st.route, st.status, "body-too-large", "Content Too Large", "the request body exceeds "+strconv.FormatInt(o.maxBodyBytes, 10)+" bytes", 0)
+		o.writeProblem(w, st.in, st.ids.request, st.route, st.status, "body-too-large", "Content Too Large", "the request body exceeds "+strconv.FormatInt(o.maxBodyBytes, 10)+" bytes", 0)
+		st.answered = st.status
 		return
 	}
 	st.status = http.StatusBadGateway
@@ -480,10 +549,13 @@ func (o *Orchestrator) proxyError(w http.ResponseWriter, outreq *http.Request, e
 		kind, detail = "upstream-timeout", "the upstream timed out"
 	}
 	o.routerLog.LogAttrs(st.in.Context(), slog.LevelWarn, "upstream request failed",
-		slog.String("request_id", st.reqID), slog.String("endpoint_id", st.route.id),
+		slog.String("request_id", st.ids.request), slog.String("endpoint_id", st.route.id),
 		slog.Int("status_code", st.status), slog.String("error", err.Error()))
+	if m := st.route.metrics; m != nil {
+		m.upstreamError[classifyUpstreamError(err, st.timeout.timedOut())].Inc()
+	}
 	bodyConsumed := outreq.Body != nil && st.body.rc != nil
-	o.unavailable(w, st.in, st.route, st.rest, st.reqID, st.allowFallback, st.status, kind, detail, 0, bodyConsumed)
+	st.answered = o.unavailable(w, st.in, st.route, st.rest, st.ids, st.allowFallback, st.status, kind, detail, 0, bodyConsumed)
 }
 
 // bufferPool recycles the 32 KiB copy buffers of response bodies. It is a

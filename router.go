@@ -31,6 +31,7 @@ type route struct {
 	breakerCfg  CircuitBreakerConfig
 	healthState *healthState
 	traffic     *trafficState
+	metrics     *endpointMetrics // nil when metrics are off
 
 	health       HealthCheckConfig
 	healthActive bool

@@ -132,7 +132,12 @@ func Run(ctx context.Context, opts Options) error {
 	}
 
 	// The gateway, on a registry that persists API endpoints when asked.
-	gwOpts := []orchestrator.Option{orchestrator.WithLogger(logger), orchestrator.WithAdminToken(token)}
+	gwOpts := []orchestrator.Option{
+		orchestrator.WithLogger(logger),
+		orchestrator.WithAdminToken(token),
+		orchestrator.WithAccessLog(full.Logging.AccessLogEnabled()),
+		orchestrator.WithTraceStart(full.Logging.StartTraces),
+	}
 	if loadErr == nil {
 		gwOpts = append(gwOpts, orchestrator.WithConfig(cfg))
 	}
@@ -151,6 +156,15 @@ func Run(ctx context.Context, opts Options) error {
 
 	configLog := logger.With(slog.String("logger", "orchestrator.config"))
 	manager := newConfigManager(opts.ConfigPath, gw, configLog)
+	reloadOK := gw.MetricsSet().NewCounter(`orchestrator_config_reloads_total{result="success"}`)
+	reloadFailed := gw.MetricsSet().NewCounter(`orchestrator_config_reloads_total{result="failure"}`)
+	manager.onLoad = func(ok bool) {
+		if ok {
+			reloadOK.Inc()
+		} else {
+			reloadFailed.Inc()
+		}
+	}
 	manager.initial(*cfg, raw, loadErr)
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	var watchDone <-chan struct{}
@@ -176,6 +190,7 @@ func Run(ctx context.Context, opts Options) error {
 		AllowedOrigins: full.Admin.AllowedOrigins,
 		Config:         manager,
 		Draining:       draining.Load,
+		Metrics:        gw.MetricsHandler(true),
 		Logger:         logger,
 		Version:        opts.Version,
 	})
@@ -183,9 +198,6 @@ func Run(ctx context.Context, opts Options) error {
 	gatewayHandler := http.Handler(gw)
 	if len(full.CORS.AllowedOrigins) > 0 {
 		gatewayHandler = orchestrator.CORS(full.CORS)(gw)
-	}
-	if full.Logging.AccessLogEnabled() {
-		gatewayHandler = accessLog(logger, gw, gatewayHandler)
 	}
 	var fallthroughHandler http.Handler = adminHandler
 	if full.Admin.Listen != "" {
