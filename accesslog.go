@@ -12,6 +12,14 @@ import (
 // access line. rt is nil for a request no endpoint matched.
 func (o *Orchestrator) observe(r *http.Request, rt *route, ids reqIDs, status int, start time.Time) {
 	took := time.Since(start)
+	if rt != nil {
+		t := rt.traffic
+		t.requests.Add(1)
+		t.latencyNanos.Add(uint64(took))
+		if status >= 500 {
+			t.serverErrors.Add(1)
+		}
+	}
 	if m := rt.endpointMetrics(); m != nil {
 		m.requests.inc(r.Method, status)
 		m.duration.Update(took.Seconds())

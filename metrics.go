@@ -179,7 +179,6 @@ type endpointMetrics struct {
 	upstreamError [len(upstreamErrorKinds)]*metrics.Counter
 	breakerOpens  *metrics.Counter
 	healthFlips   *metrics.Counter
-	inFlight      atomic.Int64
 
 	mu    sync.Mutex
 	names []string // every series name registered, for removal
@@ -234,7 +233,12 @@ func (g *gatewayMetrics) newEndpointMetrics(o *Orchestrator, id string) *endpoin
 	}
 	m.breakerOpens = g.set.NewCounter(name(metricBreakerOpens, ""))
 	m.healthFlips = g.set.NewCounter(name(metricHealthFlips, ""))
-	g.set.NewGauge(name(metricInFlight, ""), func() float64 { return float64(m.inFlight.Load()) })
+	g.set.NewGauge(name(metricInFlight, ""), func() float64 {
+		if rt := o.table.Load().byID[id]; rt != nil {
+			return float64(rt.traffic.inFlight.Load())
+		}
+		return 0
+	})
 	g.set.NewGauge(name(metricBreakerState, ""), func() float64 {
 		rt := o.table.Load().byID[id]
 		if rt == nil {

@@ -883,6 +883,8 @@ type RegisteredEndpoint struct {
 	ResponseTime Duration `json:"response_time"`
 	// Health details the active health checking.
 	Health HealthReport `json:"health"`
+	// Traffic counts the requests served.
+	Traffic TrafficReport `json:"traffic"`
 }
 
 func (o *Orchestrator) view(rt *route) RegisteredEndpoint {
@@ -899,6 +901,12 @@ func (o *Orchestrator) view(rt *route) RegisteredEndpoint {
 		ConsecutiveFailures: rt.traffic.consecutiveFailures.Load(),
 		ResponseTime:        report.ResponseTime,
 		Health:              report,
+		Traffic: TrafficReport{
+			Requests:     rt.traffic.requests.Load(),
+			ServerErrors: rt.traffic.serverErrors.Load(),
+			LatencySum:   Duration(rt.traffic.latencyNanos.Load()),
+			InFlight:     rt.traffic.inFlight.Load(),
+		},
 	}
 	if n := rt.traffic.lastFailure.Load(); n != 0 {
 		t := time.Unix(0, n).UTC()
@@ -953,6 +961,24 @@ func (o *Orchestrator) ResetBreaker(id string) error {
 type trafficState struct {
 	consecutiveFailures atomic.Int64
 	lastFailure         atomic.Int64 // UnixNano
+	requests            atomic.Uint64
+	serverErrors        atomic.Uint64 // answered 5xx
+	latencyNanos        atomic.Uint64 // sum over requests
+	inFlight            atomic.Int64
+}
+
+// TrafficReport counts the requests an endpoint has served since it was
+// registered (or since its upstream URL last changed). Rates and mean
+// latencies over a window are differences of two reports.
+type TrafficReport struct {
+	// Requests is the number of requests answered for the endpoint.
+	Requests uint64 `json:"requests"`
+	// ServerErrors is how many of them were answered with a 5xx.
+	ServerErrors uint64 `json:"server_errors"`
+	// LatencySum is the total time spent answering them.
+	LatencySum Duration `json:"latency_sum"`
+	// InFlight is the number being answered now.
+	InFlight int64 `json:"in_flight"`
 }
 
 func (t *trafficState) record(failed bool) {

@@ -67,9 +67,9 @@ func (o *Orchestrator) serve(w http.ResponseWriter, r *http.Request, rest string
 	start := time.Now()
 	ids := o.requestIDs(r)
 	rt, upstreamRest := o.table.Load().lookup(rest)
-	if m := rt.endpointMetrics(); m != nil {
-		m.inFlight.Add(1)
-		defer m.inFlight.Add(-1)
+	if rt != nil {
+		rt.traffic.inFlight.Add(1)
+		defer rt.traffic.inFlight.Add(-1)
 	}
 	defer func() {
 		// A response aborted mid-body unwinds as abortedResponse, which
