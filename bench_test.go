@@ -2,6 +2,8 @@ package orchestrator_test
 
 import (
 	"bytes"
+	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -42,14 +44,29 @@ func BenchmarkProxy(b *testing.B) {
 		},
 		Transport: transport,
 	}
-	o, err := orchestrator.New(
-		orchestrator.WithTransport(transport),
-		orchestrator.WithEndpoints(orchestrator.Endpoint{Name: "bench", Version: "v1", URL: backend.URL}),
-	)
-	if err != nil {
-		b.Fatal(err)
+	newGateway := func(opts ...orchestrator.Option) *orchestrator.Orchestrator {
+		opts = append(opts,
+			orchestrator.WithTransport(transport),
+			orchestrator.WithEndpoints(orchestrator.Endpoint{Name: "bench", Version: "v1", URL: backend.URL}),
+		)
+		o, err := orchestrator.New(opts...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return o
 	}
+	// The default library handler: metrics on, access log off.
+	o := newGateway()
 	defer o.Close()
+	// Neither metrics nor access log: the baseline for what observing costs.
+	plain := newGateway(orchestrator.WithMetrics(false))
+	defer plain.Close()
+	// Metrics and a JSON access log (to io.Discard), as orchestratord runs.
+	observed := newGateway(
+		orchestrator.WithLogger(slog.New(slog.NewJSONHandler(io.Discard, nil))),
+		orchestrator.WithAccessLog(true),
+	)
+	defer observed.Close()
 
 	run := func(b *testing.B, h http.Handler, path string) {
 		req := httptest.NewRequest(http.MethodGet, path, nil)
@@ -68,6 +85,8 @@ func BenchmarkProxy(b *testing.B) {
 	b.Run("bare", func(b *testing.B) { run(b, bare, "/items/1") })
 	b.Run("bare_bufferpool", func(b *testing.B) { run(b, pooled, "/items/1") })
 	b.Run("orchestrator", func(b *testing.B) { run(b, o, "/orchestrator/bench/v1/items/1") })
+	b.Run("orchestrator_unobserved", func(b *testing.B) { run(b, plain, "/orchestrator/bench/v1/items/1") })
+	b.Run("orchestrator_metrics_accesslog", func(b *testing.B) { run(b, observed, "/orchestrator/bench/v1/items/1") })
 }
 
 // chanPool is a minimal httputil.BufferPool.

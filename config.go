@@ -322,6 +322,10 @@ type Endpoint struct {
 	// response body that is streaming, so server-sent events and WebSockets
 	// live on. Default 30s.
 	Timeout Duration `json:"timeout,omitempty" yaml:"timeout,omitempty"`
+	// MaxConcurrent caps the requests in flight to this endpoint (a
+	// failsafe-go bulkhead); one more is answered 503 at once, without
+	// queueing. Default 0: no cap.
+	MaxConcurrent int `json:"max_concurrent,omitempty" yaml:"max_concurrent,omitempty"`
 	// PreserveHost forwards the client's Host header instead of the upstream's.
 	PreserveHost bool `json:"preserve_host,omitempty" yaml:"preserve_host,omitempty"`
 	// CircuitBreaker overrides the global breaker settings field by field.
@@ -405,6 +409,9 @@ func (e Endpoint) validate(path string, errs *ValidationError) {
 	case "", AuthNone, AuthBearer, AuthAPIKey, AuthBasic, AuthOAuth2, AuthCustom:
 	default:
 		errs.add(field("auth_type"), fmt.Sprintf("unknown auth type %q; want none, bearer, api_key, basic, oauth2 or custom", e.AuthType))
+	}
+	if e.MaxConcurrent < 0 {
+		errs.add(field("max_concurrent"), "must not be negative")
 	}
 	if e.HealthCheckPath != "" && !strings.HasPrefix(e.HealthCheckPath, "/") {
 		errs.add(field("health_check_path"), fmt.Sprintf("%q must start with /", e.HealthCheckPath))

@@ -16,6 +16,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/failsafe-go/failsafe-go/bulkhead"
+
 	"github.com/orchestrator-go/orchestrator/internal/schedule"
 	"github.com/orchestrator-go/orchestrator/internal/urlpath"
 )
@@ -596,6 +598,9 @@ func (o *Orchestrator) buildRoute(reg Registration, old *route) (*route, error) 
 		}
 	}
 	rt.breaker = newBreaker(rt.breakerCfg, o.logBreakerChange(ep.ID, rt.metrics))
+	if ep.MaxConcurrent > 0 {
+		rt.bulkhead = bulkhead.New[any](uint(ep.MaxConcurrent))
+	}
 
 	rt.health = o.healthDefaults
 	if ep.HealthCheck != nil {

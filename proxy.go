@@ -151,6 +151,14 @@ func (o *Orchestrator) forward(w http.ResponseWriter, r *http.Request, rt *route
 		wait := time.Until(time.Unix(0, rt.healthState.nextProbe.Load()))
 		return o.unavailable(w, r, rt, rest, ids, allowFallback, http.StatusServiceUnavailable, "endpoint-unhealthy", "endpoint is unhealthy", retryAfterSeconds(wait), false)
 	}
+	// The bulkhead is asked before the breaker so that a request it refuses
+	// never takes one of the breaker's half-open trial permits.
+	if rt.bulkhead != nil {
+		if !rt.bulkhead.TryAcquirePermit() {
+			return o.unavailable(w, r, rt, rest, ids, allowFallback, http.StatusServiceUnavailable, "bulkhead-full", "the endpoint's max_concurrent requests are already in flight", 0, false)
+		}
+		defer rt.bulkhead.ReleasePermit()
+	}
 	if ok, wait := rt.breaker.allow(); !ok {
 		return o.unavailable(w, r, rt, rest, ids, allowFallback, http.StatusServiceUnavailable, "circuit-open", "circuit breaker is open", retryAfterSeconds(wait), false)
 	}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/failsafe-go/failsafe-go/bulkhead"
+
 	"github.com/orchestrator-go/orchestrator/internal/urlpath"
 )
 
@@ -28,6 +30,7 @@ type route struct {
 	allow    string // the Allow header of a 405
 
 	breaker     *breaker
+	bulkhead    bulkhead.Bulkhead[any] // nil without max_concurrent
 	breakerCfg  CircuitBreakerConfig
 	healthState *healthState
 	traffic     *trafficState
