@@ -64,6 +64,15 @@ func requestID(r *http.Request) string {
 // access log) however it ends, panics included: httputil aborts a response
 // whose upstream body broke mid-copy with panic(http.ErrAbortHandler).
 func (o *Orchestrator) serve(w http.ResponseWriter, r *http.Request, rest string) {
+	if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 {
+		// Request smuggling guard (RFC 9112 §6.3): a request framed by
+		// Transfer-Encoding may also have carried a Content-Length, which
+		// Go's server drops without a trace and then keeps the connection
+		// open for whatever follows. Serve it by Transfer-Encoding and close
+		// the connection after the response, so nothing a front proxy might
+		// have framed differently is read as a next request.
+		w = &closingWriter{ResponseWriter: w}
+	}
 	start := time.Now()
 	ids := o.requestIDs(r)
 	rt, upstreamRest := o.table.Load().lookup(rest)
@@ -86,6 +95,31 @@ func (o *Orchestrator) serve(w http.ResponseWriter, r *http.Request, rest string
 	status := o.dispatch(w, r, rt, upstreamRest, ids)
 	o.observe(r, rt, ids, status, start)
 }
+
+// closingWriter adds "Connection: close" to the final response header. It
+// keeps Flush and Hijack reachable through Unwrap (http.ResponseController).
+type closingWriter struct {
+	http.ResponseWriter
+	wrote bool
+}
+
+func (c *closingWriter) WriteHeader(code int) {
+	if !c.wrote && code >= 200 {
+		c.wrote = true
+		c.ResponseWriter.Header().Set("Connection", "close")
+	}
+	c.ResponseWriter.WriteHeader(code)
+}
+
+func (c *closingWriter) Write(p []byte) (int, error) {
+	if !c.wrote {
+		c.WriteHeader(http.StatusOK)
+	}
+	return c.ResponseWriter.Write(p)
+}
+
+// Unwrap exposes the underlying writer to http.ResponseController.
+func (c *closingWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
 
 // abortedResponse wraps the panic with which httputil aborts a response
 // whose upstream body failed mid-copy (http.ErrAbortHandler), adding the

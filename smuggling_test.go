@@ -1,0 +1,67 @@
+package orchestrator_test
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/orchestrator-go/orchestrator"
+)
+
+// TestContentLengthWithTransferEncodingClosesTheConnection pins the
+// request-smuggling guard of DESIGN.md: a request with both Content-Length
+// and Transfer-Encoding is served by Transfer-Encoding and its connection is
+// closed after the response, so a second request hidden behind it (as a
+// front proxy honouring Content-Length would see it) is never served.
+func TestContentLengthWithTransferEncodingClosesTheConnection(t *testing.T) {
+	var paths atomic.Value
+	paths.Store("")
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		paths.Store(paths.Load().(string) + r.URL.Path + "(" + string(body) + ") ")
+		io.WriteString(w, "ok")
+	}))
+	t.Cleanup(backend.Close)
+	o, err := orchestrator.New(orchestrator.WithEndpoints(orchestrator.Endpoint{Name: "svc", URL: backend.URL}))
+	require.NoError(t, err)
+	t.Cleanup(func() { o.Close() })
+	gw := httptest.NewServer(o)
+	t.Cleanup(gw.Close)
+
+	conn, err := net.Dial("tcp", gw.Listener.Addr().String())
+	require.NoError(t, err)
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	// The chunked body is "abc"; a Content-Length reader would take 3 bytes
+	// and read the rest as a request for /orchestrator/svc/smuggled.
+	raw := "POST /orchestrator/svc/first HTTP/1.1\r\nHost: gw\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n" +
+		"3\r\nabc\r\n0\r\n\r\n" +
+		"GET /orchestrator/svc/smuggled HTTP/1.1\r\nHost: gw\r\n\r\n"
+	_, err = io.WriteString(conn, raw)
+	require.NoError(t, err)
+
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, "ok", string(body))
+	assert.True(t, resp.Close, "the response must say Connection: close; got header %q", resp.Header.Get("Connection"))
+
+	// The connection ends: no second response.
+	_, err = http.ReadResponse(br, nil)
+	assert.Error(t, err, "a second response was served on the same connection")
+	got := paths.Load().(string)
+	assert.Equal(t, "/first(abc) ", got, "backend saw %q; want only the chunked body of the first request", got)
+	assert.False(t, strings.Contains(got, "smuggled"))
+}
