@@ -1,0 +1,135 @@
+package orchestrator_test
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/orchestrator-go/orchestrator"
+)
+
+// FuzzParseConfig feeds arbitrary bytes to the config parser: it must never
+// panic, every rejection must be a located *ConfigError, and an accepted
+// config must validate, survive a JSON round trip and build a gateway.
+func FuzzParseConfig(f *testing.F) {
+	f.Add([]byte(seedConfig))
+	f.Add([]byte("endpoints:\n  - name: a\n    url: http://127.0.0.1:1\n    timeout: 1.5\n"))
+	f.Add([]byte("server: {port: 99999}\nendpoints: [{name: 'x y', url: 'ftp://h'}]\n"))
+	f.Add([]byte("{\"endpoints\":[{\"name\":\"a\",\"url\":\"http://127.0.0.1:1\",\"fallback\":{\"strategy\":\"static_response\",\"status\":503}}]}"))
+	f.Add([]byte("a: &x {b: 1}\nc: *x\n"))
+	f.Add([]byte("endpoints:\n  - name: a\n\turl: x\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := orchestrator.ParseConfig(data, "fuzz.yaml")
+		if err != nil {
+			var ce *orchestrator.ConfigError
+			if !errors.As(err, &ce) || len(ce.Errors) == 0 {
+				t.Fatalf("rejection is not a located ConfigError: %T %v", err, err)
+			}
+			if !strings.HasPrefix(err.Error(), "fuzz.yaml:") {
+				t.Fatalf("error does not name the file: %q", err)
+			}
+			return
+		}
+		if err := cfg.Validate(); err != nil {
+			t.Fatalf("accepted config does not validate: %v", err)
+		}
+		js, err := json.Marshal(cfg)
+		if err != nil {
+			t.Fatalf("accepted config does not encode: %v", err)
+		}
+		if _, err := orchestrator.ParseConfig(js, "roundtrip.json"); err != nil {
+			t.Fatalf("accepted config fails its JSON round trip: %v\n%s", err, js)
+		}
+		o, err := orchestrator.New(orchestrator.WithConfig(cfg), orchestrator.WithHealthCheck(orchestrator.HealthCheckConfig{Enabled: new(bool)}))
+		if err != nil {
+			t.Fatalf("accepted config does not build a gateway: %v", err)
+		}
+		o.Close()
+	})
+}
+
+// FuzzRouting sends arbitrary request targets through a gateway with
+// versioned and unversioned endpoints: it must never panic, and anything
+// it forwards must stay under the endpoint's base path.
+func FuzzRouting(f *testing.F) {
+	for _, seed := range []string{"/orchestrator/users/v1/42?x=1", "/orchestrator/users/v2/x", "/orchestrator/files/a%2Fb", "/orchestrator/users/v1/..%2f..", "/orchestrator/files/%2e%2e", "/orchestrator", "/orchestrator/", "/other", "/orchestrator/users/v1/a;b/..;/c", "/orchestrator/files/\\..\\x"} {
+		f.Add(seed)
+	}
+	var (
+		mu   sync.Mutex
+		seen []string
+	)
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.URL.EscapedPath())
+		mu.Unlock()
+	}))
+	f.Cleanup(backend.Close)
+	o, err := orchestrator.New(orchestrator.WithEndpoints(
+		orchestrator.Endpoint{Name: "users", Version: "v1", URL: backend.URL + "/api/users"},
+		orchestrator.Endpoint{Name: "files", URL: backend.URL + "/files/"},
+	))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { o.Close() })
+	f.Fuzz(func(t *testing.T, target string) {
+		u, err := url.ParseRequestURI(target)
+		if err != nil || !strings.HasPrefix(target, "/") {
+			return
+		}
+		res := o.Resolve(strings.TrimPrefix(u.EscapedPath(), "/orchestrator"))
+		if res.Matched && res.UpstreamURL != "" {
+			up, err := url.Parse(res.UpstreamURL)
+			if err != nil {
+				t.Fatalf("Resolve(%q) gave an unparsable upstream URL %q", target, res.UpstreamURL)
+			}
+			if p := up.EscapedPath(); !strings.HasPrefix(p, "/api/users") && !strings.HasPrefix(p, "/files/") {
+				t.Fatalf("Resolve(%q) left the base path: %q", target, p)
+			}
+		}
+		req := &http.Request{Method: http.MethodGet, URL: u, RequestURI: target, Host: "gw", Header: http.Header{}, Proto: "HTTP/1.1", ProtoMajor: 1, ProtoMinor: 1, RemoteAddr: "127.0.0.1:1"}
+		req = req.WithContext(t.Context())
+		mu.Lock()
+		seen = seen[:0]
+		mu.Unlock()
+		rec := httptest.NewRecorder()
+		o.ServeHTTP(rec, req)
+		mu.Lock()
+		defer mu.Unlock()
+		for _, p := range seen {
+			if !strings.HasPrefix(p, "/api/users") && !strings.HasPrefix(p, "/files/") {
+				t.Fatalf("%q reached the backend as %q, outside every base path", target, p)
+			}
+		}
+	})
+}
+
+// seedConfig is DESIGN.md's seed config.
+const seedConfig = `endpoints:
+  - url: "https://api.example.com/v1"
+    name: "example_api"
+    version: "v1"
+    methods: ["GET", "POST"]
+    auth_type: "bearer"
+    disabled: false
+    health_check_path: "/health"
+    timeout: 30
+
+circuit_breaker:
+  failure_threshold: 5
+  reset_timeout: 60
+  fallback_strategy: "error_response"
+
+health_check:
+  enabled: true
+  interval: 30
+  timeout: 10
+  unhealthy_threshold: 3
+  healthy_threshold: 2
+`
