@@ -574,5 +574,3 @@ func allowHeader(methods []string) string {
 	slices.Sort(ms)
 	return strings.Join(slices.Compact(ms), ", ")
 }
-
-func defaultFailureStatus(status int) bool { return status >= 500 && status <= 599 }

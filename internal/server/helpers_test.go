@@ -233,17 +233,6 @@ func (s *testServer) waitBody(path, want string) {
 	})
 }
 
-// waitStatus waits until GET path answers code.
-func (s *testServer) waitStatus(path string, want int) {
-	s.t.Helper()
-	var code int
-	eventually(s.t, fmt.Sprintf("GET %s = %d (last: %d)", path, want, code), func() bool {
-		var err error
-		code, _, err = s.get(path)
-		return err == nil && code == want
-	})
-}
-
 // backend is a loopback upstream that answers "<name> <path>".
 func backend(t *testing.T, name string) *httptest.Server {
 	t.Helper()
