@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/orchestrator-go/orchestrator/internal/netguard"
 	"github.com/orchestrator-go/orchestrator/internal/yamlconf"
 )
 
@@ -99,6 +100,11 @@ type RegistryConfig struct {
 	// StateFile, when set, persists endpoints registered through the admin
 	// API (written atomically) and restores them at start.
 	StateFile string `json:"state_file,omitempty" yaml:"state_file,omitempty"`
+	// AllowedUpstreams lists CIDRs, IP addresses or host names that
+	// endpoints may point at although the upstream guard refuses them by
+	// default: link-local and cloud-metadata addresses (169.254.0.0/16,
+	// fe80::/10, fd00:ec2::254) and the gateway's own listeners.
+	AllowedUpstreams []string `json:"allowed_upstreams,omitempty" yaml:"allowed_upstreams,omitempty"`
 }
 
 // LoggingConfig configures the server's logs.
@@ -210,6 +216,11 @@ func (c Config) Validate() error {
 	for i, p := range s.TrustedProxies {
 		if _, err := ParseTrustedProxy(p); err != nil {
 			errs.add(fmt.Sprintf("server.trusted_proxies[%d]", i), err.Error())
+		}
+	}
+	for i, a := range c.Registry.AllowedUpstreams {
+		if _, err := netguard.New([]string{a}); err != nil {
+			errs.add(fmt.Sprintf("registry.allowed_upstreams[%d]", i), err.Error()+"; want a CIDR, an IP address or a host name")
 		}
 	}
 	if a := c.Admin.Listen; a != "" {

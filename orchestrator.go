@@ -11,13 +11,16 @@ import (
 	"net/http/httputil"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
 	"github.com/failsafe-go/failsafe-go/bulkhead"
 
+	"github.com/orchestrator-go/orchestrator/internal/netguard"
 	"github.com/orchestrator-go/orchestrator/internal/schedule"
 	"github.com/orchestrator-go/orchestrator/internal/urlpath"
 )
@@ -43,7 +46,9 @@ type Orchestrator struct {
 	maxBodyBytes    int64
 	adminAuth       string // "Bearer <admin token>", or "" when none is set
 	proxy           *httputil.ReverseProxy
+	guard           *netguard.Guard
 	metrics         *gatewayMetrics // nil when metrics are off
+	metricsSet      *metrics.Set    // metrics.set, or an empty set when they are off
 	accessLog       *slog.Logger    // nil when the access log is off
 	startTraces     bool
 
@@ -79,9 +84,10 @@ type options struct {
 	probeWorkers   int
 	maxBodyBytes   int64
 	adminToken     string
-	noMetrics      bool
-	accessLog      bool
-	startTraces    bool
+	noMetrics        bool
+	accessLog        bool
+	startTraces      bool
+	allowedUpstreams []string
 }
 
 // WithPrefix sets the path prefix the gateway serves under. Default
@@ -226,6 +232,7 @@ func WithConfig(cfg *Config) Option {
 			o.trustedProxies = append(o.trustedProxies, p)
 		}
 		o.maxBodyBytes = cfg.Server.MaxBodyBytes
+		o.allowedUpstreams = append(o.allowedUpstreams, cfg.Registry.AllowedUpstreams...)
 		o.breaker = cfg.CircuitBreaker
 		o.health = cfg.HealthCheck
 		o.endpoints = append(o.endpoints, cfg.Endpoints...)
@@ -292,6 +299,20 @@ func WithTraceStart(enabled bool) Option {
 	}
 }
 
+// WithAllowedUpstreams lists CIDRs, IP addresses or host names that
+// endpoints may point at even where the upstream guard would refuse them.
+// The guard refuses link-local and cloud-metadata addresses (169.254.0.0/16,
+// fe80::/10, fd00:ec2::254) and the gateway's own listeners
+// (SetListenAddrs): at registration through Register or Update (after DNS
+// resolution) and at every dial of the default transport, health probes
+// included. A custom WithTransport is not guarded.
+func WithAllowedUpstreams(entries ...string) Option {
+	return func(o *options) error {
+		o.allowedUpstreams = append(o.allowedUpstreams, entries...)
+		return nil
+	}
+}
+
 // WithHealthCheckConcurrency bounds how many probes run at once. Default 32:
 // thousands of endpoints are checked by that many goroutines.
 func WithHealthCheckConcurrency(n int) Option {
@@ -316,7 +337,7 @@ func bearer(token string) string {
 // TLS upstreams, no compression (bodies pass through byte for byte) and no
 // environment proxy (a gateway's upstreams are addressed directly).
 func NewTransport() *http.Transport {
-	dialer := &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+	dialer := upstreamDialer()
 	return &http.Transport{
 		Proxy:                 nil,
 		DialContext:           dialer.DialContext,
@@ -328,6 +349,36 @@ func NewTransport() *http.Transport {
 		ExpectContinueTimeout: 1 * time.Second,
 		DisableCompression:    true,
 	}
+}
+
+func upstreamDialer() *net.Dialer {
+	return &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+}
+
+// SetListenAddrs tells the gateway where it listens ("host:port"; an
+// unspecified host means every local address), so that no endpoint can
+// route back into it. orchestratord calls it with its main and admin
+// listeners. Safe for concurrent use.
+func (o *Orchestrator) SetListenAddrs(addrs ...string) { o.guard.SetListeners(addrs...) }
+
+// checkUpstream refuses an upstream the guard forbids, resolving its host.
+func (o *Orchestrator) checkUpstream(ctx context.Context, ep Endpoint) error {
+	u, err := parseUpstreamURL(ep.URL)
+	if err != nil {
+		return nil // Validate reports it
+	}
+	port := u.Port()
+	if port == "" {
+		port = "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+	}
+	p, _ := strconv.Atoi(port)
+	if err := o.guard.CheckHost(ctx, u.Hostname(), uint16(p)); err != nil {
+		return &ValidationError{Errors: []FieldError{{Field: "url", Message: err.Error()}}}
+	}
+	return nil
 }
 
 // New builds an Orchestrator, registers the WithEndpoints endpoints, loads
@@ -357,8 +408,14 @@ func New(opts ...Option) (*Orchestrator, error) {
 	if o.registry == nil {
 		o.registry = NewMemoryRegistry()
 	}
+	guard, err := netguard.New(cfg.allowedUpstreams)
+	if err != nil {
+		return nil, fmt.Errorf("orchestrator: allowed upstreams: %w", err)
+	}
+	o.guard = guard
 	if o.transport == nil {
 		o.ownTransport = NewTransport()
+		o.ownTransport.DialContext = guard.DialContext(upstreamDialer())
 		o.transport = o.ownTransport
 	}
 	if o.prober == nil {
@@ -375,6 +432,11 @@ func New(opts ...Option) (*Orchestrator, error) {
 	}
 	if !cfg.noMetrics {
 		o.metrics = newGatewayMetrics(o)
+		o.metricsSet = o.metrics.set
+	} else {
+		// Still a set, so that MetricsSet, WritePrometheus and
+		// MetricsHandler work (and expose only what the program adds).
+		o.metricsSet = metrics.NewSet()
 	}
 	o.proxy = o.newReverseProxy()
 	o.table.Store(emptyTable)
@@ -651,6 +713,9 @@ func (o *Orchestrator) Register(ctx context.Context, ep Endpoint) (RegisteredEnd
 	if err := ep.Validate(); err != nil {
 		return RegisteredEndpoint{}, err
 	}
+	if err := o.checkUpstream(ctx, ep); err != nil {
+		return RegisteredEndpoint{}, err
+	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if cur, ok := o.entries[ep.ID]; ok {
@@ -677,6 +742,9 @@ func (o *Orchestrator) Register(ctx context.Context, ep Endpoint) (RegisteredEnd
 func (o *Orchestrator) Update(ctx context.Context, ep Endpoint) (RegisteredEndpoint, error) {
 	ep = ep.Normalized()
 	if err := ep.Validate(); err != nil {
+		return RegisteredEndpoint{}, err
+	}
+	if err := o.checkUpstream(ctx, ep); err != nil {
 		return RegisteredEndpoint{}, err
 	}
 	o.mu.Lock()

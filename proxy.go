@@ -18,6 +18,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/orchestrator-go/orchestrator/internal/netguard"
 	"github.com/orchestrator-go/orchestrator/internal/problem"
 	"github.com/orchestrator-go/orchestrator/internal/requestid"
 	"github.com/orchestrator-go/orchestrator/internal/urlpath"
@@ -318,6 +319,7 @@ type proxyState struct {
 	reqIDValue [1]string
 	xffValue   [1]string
 	xfhValue   [1]string
+	traceValue [1]string
 
 	timeout  *headerTimeout
 	clientGo bool
@@ -485,6 +487,12 @@ func (o *Orchestrator) rewrite(pr *httputil.ProxyRequest) {
 	}
 	st.reqIDValue[0] = st.ids.request
 	h["X-Request-Id"] = st.reqIDValue[:]
+	if st.ids.traceparent != "" {
+		// The trace the gateway started (WithTraceStart) for a request
+		// without a valid traceparent: the backend must see its id.
+		st.traceValue[0] = st.ids.traceparent
+		h["Traceparent"] = st.traceValue[:]
+	}
 	if o.adminAuth != "" {
 		if v := h["Authorization"]; len(v) > 0 && slices.ContainsFunc(v, o.isAdminAuth) {
 			delete(h, "Authorization")
@@ -583,6 +591,10 @@ func (o *Orchestrator) proxyError(w http.ResponseWriter, outreq *http.Request, e
 	}
 	st.status = http.StatusBadGateway
 	kind, detail := "upstream-unreachable", "the upstream could not be reached or answered badly"
+	var blocked *netguard.BlockedError
+	if errors.As(err, &blocked) {
+		kind, detail = "upstream-forbidden", blocked.Reason
+	}
 	if st.timeout.timedOut() || errors.Is(err, errUpstreamTimeout) {
 		st.status = http.StatusGatewayTimeout
 		kind, detail = "upstream-timeout", "the upstream did not answer within "+st.route.timeout.String()

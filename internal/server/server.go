@@ -229,6 +229,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
+	gw.SetListenAddrs(ln.Addr().String())
 	serveErr := make(chan error, 2)
 	go func() {
 		var err error
@@ -251,6 +252,7 @@ func Run(ctx context.Context, opts Options) error {
 			return fmt.Errorf("admin.listen: %w", err)
 		}
 		adminAddr = adminLn.Addr()
+		gw.SetListenAddrs(adminAddr.String())
 		adminSrv = &http.Server{
 			Handler:           adminHandler,
 			ReadHeaderTimeout: settings.ReadHeaderTimeout.Std(),

@@ -1,0 +1,83 @@
+package orchestrator_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/orchestrator-go/orchestrator"
+)
+
+func TestRegisterRefusesForbiddenUpstreams(t *testing.T) {
+	o, err := orchestrator.New()
+	require.NoError(t, err)
+	t.Cleanup(func() { o.Close() })
+	o.SetListenAddrs("127.0.0.1:18999")
+
+	for _, u := range []string{
+		"http://169.254.169.254/latest/meta-data",
+		"http://[fd00:ec2::254]/",
+		"http://[fe80::1]:8080",
+		"http://127.0.0.1:18999/orchestrator", // the gateway itself
+		"http://user:pass@127.0.0.1:9000",     // credentials in the URL
+		"file:///etc/passwd",
+		"gopher://127.0.0.1:70",
+	} {
+		t.Run(u, func(t *testing.T) {
+			_, err := o.Register(context.Background(), orchestrator.Endpoint{Name: "x", URL: u})
+			var verr *orchestrator.ValidationError
+			require.ErrorAs(t, err, &verr, "Register(%s): got %v; want a validation error", u, err)
+			assert.Equal(t, "url", verr.Errors[0].Field)
+			_, err = o.Endpoint("x")
+			assert.ErrorIs(t, err, orchestrator.ErrNotFound, "a refused endpoint must not be registered")
+		})
+	}
+}
+
+func TestAllowedUpstreamsLetAnAddressThrough(t *testing.T) {
+	o, err := orchestrator.New(orchestrator.WithAllowedUpstreams("169.254.170.2"))
+	require.NoError(t, err)
+	t.Cleanup(func() { o.Close() })
+	_, err = o.Register(context.Background(), orchestrator.Endpoint{Name: "ecs", URL: "http://169.254.170.2/v2/metadata"})
+	require.NoError(t, err)
+	_, err = o.Register(context.Background(), orchestrator.Endpoint{Name: "aws", URL: "http://169.254.169.254/"})
+	require.Error(t, err, "only the listed address is allowed")
+}
+
+// TestDialTimeGuardStopsLoopsBackIntoTheGateway registers, through the
+// config path (no registration-time check), an endpoint that points back at
+// the gateway's own listener: the dial itself is refused, so the request
+// cannot loop, and the client gets a 502 problem naming the reason.
+func TestDialTimeGuardStopsLoopsBackIntoTheGateway(t *testing.T) {
+	var inner atomic.Int64
+	var o *orchestrator.Orchestrator
+	gw := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		inner.Add(1)
+		o.ServeHTTP(w, r)
+	}))
+	t.Cleanup(gw.Close)
+	var err error
+	o, err = orchestrator.New(orchestrator.WithEndpoints(orchestrator.Endpoint{Name: "loop", URL: gw.URL + "/orchestrator/loop"}))
+	require.NoError(t, err)
+	t.Cleanup(func() { o.Close() })
+	o.SetListenAddrs(gw.Listener.Addr().String())
+
+	resp, err := http.Get(gw.URL + "/orchestrator/loop/x")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusBadGateway, resp.StatusCode)
+	var p struct {
+		Type   string `json:"type"`
+		Detail string `json:"detail"`
+	}
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&p))
+	assert.Equal(t, "urn:orchestrator:problem:upstream-forbidden", p.Type)
+	assert.Contains(t, p.Detail, "own listener")
+	assert.EqualValues(t, 1, inner.Load(), "the gateway was entered %d times; want once (no loop)", inner.Load())
+}
