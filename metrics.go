@@ -274,15 +274,16 @@ func (g *gatewayMetrics) remove(m *endpointMetrics) {
 // format: request counts and latency histograms per endpoint, breaker and
 // health state, upstream errors by kind, in-flight requests, probe latency
 // and registry size. Two Orchestrators in one process keep separate sets.
-// Safe for concurrent use.
+// With WithMetrics(false) it writes only the series the program added to
+// MetricsSet. Safe for concurrent use.
 func (o *Orchestrator) WritePrometheus(w io.Writer) {
-	o.metrics.set.WritePrometheus(w)
+	o.metricsSet.WritePrometheus(w)
 }
 
 // MetricsSet returns the Orchestrator's metrics.Set, so that a program can
 // add its own series to the same exposition (orchestratord adds
 // orchestrator_config_reloads_total). Do not unregister the gateway's own.
-func (o *Orchestrator) MetricsSet() *metrics.Set { return o.metrics.set }
+func (o *Orchestrator) MetricsSet() *metrics.Set { return o.metricsSet }
 
 // MetricsHandler serves WritePrometheus over HTTP. With process true it also
 // writes the Go runtime and process metrics (go_*, process_*).
