@@ -72,18 +72,18 @@ type Orchestrator struct {
 type Option func(*options) error
 
 type options struct {
-	prefix         string
-	registry       Registry
-	endpoints      []Endpoint
-	transport      http.RoundTripper
-	prober         Prober
-	logger         *slog.Logger
-	breaker        CircuitBreakerConfig
-	health         HealthCheckConfig
-	trustedProxies []netip.Prefix
-	probeWorkers   int
-	maxBodyBytes   int64
-	adminToken     string
+	prefix           string
+	registry         Registry
+	endpoints        []Endpoint
+	transport        http.RoundTripper
+	prober           Prober
+	logger           *slog.Logger
+	breaker          CircuitBreakerConfig
+	health           HealthCheckConfig
+	trustedProxies   []netip.Prefix
+	probeWorkers     int
+	maxBodyBytes     int64
+	adminToken       string
 	noMetrics        bool
 	accessLog        bool
 	startTraces      bool

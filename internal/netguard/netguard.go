@@ -40,7 +40,7 @@ type Guard struct {
 	allowedPrefixes []netip.Prefix
 	allowedHosts    map[string]bool
 	listeners       atomic.Pointer[[]netip.AddrPort] // the gateway's own addresses
-	localIPs        []netip.Addr     // this host's interface addresses
+	localIPs        []netip.Addr                     // this host's interface addresses
 }
 
 // New builds a guard. allowed lists CIDRs, IP addresses or host names
