@@ -740,6 +740,15 @@ func (o *Orchestrator) Register(ctx context.Context, ep Endpoint) (RegisteredEnd
 // Errors: ErrNotFound, *ValidationError, ErrConflict when the endpoint is
 // owned by the config file or the new route is taken.
 func (o *Orchestrator) Update(ctx context.Context, ep Endpoint) (RegisteredEndpoint, error) {
+	return o.UpdateIf(ctx, ep, 0)
+}
+
+// UpdateIf is Update on the condition that the endpoint is still at
+// revision (RegisteredEndpoint.Revision, the admin API's ETag); 0 means
+// unconditional. A newer revision gives ErrRevisionMismatch, so two admins
+// editing at once cannot silently overwrite each other. The check and the
+// change are one step for this gateway.
+func (o *Orchestrator) UpdateIf(ctx context.Context, ep Endpoint, revision uint64) (RegisteredEndpoint, error) {
 	ep = ep.Normalized()
 	if err := ep.Validate(); err != nil {
 		return RegisteredEndpoint{}, err
@@ -756,6 +765,9 @@ func (o *Orchestrator) Update(ctx context.Context, ep Endpoint) (RegisteredEndpo
 	if cur.reg.Source != SourceAPI {
 		return RegisteredEndpoint{}, ownedError(cur)
 	}
+	if revision != 0 && cur.reg.Revision != revision {
+		return RegisteredEndpoint{}, fmt.Errorf("%w: endpoint %q is at revision %d, not %d", ErrRevisionMismatch, ep.ID, cur.reg.Revision, revision)
+	}
 	if err := o.routeFreeLocked(ep); err != nil {
 		return RegisteredEndpoint{}, err
 	}
@@ -771,6 +783,13 @@ func (o *Orchestrator) Update(ctx context.Context, ep Endpoint) (RegisteredEndpo
 // Deregister removes an API-owned endpoint. Requests already forwarded to
 // it finish. Errors: ErrNotFound, ErrConflict for a config-owned endpoint.
 func (o *Orchestrator) Deregister(ctx context.Context, id string) error {
+	return o.DeregisterIf(ctx, id, 0)
+}
+
+// DeregisterIf is Deregister on the condition that the endpoint is still at
+// revision; 0 means unconditional. A newer revision gives
+// ErrRevisionMismatch.
+func (o *Orchestrator) DeregisterIf(ctx context.Context, id string, revision uint64) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	cur, ok := o.entries[id]
@@ -779,6 +798,9 @@ func (o *Orchestrator) Deregister(ctx context.Context, id string) error {
 	}
 	if cur.reg.Source != SourceAPI {
 		return ownedError(cur)
+	}
+	if revision != 0 && cur.reg.Revision != revision {
+		return fmt.Errorf("%w: endpoint %q is at revision %d, not %d", ErrRevisionMismatch, id, cur.reg.Revision, revision)
 	}
 	if err := o.registry.Delete(ctx, id); err != nil && !errors.Is(err, ErrNotFound) {
 		return err

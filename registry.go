@@ -17,6 +17,9 @@ var (
 	// ErrConflict: the id or route is taken, or the endpoint is owned by
 	// another source (a config-file endpoint cannot be edited through the API).
 	ErrConflict = errors.New("orchestrator: conflict")
+	// ErrRevisionMismatch: a conditional change (UpdateIf, DeregisterIf)
+	// found the endpoint at another revision. The admin API answers 412.
+	ErrRevisionMismatch = errors.New("orchestrator: revision mismatch")
 )
 
 // Source says who owns a registration.

@@ -948,3 +948,31 @@ func TestConcurrentRegistrationUnderLoad(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 20*time.Second, view.Config.Timeout.Std(), "api2 timeout = %v; want the last update's 20s", view.Config.Timeout.Std())
 }
+
+func TestConditionalUpdateAndDeregister(t *testing.T) {
+	o, err := orchestrator.New()
+	require.NoError(t, err)
+	t.Cleanup(func() { o.Close() })
+	ctx := context.Background()
+	v1, err := o.Register(ctx, orchestrator.Endpoint{Name: "svc", URL: "http://127.0.0.1:9001"})
+	require.NoError(t, err)
+
+	// A writer holding revision v1 wins once...
+	v2, err := o.UpdateIf(ctx, orchestrator.Endpoint{Name: "svc", URL: "http://127.0.0.1:9002"}, v1.Revision)
+	require.NoError(t, err)
+	require.Greater(t, v2.Revision, v1.Revision)
+
+	// ...and a second writer still holding v1 is refused, changing nothing.
+	_, err = o.UpdateIf(ctx, orchestrator.Endpoint{Name: "svc", URL: "http://127.0.0.1:9003"}, v1.Revision)
+	require.ErrorIs(t, err, orchestrator.ErrRevisionMismatch)
+	err = o.DeregisterIf(ctx, "svc", v1.Revision)
+	require.ErrorIs(t, err, orchestrator.ErrRevisionMismatch)
+	cur, err := o.Endpoint("svc")
+	require.NoError(t, err)
+	assert.Equal(t, "http://127.0.0.1:9002", cur.Config.URL, "URL after refused writes: got %q", cur.Config.URL)
+
+	// The current revision, or 0, goes through.
+	require.NoError(t, o.DeregisterIf(ctx, "svc", v2.Revision))
+	_, err = o.Endpoint("svc")
+	require.ErrorIs(t, err, orchestrator.ErrNotFound)
+}

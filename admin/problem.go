@@ -64,6 +64,8 @@ func (h *Handler) problemFor(r *http.Request, err error) (problem.Details, http.
 		d.Status, kind, d.Title, d.Detail = http.StatusNotFound, "not-found", "Not found", err.Error()
 	case errors.Is(err, orchestrator.ErrConflict):
 		d.Status, kind, d.Title, d.Detail = http.StatusConflict, "conflict", "Conflict", err.Error()
+	case errors.Is(err, orchestrator.ErrRevisionMismatch):
+		d.Status, kind, d.Title, d.Detail = http.StatusPreconditionFailed, "precondition-failed", "Precondition failed", err.Error()+"; GET it again and retry"
 	case errors.Is(err, orchestrator.ErrInvalid):
 		d.Status, kind, d.Title, d.Detail = http.StatusBadRequest, "validation-failed", "Validation failed", err.Error()
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):

@@ -28,24 +28,27 @@ func etag(revision uint64) string {
 // the endpoint's current revision. No If-Match means unconditional. Weak
 // tags never match: If-Match uses the strong comparison.
 //
-// The check and the change that follows are two steps, so a writer that
-// slips in between is not detected; the orchestrator has no conditional
-// update yet.
-func checkIfMatch(r *http.Request, cur orchestrator.RegisteredEndpoint) error {
+// It returns the revision the change must still find (0: unconditional), so
+// that the check and the change are one step in the orchestrator
+// (UpdateIf, DeregisterIf): a writer slipping in between gets a 412 too.
+func checkIfMatch(r *http.Request, cur orchestrator.RegisteredEndpoint) (uint64, error) {
 	values := r.Header.Values("If-Match")
 	if len(values) == 0 {
-		return nil
+		return 0, nil
 	}
 	want := etag(cur.Revision)
 	for _, v := range values {
 		for _, tag := range strings.Split(v, ",") {
 			tag = strings.TrimSpace(tag)
-			if tag == "*" || tag == want {
-				return nil
+			if tag == "*" {
+				return 0, nil
+			}
+			if tag == want {
+				return cur.Revision, nil
 			}
 		}
 	}
-	return &apiError{status: http.StatusPreconditionFailed, kind: "precondition-failed", title: "Precondition failed",
+	return 0, &apiError{status: http.StatusPreconditionFailed, kind: "precondition-failed", title: "Precondition failed",
 		detail: fmt.Sprintf("If-Match %s does not match endpoint %q's current ETag %s; GET it again and retry", strings.Join(values, ", "), cur.ID, want)}
 }
 
@@ -125,7 +128,8 @@ func (h *Handler) putRegistryEndpoint(w http.ResponseWriter, r *http.Request) er
 	if err != nil {
 		return err
 	}
-	if err := checkIfMatch(r, cur); err != nil {
+	revision, err := checkIfMatch(r, cur)
+	if err != nil {
 		return err
 	}
 	var ep orchestrator.Endpoint
@@ -141,7 +145,7 @@ func (h *Handler) putRegistryEndpoint(w http.ResponseWriter, r *http.Request) er
 			Field: "id", Message: fmt.Sprintf("%q differs from the id in the path %q; omit it or make them equal (an id cannot be renamed)", ep.ID, id),
 		}}}
 	}
-	reg, err := h.o.Update(r.Context(), ep)
+	reg, err := h.o.UpdateIf(r.Context(), ep, revision)
 	if err != nil {
 		return err
 	}
@@ -155,10 +159,11 @@ func (h *Handler) deleteRegistryEndpoint(w http.ResponseWriter, r *http.Request)
 	if err != nil {
 		return err
 	}
-	if err := checkIfMatch(r, cur); err != nil {
+	revision, err := checkIfMatch(r, cur)
+	if err != nil {
 		return err
 	}
-	if err := h.o.Deregister(r.Context(), id); err != nil {
+	if err := h.o.DeregisterIf(r.Context(), id, revision); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
