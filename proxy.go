@@ -311,6 +311,9 @@ type proxyState struct {
 	// bodyTooLarge is set (by the transport's writer goroutine) when the
 	// client's body passed the max_body_bytes cap.
 	bodyTooLarge atomic.Bool
+	// bodyBroken is set when reading the client's body failed otherwise:
+	// malformed chunked framing (a bare LF), or a client that hung up.
+	bodyBroken atomic.Bool
 
 	body timedBody
 
@@ -384,9 +387,13 @@ func (b *timedBody) Read(p []byte) (int, error) {
 	if n > 0 || err == io.EOF {
 		b.st.timeout.progress()
 	}
-	var tooLarge *http.MaxBytesError
-	if err != nil && err != io.EOF && errors.As(err, &tooLarge) {
-		b.st.bodyTooLarge.Store(true)
+	if err != nil && err != io.EOF {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			b.st.bodyTooLarge.Store(true)
+		} else {
+			b.st.bodyBroken.Store(true)
+		}
 	}
 	return n, err
 }
@@ -586,6 +593,18 @@ func (o *Orchestrator) proxyError(w http.ResponseWriter, outreq *http.Request, e
 		w.Header()["X-Request-Id"] = []string{st.ids.request}
 		w.Header()["Connection"] = []string{"close"}
 		o.writeProblem(w, st.in, st.ids.request, st.route, st.status, "body-too-large", "Content Too Large", "the request body exceeds "+strconv.FormatInt(o.maxBodyBytes, 10)+" bytes", 0)
+		st.answered = st.status
+		return
+	}
+	if st.bodyBroken.Load() {
+		// The client's body could not be read (malformed chunked framing,
+		// or the client went away mid-upload): the client's fault, not the
+		// upstream's, so 400 and nothing counted against the breaker.
+		st.clientGo = true
+		st.status = http.StatusBadRequest
+		w.Header()["X-Request-Id"] = []string{st.ids.request}
+		w.Header()["Connection"] = []string{"close"}
+		o.writeProblem(w, st.in, st.ids.request, st.route, st.status, "bad-request-body", "Bad Request", "the request body could not be read: malformed or cut short", 0)
 		st.answered = st.status
 		return
 	}

@@ -65,3 +65,34 @@ func TestContentLengthWithTransferEncodingClosesTheConnection(t *testing.T) {
 	assert.Equal(t, "/first(abc) ", got, "backend saw %q; want only the chunked body of the first request", got)
 	assert.False(t, strings.Contains(got, "smuggled"))
 }
+
+// TestBareLFInChunkedBodyIs400 sends a chunked body whose size line ends in
+// a bare LF (RFC 9112 §7.1 requires CRLF; lenient parsers disagree on it,
+// which is what request smuggling feeds on). The gateway answers 400 and
+// the backend never sees a request it could misread.
+func TestBareLFInChunkedBodyIs400(t *testing.T) {
+	var hits atomic.Int64
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, err := io.ReadAll(r.Body); err == nil {
+			hits.Add(1)
+		}
+	}))
+	t.Cleanup(backend.Close)
+	o, err := orchestrator.New(orchestrator.WithEndpoints(orchestrator.Endpoint{Name: "svc", URL: backend.URL}))
+	require.NoError(t, err)
+	t.Cleanup(func() { o.Close() })
+	gw := httptest.NewServer(o)
+	t.Cleanup(gw.Close)
+
+	conn, err := net.Dial("tcp", gw.Listener.Addr().String())
+	require.NoError(t, err)
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	_, err = io.WriteString(conn, "POST /orchestrator/svc/x HTTP/1.1\r\nHost: gw\r\nTransfer-Encoding: chunked\r\n\r\n3\nabc\r\n0\r\n\r\n")
+	require.NoError(t, err)
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	require.NoError(t, err)
+	resp.Body.Close()
+	assert.Equal(t, http.StatusBadRequest, resp.StatusCode, "status: got %d; want 400", resp.StatusCode)
+	assert.Zero(t, hits.Load(), "the backend received a complete body")
+}
