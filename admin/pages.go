@@ -31,6 +31,7 @@ type pages struct {
 	docsCSP   string
 	status    *template.Template
 	statusCSP string
+	traffic   *trafficWindow // per Handler, set by mustLoadPages
 }
 
 var loadPages = sync.OnceValue(func() pages {
@@ -68,8 +69,14 @@ var loadPages = sync.OnceValue(func() pages {
 	return p
 })
 
-// mustLoadPages returns the pages, built once per process.
-func mustLoadPages() pages { return loadPages() }
+// mustLoadPages returns the pages, built once per process, with a traffic
+// window of their own: each Handler computes the status page's rates from
+// the renders it served.
+func mustLoadPages() pages {
+	p := loadPages()
+	p.traffic = &trafficWindow{seen: map[string]trafficSample{}}
+	return p
+}
 
 // cspHash is the CSP source expression allowing an inline block verbatim.
 func cspHash(content string) string {
@@ -133,14 +140,140 @@ type statusRow struct {
 	Status              orchestrator.HealthStatus
 	Breaker             orchestrator.BreakerState
 	ConsecutiveFailures int64
+	ServerErrors        uint64
+	InFlight            int64
 	LastHealthCheck     *time.Time
 	LastFailure         *time.Time
 	HealthError         string
+	Traffic             trafficRates
+}
+
+// trafficRates is the request rate and mean latency of one status row.
+type trafficRates struct {
+	// Rate is the requests per second since the window's start, shown as
+	// Rate; RateValue is the machine-readable number ("" when unknown).
+	Rate, RateValue string
+	// Latency is the mean response time of the requests answered in the
+	// window, LatencyValue the same in seconds ("" when none).
+	Latency, LatencyValue string
+	// Window says what the numbers cover, for the cells' titles.
+	Window string
+}
+
+// minTrafficWindow is the shortest window the status page reports a rate
+// over: renders closer together than this (two tabs, a double reload) are
+// measured against the same, older sample instead of a near-empty window.
+const minTrafficWindow = time.Second
+
+// trafficSample is an endpoint's traffic counters at one render.
+type trafficSample struct {
+	at       time.Time
+	requests uint64
+	latency  time.Duration
+}
+
+// trafficWindow remembers the traffic counters each endpoint had at an
+// earlier render of the status page, so that a render can show the request
+// rate and mean latency since then rather than since the start.
+type trafficWindow struct {
+	mu   sync.Mutex
+	seen map[string]trafficSample // by endpoint id
+}
+
+// snapshot reads every endpoint and the clock, computes each row's traffic
+// numbers and records the samples the next render will be measured against.
+// Renders are serialized here, so that samples only move forward in time
+// and counts.
+func (w *trafficWindow) snapshot(o *orchestrator.Orchestrator) ([]orchestrator.RegisteredEndpoint, time.Time, map[string]trafficRates) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	eps := o.Endpoints()
+	now := time.Now()
+	out := make(map[string]trafficRates, len(eps))
+	live := make(map[string]bool, len(eps))
+	for _, ep := range eps {
+		live[ep.ID] = true
+		cur := trafficSample{at: now, requests: ep.Traffic.Requests, latency: ep.Traffic.LatencySum.Std()}
+		prev, ok := w.seen[ep.ID]
+		// Counters restart when an endpoint is re-created (removed and
+		// added again, or moved to another upstream): measure from scratch.
+		ok = ok && cur.requests >= prev.requests && cur.latency >= prev.latency && now.After(prev.at)
+		var r trafficRates
+		if ok {
+			elapsed := now.Sub(prev.at)
+			n := cur.requests - prev.requests
+			rate := float64(n) / elapsed.Seconds()
+			r.Rate = formatRate(rate) + " req/s"
+			r.RateValue = strconv.FormatFloat(rate, 'g', -1, 64)
+			r.Window = "over the last " + roundDuration(elapsed).String()
+			if n > 0 {
+				r.setLatency((cur.latency - prev.latency) / time.Duration(n))
+			} else {
+				r.Latency = "—"
+			}
+		} else {
+			// No earlier render: no rate yet, and the mean latency since
+			// the endpoint's counters started.
+			r.Rate = "—"
+			r.Window = "since the endpoint started; the rate needs a second render"
+			if cur.requests > 0 {
+				r.setLatency(cur.latency / time.Duration(cur.requests))
+			} else {
+				r.Latency = "—"
+			}
+		}
+		out[ep.ID] = r
+		if !ok || now.Sub(prev.at) >= minTrafficWindow {
+			w.seen[ep.ID] = cur
+		}
+	}
+	for id := range w.seen {
+		if !live[id] {
+			delete(w.seen, id)
+		}
+	}
+	return eps, now, out
+}
+
+func (r *trafficRates) setLatency(d time.Duration) {
+	r.Latency = formatLatency(d)
+	r.LatencyValue = strconv.FormatFloat(d.Seconds(), 'g', -1, 64)
+}
+
+// formatRate shows a request rate with three significant digits or so.
+func formatRate(rate float64) string {
+	switch {
+	case rate >= 100:
+		return strconv.FormatFloat(rate, 'f', 0, 64)
+	case rate >= 10:
+		return strconv.FormatFloat(rate, 'f', 1, 64)
+	}
+	return strconv.FormatFloat(rate, 'f', 2, 64)
+}
+
+// formatLatency shows a mean response time in µs, ms or s.
+func formatLatency(d time.Duration) string {
+	switch {
+	case d < time.Millisecond:
+		return strconv.FormatFloat(float64(d)/float64(time.Microsecond), 'f', 0, 64) + " µs"
+	case d < 10*time.Millisecond:
+		return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 2, 64) + " ms"
+	case d < time.Second:
+		return strconv.FormatFloat(float64(d)/float64(time.Millisecond), 'f', 1, 64) + " ms"
+	}
+	return strconv.FormatFloat(d.Seconds(), 'f', 2, 64) + " s"
+}
+
+// roundDuration rounds a window for display.
+func roundDuration(d time.Duration) time.Duration {
+	if d < time.Second {
+		return d.Round(time.Millisecond)
+	}
+	return d.Round(100 * time.Millisecond)
 }
 
 func (h *Handler) getStatusPage(w http.ResponseWriter, r *http.Request) error {
-	now := time.Now()
-	eps := h.o.Endpoints()
+	eps, now, traffic := h.pages.traffic.snapshot(h.o)
 	sum := summarize(eps)
 	page := statusPage{
 		Version: h.opts.Version,
@@ -172,9 +305,12 @@ func (h *Handler) getStatusPage(w http.ResponseWriter, r *http.Request) error {
 			Status:              ep.Status,
 			Breaker:             ep.CircuitBreakerState,
 			ConsecutiveFailures: ep.ConsecutiveFailures,
+			ServerErrors:        ep.Traffic.ServerErrors,
+			InFlight:            ep.Traffic.InFlight,
 			LastHealthCheck:     ep.LastHealthCheck,
 			LastFailure:         ep.LastFailureTime,
 			HealthError:         h.redact(ep.Health.LastError),
+			Traffic:             traffic[ep.ID],
 		})
 	}
 	var buf bytes.Buffer

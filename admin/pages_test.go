@@ -4,10 +4,13 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"fmt"
+	"html"
 	"net/http"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -143,6 +146,200 @@ func TestStatusPage(t *testing.T) {
 	t.Run("needs authorization", func(t *testing.T) {
 		f := newFixture(t, withToken)
 		requireProblem(t, call(f.h, http.MethodGet, "/status", "", bearer("nope")), http.StatusUnauthorized, "unauthorized")
+	})
+	t.Run("shows the config status block", func(t *testing.T) {
+		f := newFixture(t)
+		page := statusPage(t, f)
+		m := regexp.MustCompile(`<dl id="config" data-version="([^"]*)" data-reloads="(\d+)" data-error="(yes|no)">`).FindStringSubmatch(page)
+		require.NotNil(t, m, "no config block in:\n%s", page)
+		assert.Equal(t, "9f86d081", m[1], "config version: got %q; want %q", m[1], "9f86d081")
+		assert.Equal(t, "0", m[2], "reload count: got %s; want 0", m[2])
+		assert.Equal(t, "no", m[3], "config error: got %s; want no", m[3])
+
+		f = newFixture(t, withoutConfig)
+		page = statusPage(t, f)
+		assert.NotContains(t, page, `id="config"`)
+		assert.Contains(t, page, "No config file")
+	})
+}
+
+// statusPage renders /status and returns the page.
+func statusPage(t *testing.T, f *fixture) string {
+	t.Helper()
+	rec := call(f.h, http.MethodGet, "/status", "")
+	require.Equal(t, http.StatusOK, rec.Code, "GET /status: got %d; want 200; body %s", rec.Code, rec.Body)
+	return rec.Body.String()
+}
+
+// pageCell is one <td> of a status page row: its text as a person reads it
+// and its attributes.
+type pageCell struct {
+	text  string
+	attrs map[string]string
+}
+
+var (
+	rowRE  = regexp.MustCompile(`(?s)<tr data-endpoint="([^"]*)">(.*?)</tr>`)
+	cellRE = regexp.MustCompile(`(?s)<td class="([^"]*)"([^>]*)>(.*?)</td>`)
+	attrRE = regexp.MustCompile(`([a-z-]+)="([^"]*)"`)
+	tagRE  = regexp.MustCompile(`<[^>]*>`)
+)
+
+// statusRows finds the endpoint rows of a status page by their hooks
+// (<tr data-endpoint="id">), and each row's cells by their first class.
+func statusRows(t *testing.T, page string) map[string]map[string]pageCell {
+	t.Helper()
+	rows := map[string]map[string]pageCell{}
+	for _, r := range rowRE.FindAllStringSubmatch(page, -1) {
+		cells := map[string]pageCell{}
+		for _, c := range cellRE.FindAllStringSubmatch(r[2], -1) {
+			class, _, _ := strings.Cut(c[1], " ")
+			attrs := map[string]string{}
+			for _, a := range attrRE.FindAllStringSubmatch(c[2], -1) {
+				attrs[a[1]] = html.UnescapeString(a[2])
+			}
+			text := strings.Join(strings.Fields(html.UnescapeString(tagRE.ReplaceAllString(c[3], " "))), " ")
+			cells[class] = pageCell{text: text, attrs: attrs}
+		}
+		rows[html.UnescapeString(r[1])] = cells
+	}
+	return rows
+}
+
+// requireRow returns the row of endpoint id.
+func requireRow(t *testing.T, page, id string) map[string]pageCell {
+	t.Helper()
+	rows := statusRows(t, page)
+	row, ok := rows[id]
+	require.True(t, ok, "no row for %s in the status page:\n%s", id, page)
+	return row
+}
+
+// assertCell checks the text of a row's cell.
+func assertCell(t *testing.T, row map[string]pageCell, class, want string) {
+	t.Helper()
+	c, ok := row[class]
+	if assert.True(t, ok, "no %q cell in the row", class) {
+		assert.Equal(t, want, c.text, "%s cell: got %q; want %q", class, c.text, want)
+	}
+}
+
+// floatAttr parses a numeric data attribute of a cell.
+func floatAttr(t *testing.T, row map[string]pageCell, class, attr string) float64 {
+	t.Helper()
+	v := row[class].attrs[attr]
+	f, err := strconv.ParseFloat(v, 64)
+	require.NoError(t, err, "%s cell's %s: got %q; want a number", class, attr, v)
+	return f
+}
+
+func TestStatusPageRows(t *testing.T) {
+	t.Run("each endpoint has a row with its route, health, breaker and counters", func(t *testing.T) {
+		f := newFixture(t)
+		page := statusPage(t, f)
+		rows := statusRows(t, page)
+		got := []string{}
+		for id := range rows {
+			got = append(got, id)
+		}
+		assert.ElementsMatch(t, []string{"users_v1", "orders", "legacy"}, got, "rows: got %v; want users_v1, orders, legacy", got)
+
+		orders := requireRow(t, page, "orders")
+		assertCell(t, orders, "id", "orders")
+		assertCell(t, orders, "route", "/orchestrator/orders")
+		assertCell(t, orders, "upstream", f.backend.URL+"/orders")
+		assertCell(t, orders, "source", "config")
+		assertCell(t, orders, "status", "healthy")
+		assert.Equal(t, "healthy", orders["status"].attrs["data-state"], "status data-state: got %q; want healthy", orders["status"].attrs["data-state"])
+		assertCell(t, orders, "breaker", "closed")
+		assert.Equal(t, "closed", orders["breaker"].attrs["data-state"], "breaker data-state: got %q; want closed", orders["breaker"].attrs["data-state"])
+		assertCell(t, orders, "rate", "—")
+		assert.Empty(t, orders["rate"].attrs["data-rate"], "no rate before a second render")
+		assertCell(t, orders, "latency", "—")
+		assertCell(t, orders, "errors", "0")
+		assertCell(t, orders, "inflight", "0")
+		assertCell(t, orders, "failures", "0")
+		assertCell(t, orders, "checked", "never")
+		assertCell(t, orders, "failed", "never")
+
+		users := requireRow(t, page, "users_v1")
+		assertCell(t, users, "route", "/orchestrator/users/v1")
+		legacy := requireRow(t, page, "legacy")
+		assertCell(t, legacy, "breaker", "disabled")
+		assert.Equal(t, "disabled", legacy["breaker"].attrs["data-state"])
+	})
+
+	t.Run("a tripped breaker and its 503s show on the next render", func(t *testing.T) {
+		f := newFixture(t)
+		statusPage(t, f)
+		require.NoError(t, f.o.TripBreaker("orders"))
+		rec := f.proxied(t, "/orchestrator/orders/x")
+		require.Equal(t, http.StatusServiceUnavailable, rec.Code, "through an open breaker: got %d; want 503", rec.Code)
+
+		orders := requireRow(t, statusPage(t, f), "orders")
+		assertCell(t, orders, "breaker", "open")
+		assert.Equal(t, "open", orders["breaker"].attrs["data-state"], "breaker data-state: got %q; want open", orders["breaker"].attrs["data-state"])
+		assertCell(t, orders, "status", "unhealthy")
+		assertCell(t, orders, "errors", "1")
+		assert.Regexp(t, `^\d+(\.\d+)? req/s$`, orders["rate"].text, "the second render has a rate")
+	})
+
+	t.Run("request rate and mean latency cover the time since the previous render", func(t *testing.T) {
+		f := newFixture(t)
+		const n = 20
+
+		t0 := time.Now()
+		first := requireRow(t, statusPage(t, f), "orders")
+		t1 := time.Now()
+		assertCell(t, first, "rate", "—")
+
+		var slowest time.Duration
+		for range n {
+			start := time.Now()
+			rec := f.proxied(t, "/orchestrator/orders/x")
+			slowest = max(slowest, time.Since(start))
+			require.Equal(t, http.StatusOK, rec.Code, "proxied request: got %d; want 200", rec.Code)
+		}
+
+		t2 := time.Now()
+		second := requireRow(t, statusPage(t, f), "orders")
+		t3 := time.Now()
+
+		// The handler read the clock once per render, within [t0, t1] and
+		// [t2, t3]: the window lies between t2-t1 and t3-t0.
+		rate := floatAttr(t, second, "rate", "data-rate")
+		lo, hi := n/t3.Sub(t0).Seconds(), n/t2.Sub(t1).Seconds()
+		assert.True(t, rate >= lo*(1-1e-9) && rate <= hi*(1+1e-9), "rate: got %g req/s; want within [%g, %g]", rate, lo, hi)
+		assert.Regexp(t, `^\d+(\.\d+)? req/s$`, second["rate"].text)
+
+		mean := floatAttr(t, second, "latency", "data-seconds")
+		assert.True(t, mean > 0 && mean <= slowest.Seconds(), "mean latency: got %gs; want in (0, %gs], the slowest request as the test timed it", mean, slowest.Seconds())
+		assert.Regexp(t, `^\d+(\.\d+)? (µs|ms|s)$`, second["latency"].text)
+		assertCell(t, second, "errors", "0")
+		assertCell(t, requireRow(t, statusPage(t, f), "users_v1"), "latency", "—")
+	})
+
+	t.Run("the first render shows the mean latency since the start", func(t *testing.T) {
+		f := newFixture(t)
+		var slowest time.Duration
+		for range 3 {
+			start := time.Now()
+			require.Equal(t, http.StatusOK, f.proxied(t, "/orchestrator/orders/x").Code)
+			slowest = max(slowest, time.Since(start))
+		}
+		orders := requireRow(t, statusPage(t, f), "orders")
+		assertCell(t, orders, "rate", "—")
+		mean := floatAttr(t, orders, "latency", "data-seconds")
+		assert.True(t, mean > 0 && mean <= slowest.Seconds(), "mean latency: got %gs; want in (0, %gs]", mean, slowest.Seconds())
+	})
+
+	t.Run("each admin handler keeps its own window", func(t *testing.T) {
+		f := newFixture(t)
+		statusPage(t, f)
+		other := admin.New(f.o, admin.Options{})
+		rec := call(other, http.MethodGet, "/status", "")
+		require.Equal(t, http.StatusOK, rec.Code)
+		assertCell(t, requireRow(t, rec.Body.String(), "orders"), "rate", "—")
 	})
 }
 

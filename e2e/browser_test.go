@@ -1,0 +1,295 @@
+//go:build unix
+
+package e2e_test
+
+// Browser tests: headless Chromium loads the admin pages of a running
+// orchestratord and the test reads the DOM it ends up with, which is what a
+// person would see — the status page's rows after the server rendered them,
+// the docs page after its script fetched openapi.json and built the route
+// list. Chromium resolves no host but 127.0.0.1, so a page that needed
+// anything from the internet would show it.
+//
+// Chromium is required: .ci/run installs Debian's package. Set
+// ORCHESTRATOR_SKIP_BROWSER=1 to skip these tests on a machine without it.
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"html"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+const (
+	// chromiumTimeout bounds one page load, start to exit, on a loaded
+	// machine running the race-enabled server next to other test binaries.
+	chromiumTimeout = 60 * time.Second
+	// skipBrowserEnv names the variable that skips the browser tests.
+	skipBrowserEnv = "ORCHESTRATOR_SKIP_BROWSER"
+)
+
+// findChromium returns the chromium binary, skips the test when
+// ORCHESTRATOR_SKIP_BROWSER=1, and fails it when chromium is missing.
+func findChromium(t *testing.T) string {
+	t.Helper()
+	if os.Getenv(skipBrowserEnv) == "1" {
+		t.Skip(skipBrowserEnv + "=1: skipping the headless Chromium tests")
+	}
+	for _, name := range []string{"chromium", "chromium-browser"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Fatalf("chromium is not on PATH: got no browser; want Debian's chromium for the browser tests.\n" +
+		"Install it with `apt-get install chromium` (.ci/run does so before go test),\n" +
+		"or set " + skipBrowserEnv + "=1 to skip these tests.")
+	return ""
+}
+
+// page is what Chromium showed: the serialized DOM after the page's
+// scripts ran, and Chromium's own log (console messages included).
+type page struct {
+	dom string
+	log string
+}
+
+// load opens url in a fresh headless Chromium, lets the page run for budget
+// of virtual time and returns the DOM it dumps. Chromium exits by itself
+// after --dump-dom; the context kills its whole process group if it hangs.
+func load(t *testing.T, chromium, url string, budget time.Duration) page {
+	t.Helper()
+	home := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), chromiumTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, chromium,
+		"--headless=new",
+		"--no-sandbox", // CI runs as root
+		"--disable-gpu",
+		"--no-first-run",
+		"--no-default-browser-check",
+		"--disable-extensions",
+		"--disable-sync",
+		"--disable-background-networking",
+		"--disable-component-update",
+		"--no-proxy-server",
+		// Offline: every host but the server under test fails to resolve.
+		"--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
+		// Console messages (CSP violations among them) go to stderr.
+		"--enable-logging=stderr", "--v=0",
+		"--user-data-dir="+filepath.Join(home, "profile"),
+		"--dump-dom",
+		fmt.Sprintf("--virtual-time-budget=%d", budget.Milliseconds()),
+		url,
+	)
+	cmd.Env = append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"), "XDG_CACHE_HOME="+filepath.Join(home, ".cache"))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 10 * time.Second
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	start := time.Now()
+	err := cmd.Run()
+	if cmd.Process != nil {
+		// Renderer or GPU processes left behind by a browser that died.
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+	}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		t.Fatalf("chromium %s: got no exit within %v; want the DOM dumped\nstderr:\n%s", url, chromiumTimeout, tail(stderr.String(), 40))
+	}
+	require.NoError(t, err, "chromium %s: exit after %v; stderr:\n%s", url, time.Since(start), tail(stderr.String(), 40))
+	dom := stdout.String()
+	require.Contains(t, dom, "</html>", "chromium %s: got no document; stderr:\n%s", url, tail(stderr.String(), 40))
+	return page{dom: dom, log: stderr.String()}
+}
+
+// consoleProblems are Chromium log lines that mean the page did not work
+// as written: CSP violations, failed loads, script errors.
+func (p page) consoleProblems() []string {
+	var out []string
+	for _, l := range strings.Split(p.log, "\n") {
+		if !strings.Contains(l, ":CONSOLE") {
+			continue
+		}
+		for _, bad := range []string{"Content Security Policy", "Failed to load", "Uncaught", "ERR_"} {
+			if strings.Contains(l, bad) {
+				out = append(out, l)
+				break
+			}
+		}
+	}
+	return out
+}
+
+// cell is one <td> of a status page row as a person reads it.
+type cell struct {
+	text  string
+	attrs map[string]string
+}
+
+var (
+	domRowRE  = regexp.MustCompile(`(?s)<tr data-endpoint="([^"]*)">(.*?)</tr>`)
+	domCellRE = regexp.MustCompile(`(?s)<td class="([^"]*)"([^>]*)>(.*?)</td>`)
+	domAttrRE = regexp.MustCompile(`([a-z-]+)="([^"]*)"`)
+	domTagRE  = regexp.MustCompile(`<[^>]*>`)
+)
+
+// row finds the status page row of endpoint id (<tr data-endpoint="id">)
+// and returns its cells by their first class.
+func (p page) row(t *testing.T, id string) map[string]cell {
+	t.Helper()
+	for _, r := range domRowRE.FindAllStringSubmatch(p.dom, -1) {
+		if html.UnescapeString(r[1]) != id {
+			continue
+		}
+		cells := map[string]cell{}
+		for _, c := range domCellRE.FindAllStringSubmatch(r[2], -1) {
+			class, _, _ := strings.Cut(c[1], " ")
+			attrs := map[string]string{}
+			for _, a := range domAttrRE.FindAllStringSubmatch(c[2], -1) {
+				attrs[a[1]] = html.UnescapeString(a[2])
+			}
+			text := strings.Join(strings.Fields(html.UnescapeString(domTagRE.ReplaceAllString(c[3], " "))), " ")
+			cells[class] = cell{text: text, attrs: attrs}
+		}
+		return cells
+	}
+	t.Fatalf("status page: got no row <tr data-endpoint=%q>; want one. DOM:\n%s", id, p.dom)
+	return nil
+}
+
+func assertText(t *testing.T, row map[string]cell, class, want string) {
+	t.Helper()
+	c, ok := row[class]
+	if assert.True(t, ok, "got no %q cell in the row; want one", class) {
+		assert.Equal(t, want, c.text, "%s cell: got %q; want %q", class, c.text, want)
+	}
+}
+
+// assertOffline checks that nothing in the DOM points away from the server:
+// every src, href and action is relative, and any URL in the text is the
+// loopback server's.
+func assertOffline(t *testing.T, p page) {
+	t.Helper()
+	for _, m := range regexp.MustCompile(`(?i)\s(src|href|action)="([^"]*)"`).FindAllStringSubmatch(p.dom, -1) {
+		assert.NotRegexp(t, `^([a-zA-Z][a-zA-Z0-9+.-]*:|//)`, m[2], "%s=%q: got a link elsewhere; want the page self-contained", m[1], m[2])
+	}
+	for _, u := range regexp.MustCompile(`(?i)\b(?:https?|wss?|ftp)://[^\s"'<>]+`).FindAllString(p.dom, -1) {
+		assert.Regexp(t, `^https?://127\.0\.0\.1[:/]`, u, "the DOM names %s; want no other origin than the server's", u)
+	}
+	assert.Empty(t, p.consoleProblems(), "chromium's console: got problems; want none")
+}
+
+func TestBrowser(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds orchestratord and drives headless Chromium; skipped in -short mode")
+	}
+	chromium := findChromium(t)
+	bin := buildBinary(t)
+	backend := newBackend(t, "E")
+
+	// No admin token: the admin API serves loopback clients that address it
+	// by a loopback name, which is what Chromium on 127.0.0.1 is.
+	dir := t.TempDir()
+	configPath := filepath.Join(dir, "config.yaml")
+	writeFile(t, configPath, fmt.Sprintf(`server:
+  host: 127.0.0.1
+  shutdown_timeout: %s
+logging:
+  level: warn
+health_check:
+  enabled: false
+circuit_breaker:
+  reset_timeout: 3600
+endpoints:
+  - name: echo
+    version: v1
+    url: "%s/echo"
+`, shutdownTimeout, backend.srv.URL))
+	g := startGateway(t, bin, "--config", configPath, "--port", "0")
+
+	step := func(name string, f func(t *testing.T)) {
+		if !t.Run(name, f) {
+			t.FailNow()
+		}
+	}
+
+	// The status page refreshes itself every 5s (<meta http-equiv=refresh>);
+	// in virtual time a budget past that reloads it, so it gets less. The
+	// docs page needs its script to fetch openapi.json and build the list.
+	const statusBudget, docsBudget = 2 * time.Second, 5 * time.Second
+
+	step("status page shows the endpoint with its breaker closed", func(t *testing.T) {
+		for range 3 {
+			r := g.do(t, http.MethodGet, "/orchestrator/echo/v1/hello", nil)
+			require.Equal(t, http.StatusOK, r.status, "proxied GET: got %s; want 200", r)
+		}
+		p := load(t, chromium, g.base+"/status", statusBudget)
+		assert.Contains(t, p.dom, "<title>orchestrator status</title>")
+		assert.Contains(t, p.dom, `<meta http-equiv="refresh" content="5">`, "the page refreshes itself")
+		row := p.row(t, "echo_v1")
+		assertText(t, row, "id", "echo_v1")
+		assertText(t, row, "route", "/orchestrator/echo/v1")
+		assertText(t, row, "status", "healthy")
+		assertText(t, row, "breaker", "closed")
+		assert.Equal(t, "closed", row["breaker"].attrs["data-state"], "breaker data-state: got %q; want closed", row["breaker"].attrs["data-state"])
+		assertText(t, row, "rate", "—") // the first render has no earlier one to measure from
+		assert.Regexp(t, `^\d+(\.\d+)? (µs|ms|s)$`, row["latency"].text, "mean latency since the start")
+		assertText(t, row, "errors", "0")
+		assertText(t, row, "failures", "0")
+		assert.Regexp(t, `(?s)<dl id="config"[^>]*>.*`+regexp.QuoteMeta(configPath), p.dom, "the config status block names the file")
+		assertOffline(t, p)
+	})
+
+	step("after a trip a fresh load shows the breaker open", func(t *testing.T) {
+		r := g.do(t, http.MethodPost, "/circuit-breaker/trip/echo_v1", nil)
+		require.Equal(t, http.StatusOK, r.status, "POST /circuit-breaker/trip/echo_v1: got %s; want 200", r)
+		r = g.do(t, http.MethodGet, "/orchestrator/echo/v1/hello", nil)
+		require.Equal(t, http.StatusServiceUnavailable, r.status, "through the open breaker: got %s; want 503", r)
+
+		p := load(t, chromium, g.base+"/status", statusBudget)
+		row := p.row(t, "echo_v1")
+		assertText(t, row, "breaker", "open")
+		assert.Equal(t, "open", row["breaker"].attrs["data-state"], "breaker data-state: got %q; want open", row["breaker"].attrs["data-state"])
+		assertText(t, row, "status", "unhealthy")
+		assertText(t, row, "errors", "1")
+		assert.Regexp(t, `^\d+(\.\d+)? req/s$`, row["rate"].text, "the second render measures the rate since the first")
+		assertOffline(t, p)
+	})
+
+	step("docs page lists the admin routes offline", func(t *testing.T) {
+		p := load(t, chromium, g.base+"/docs", docsBudget)
+		for _, route := range []string{"/registry/endpoints", "/circuit-breaker/trip/{id}", "/health/summary", "/config/status", "/status"} {
+			assert.Contains(t, p.dom, `<code class="path">`+html.EscapeString(route)+`</code>`,
+				"the docs page after its script ran: got no %s in the route list; want every admin route from /openapi.json", route)
+		}
+		m := regexp.MustCompile(`<p id="message"[^>]*>([^<]*)</p>`).FindStringSubmatch(p.dom)
+		if assert.NotNil(t, m, "the docs page has its message line") {
+			assert.Empty(t, m[1], "the docs page's message: got %q; want none once the spec loaded", m[1])
+		}
+		assertOffline(t, p)
+	})
+
+	step("the server stops cleanly", func(t *testing.T) {
+		g.client.CloseIdleConnections()
+		require.NoError(t, g.cmd.Process.Signal(syscall.SIGTERM))
+		select {
+		case <-g.done:
+		case <-time.After(shutdownTimeout + 10*time.Second):
+			t.Fatal("orchestratord: got no exit after SIGTERM; want a graceful shutdown")
+		}
+		// Built with -race under go test -race: a data race exits 66.
+		assert.Equal(t, 0, g.cmd.ProcessState.ExitCode(), "orchestratord exit code: got %d (%v); want 0", g.cmd.ProcessState.ExitCode(), g.err)
+	})
+}
