@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -80,4 +81,34 @@ func TestDialTimeGuardStopsLoopsBackIntoTheGateway(t *testing.T) {
 	assert.Equal(t, "urn:orchestrator:problem:upstream-forbidden", p.Type)
 	assert.Contains(t, p.Detail, "own listener")
 	assert.EqualValues(t, 1, inner.Load(), "the gateway was entered %d times; want once (no loop)", inner.Load())
+}
+
+// TestHealthProbesObeyTheUpstreamGuard points an endpoint's health check at
+// the gateway's own listener: the probe's dial is refused, so the probe
+// never reaches it and the endpoint goes unhealthy.
+func TestHealthProbesObeyTheUpstreamGuard(t *testing.T) {
+	var probed atomic.Int64
+	self := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/health" {
+			probed.Add(1)
+		}
+	}))
+	t.Cleanup(self.Close)
+	o, err := orchestrator.New(
+		orchestrator.WithHealthCheck(orchestrator.HealthCheckConfig{Interval: orchestrator.Duration(20 * time.Millisecond), UnhealthyThreshold: 2}),
+	)
+	require.NoError(t, err)
+	t.Cleanup(func() { o.Close() })
+	o.SetListenAddrs(self.Listener.Addr().String())
+	require.NoError(t, o.Sync(context.Background(), orchestrator.SourceConfig, []orchestrator.Endpoint{
+		{Name: "self", URL: self.URL, HealthCheckPath: "/health"},
+	}))
+
+	require.Eventually(t, func() bool {
+		v, err := o.Endpoint("self")
+		return err == nil && v.Status == orchestrator.StatusUnhealthy
+	}, 10*time.Second, 10*time.Millisecond, "the endpoint never went unhealthy")
+	v, _ := o.Endpoint("self")
+	assert.Contains(t, v.Health.LastError, "own listener", "probe error: got %q", v.Health.LastError)
+	assert.Zero(t, probed.Load(), "probes that reached the gateway's own listener: got %d; want 0", probed.Load())
 }
