@@ -421,3 +421,30 @@ func TestReloadNeverCutsARequestInFlight(t *testing.T) {
 		}
 	}
 }
+
+// TestStartingWithABrokenEndpointKeepsServerSettings starts on a file whose
+// only fault is an endpoint: its prefix and state file still apply from the
+// start, so a registration made before the file is fixed is persisted.
+func TestStartingWithABrokenEndpointKeepsServerSettings(t *testing.T) {
+	a := backend(t, "a")
+	state := filepath.Join(t.TempDir(), "state.json")
+	head := "server:\n  prefix: /gw\nregistry:\n  state_file: " + state + "\n"
+	path := configFile(t, head+"endpoints:\n  - name: svc\n    url: ftp://nowhere\n")
+	s := startServer(t, server.Options{ConfigPath: path, Watch: true})
+
+	require.NotNil(t, s.status().LastError, "the start-up error must be shown")
+	code, body := s.mustGet("/gw/svc/x")
+	assert.Equal(t, http.StatusNotFound, code)
+	assert.Contains(t, body, "urn:orchestrator:problem:no-route", "the gateway must serve under the file's prefix; got %s", body)
+
+	code, body = s.do(http.MethodPost, "/registry/endpoints", `{"name":"api","url":"`+a.URL+`"}`)
+	require.Equal(t, http.StatusCreated, code, body)
+	data, err := os.ReadFile(state)
+	require.NoError(t, err, "the state file must be written although the file was broken at start")
+	assert.Contains(t, string(data), `"api"`)
+
+	writeFile(t, path, head+"endpoints:\n"+endpointYAML("svc", a.URL))
+	s.waitReloads(1)
+	code, body = s.mustGet("/gw/svc/x")
+	assert.Equal(t, "200 a /x", fmt.Sprint(code, " ", body))
+}

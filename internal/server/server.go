@@ -22,6 +22,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/goccy/go-yaml"
+
 	"github.com/orchestrator-go/orchestrator"
 	"github.com/orchestrator-go/orchestrator/admin"
 	"github.com/orchestrator-go/orchestrator/internal/statefile"
@@ -98,8 +100,12 @@ func Run(ctx context.Context, opts Options) error {
 				return loadErr
 			}
 			// Serve with no endpoints and let a fixed file take over: the
-			// error is logged below and shown by /config/status.
-			cfg = &orchestrator.Config{}
+			// error is logged below and shown by /config/status. The
+			// server-level sections (listener, admin, state file, logging,
+			// CORS) are read at start only, so keep them when they are
+			// sound on their own: a bad endpoint must not move the port or
+			// turn persistence off until the next restart.
+			cfg = salvageSettings(raw)
 		}
 	}
 	full := cfg.WithDefaults()
@@ -127,7 +133,7 @@ func Run(ctx context.Context, opts Options) error {
 		token = opts.AdminToken
 	}
 	if loadErr != nil {
-		logger.Error("config file is invalid; serving no endpoints until it is fixed",
+		logger.Error("config file is invalid; serving no endpoints until it is fixed (server, admin, registry, logging and cors settings that validate on their own are kept)",
 			slog.String("logger", "orchestrator.config"), slog.String("error", loadErr.Error()))
 	}
 
@@ -138,9 +144,7 @@ func Run(ctx context.Context, opts Options) error {
 		orchestrator.WithAccessLog(full.Logging.AccessLogEnabled()),
 		orchestrator.WithTraceStart(full.Logging.StartTraces),
 	}
-	if loadErr == nil {
-		gwOpts = append(gwOpts, orchestrator.WithConfig(cfg))
-	}
+	gwOpts = append(gwOpts, orchestrator.WithConfig(cfg))
 	if cfg.Registry.StateFile != "" {
 		reg, err := statefile.Open(cfg.Registry.StateFile)
 		if err != nil {
@@ -302,6 +306,22 @@ func Run(ctx context.Context, opts Options) error {
 	gw.Close()
 	logger.Info("stopped", slog.String("logger", "orchestrator.server"))
 	return nil
+}
+
+// salvageSettings decodes a file that failed validation leniently and keeps
+// its server-level sections when they validate on their own; endpoints and
+// the breaker and health defaults wait for a good reload. It returns an
+// empty config (the defaults) when nothing can be trusted.
+func salvageSettings(raw []byte) *orchestrator.Config {
+	var c orchestrator.Config
+	if err := yaml.Unmarshal(raw, &c); err != nil {
+		return &orchestrator.Config{}
+	}
+	settings := orchestrator.Config{Server: c.Server, Admin: c.Admin, Registry: c.Registry, Logging: c.Logging, CORS: c.CORS}
+	if settings.Validate() != nil {
+		return &orchestrator.Config{}
+	}
+	return &settings
 }
 
 // routeByPrefix sends paths under prefix to the gateway and everything else
