@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -207,6 +208,17 @@ func TestChaosSoak(t *testing.T) {
 		assert.Positive(t, stableOK.Load())
 		assert.Positive(t, flakyOK.Load(), "the faulty endpoint never recovered")
 		assert.Positive(t, flakyDesigned.Load(), "the faulty endpoint never failed: the soak tested nothing")
+
+		// The breaker really tripped along the way (the soak exercised it).
+		var exposition strings.Builder
+		o.WritePrometheus(&exposition)
+		opened := false
+		for _, line := range strings.Split(exposition.String(), "\n") {
+			if strings.HasPrefix(line, `orchestrator_circuit_breaker_opens_total{endpoint="flaky"} `) {
+				opened = !strings.HasSuffix(line, " 0")
+			}
+		}
+		assert.True(t, opened, "the flaky endpoint's breaker never opened during the soak")
 	}()
 
 	// Everything is stopped: goroutines and heap come back.
