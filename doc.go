@@ -47,8 +47,8 @@
 //
 // Errors the gateway produces itself are application/problem+json (RFC
 // 9457) documents whose type is "urn:orchestrator:problem:<kind>":
-// no-route (404), dot-segment (400), method-not-allowed (405 with Allow),
-// endpoint-disabled, endpoint-unhealthy and circuit-open (503),
+// no-route (404), dot-segment and fragment (400), method-not-allowed (405
+// with Allow), endpoint-disabled, endpoint-unhealthy and circuit-open (503),
 // upstream-unreachable (502) and upstream-timeout (504). Each carries
 // request_id and, where known, endpoint_id.
 //

@@ -158,6 +158,14 @@ func (o *Orchestrator) dispatch(w http.ResponseWriter, r *http.Request, rt *rout
 		o.writeProblem(w, r, ids.request, rt, http.StatusBadRequest, "dot-segment", "Bad Request", "the path must not contain . or .. segments", 0)
 		return http.StatusBadRequest
 	}
+	if strings.IndexByte(r.RequestURI, '#') >= 0 {
+		// A fragment is never part of a request target (RFC 9112 §3.2), but
+		// Go's server accepts one and keeps it in the path or the query:
+		// refuse it (as Envoy does) rather than forward it upstream.
+		w.Header()["X-Request-Id"] = []string{ids.request}
+		o.writeProblem(w, r, ids.request, rt, http.StatusBadRequest, "fragment", "Bad Request", "the request target must not contain a #fragment", 0)
+		return http.StatusBadRequest
+	}
 	if !rt.allows(r.Method) {
 		h := w.Header()
 		h["X-Request-Id"] = []string{ids.request}

@@ -51,9 +51,14 @@ func HasDotSegment(p string) bool {
 }
 
 // isDotSegment reports whether s decodes to "." or "..", ignoring any
-// ";params" (which some servers strip before resolving dot segments).
+// ";params" (which some servers strip before resolving dot segments) and
+// anything after an encoded NUL (where C-string servers cut the path, so
+// that "..%00x" reads as "..").
 func isDotSegment(s string) bool {
 	if i := strings.IndexByte(s, ';'); i >= 0 {
+		s = s[:i]
+	}
+	if i := strings.Index(s, "%00"); i >= 0 {
 		s = s[:i]
 	}
 	dots := 0
