@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httputil"
@@ -60,6 +61,12 @@ type Orchestrator struct {
 	mu          sync.Mutex
 	entries     map[string]*route
 	metricsByID map[string]*endpointMetrics
+	// byName indexes entries by route name, and dirty collects what changed
+	// since the last publish, so that a publish rebuilds only the names
+	// touched (one registration among 10,000 does not rebuild 10,000).
+	byName     map[string]map[string]*route
+	dirtyIDs   map[string]struct{}
+	dirtyNames map[string]struct{}
 
 	checker *schedule.Scheduler[string]
 	ctx     context.Context
@@ -403,6 +410,9 @@ func New(opts ...Option) (*Orchestrator, error) {
 		adminAuth:       bearer(cfg.adminToken),
 		startTraces:     cfg.startTraces,
 		metricsByID:     make(map[string]*endpointMetrics),
+		byName:          make(map[string]map[string]*route),
+		dirtyIDs:        make(map[string]struct{}),
+		dirtyNames:      make(map[string]struct{}),
 		entries:         make(map[string]*route),
 	}
 	if o.registry == nil {
@@ -588,7 +598,7 @@ func (o *Orchestrator) putLocked(reg Registration) bool {
 		o.routerLog.Error("ignoring an endpoint that cannot be routed", slog.String("endpoint_id", id), slog.String("error", err.Error()))
 		return o.removeLocked(id)
 	}
-	o.entries[id] = rt
+	o.setEntryLocked(id, rt)
 	switch {
 	case !rt.healthActive:
 		o.checker.Remove(id)
@@ -603,18 +613,81 @@ func (o *Orchestrator) removeLocked(id string) bool {
 	if _, ok := o.entries[id]; !ok {
 		return false
 	}
-	delete(o.entries, id)
+	o.deleteEntryLocked(id)
 	o.checker.Remove(id)
 	if m := o.metricsByID[id]; m != nil {
 		// Series of a removed endpoint go away with it.
-		o.metrics.remove(m)
+		o.metrics.remove(id)
 		delete(o.metricsByID, id)
 	}
 	return true
 }
 
+func (o *Orchestrator) setEntryLocked(id string, rt *route) {
+	if old := o.entries[id]; old != nil && old.ep.Name != rt.ep.Name {
+		o.unindexLocked(old)
+	}
+	o.entries[id] = rt
+	ids := o.byName[rt.ep.Name]
+	if ids == nil {
+		ids = make(map[string]*route, 1)
+		o.byName[rt.ep.Name] = ids
+	}
+	ids[id] = rt
+	o.dirtyIDs[id] = struct{}{}
+	o.dirtyNames[rt.ep.Name] = struct{}{}
+}
+
+func (o *Orchestrator) deleteEntryLocked(id string) {
+	if old := o.entries[id]; old != nil {
+		o.unindexLocked(old)
+	}
+	delete(o.entries, id)
+	o.dirtyIDs[id] = struct{}{}
+}
+
+func (o *Orchestrator) unindexLocked(rt *route) {
+	if ids := o.byName[rt.ep.Name]; ids != nil {
+		delete(ids, rt.id)
+		if len(ids) == 0 {
+			delete(o.byName, rt.ep.Name)
+		}
+	}
+	o.dirtyNames[rt.ep.Name] = struct{}{}
+}
+
+// publishLocked swaps in a route table reflecting o.entries. When few
+// entries changed it copies the previous table's maps and rebuilds only the
+// names touched; otherwise it rebuilds everything.
 func (o *Orchestrator) publishLocked() {
-	t, shadowed := buildTable(o.entries)
+	prev := o.table.Load()
+	var (
+		t        *routeTable
+		shadowed []*route
+	)
+	if prev == emptyTable || len(o.dirtyIDs)*8 > len(o.entries) {
+		t, shadowed = buildTable(o.entries)
+	} else {
+		t = &routeTable{byID: maps.Clone(prev.byID), byName: maps.Clone(prev.byName)}
+		for id := range o.dirtyIDs {
+			if rt := o.entries[id]; rt != nil {
+				t.byID[id] = rt
+			} else {
+				delete(t.byID, id)
+			}
+		}
+		for name := range o.dirtyNames {
+			sub, sh := buildTable(o.byName[name])
+			shadowed = append(shadowed, sh...)
+			if nr := sub.byName[name]; nr != nil {
+				t.byName[name] = nr
+			} else {
+				delete(t.byName, name)
+			}
+		}
+	}
+	clear(o.dirtyIDs)
+	clear(o.dirtyNames)
 	for _, rt := range shadowed {
 		o.routerLog.Warn("two endpoints claim the same route; the earlier registration serves it",
 			slog.String("endpoint_id", rt.id), slog.String("route", o.prefix+routeKeyString(rt.ep.Name, rt.ep.Version)))
@@ -919,7 +992,7 @@ func (o *Orchestrator) syncLocked(ctx context.Context, source Source, eps []Endp
 	if rebuildAll {
 		for id, rt := range o.entries {
 			if nrt, err := o.buildRoute(rt.reg, rt); err == nil {
-				o.entries[id] = nrt
+				o.setEntryLocked(id, nrt)
 				if nrt.healthActive && !sameJSON(nrt.health, rt.health) {
 					o.checker.Add(id, 0)
 				}
