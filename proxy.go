@@ -498,7 +498,18 @@ func (o *Orchestrator) rewrite(pr *httputil.ProxyRequest) {
 		h["X-Forwarded-Proto"] = protoHTTP
 	}
 	if prior := keep("Forwarded"); len(prior) > 0 {
-		h["Forwarded"] = prior
+		// RFC 7239: a trusted proxy's elements are kept and this hop's is
+		// appended. (From an untrusted client the header is dropped; the
+		// X-Forwarded-* above describe this hop.)
+		proto := "http"
+		if in.TLS != nil {
+			proto = "https"
+		}
+		forClient := clientIP
+		if strings.Contains(clientIP, ":") {
+			forClient = `"[` + clientIP + `]"`
+		}
+		h["Forwarded"] = []string{strings.Join(prior, ", ") + ", for=" + forClient + ";proto=" + proto}
 	}
 	st.reqIDValue[0] = st.ids.request
 	h["X-Request-Id"] = st.reqIDValue[:]

@@ -463,7 +463,7 @@ func TestProxyXForwardedHostProtoAndForwarded(t *testing.T) {
 			name:    "kept from a trusted proxy",
 			trusted: true,
 			sent:    http.Header{"X-Forwarded-Host": {"public.example"}, "X-Forwarded-Proto": {"https"}, "Forwarded": {"for=1.2.3.4;proto=https"}},
-			want:    http.Header{"X-Forwarded-Host": {"public.example"}, "X-Forwarded-Proto": {"https"}, "Forwarded": {"for=1.2.3.4;proto=https"}},
+			want:    http.Header{"X-Forwarded-Host": {"public.example"}, "X-Forwarded-Proto": {"https"}, "Forwarded": {"for=1.2.3.4;proto=https, for=127.0.0.1;proto=http"}},
 		},
 	}
 	for _, tt := range tests {
