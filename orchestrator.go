@@ -733,6 +733,12 @@ func (o *Orchestrator) buildRoute(reg Registration, old *route) (*route, error) 
 		}
 	}
 	rt.breaker = newBreaker(rt.breakerCfg, o.logBreakerChange(ep.ID, rt.metrics))
+	if old != nil && old.breaker.state() == BreakerOpen {
+		// A config change rebuilds the breaker, which also ends a manual
+		// trip: say so, since the endpoint starts taking traffic again.
+		o.breakerLog.Warn("circuit breaker rebuilt for a config change; it was open and starts closed",
+			slog.String("endpoint_id", ep.ID), slog.String("from", string(BreakerOpen)), slog.String("to", string(BreakerClosed)))
+	}
 	if ep.MaxConcurrent > 0 {
 		rt.bulkhead = bulkhead.New[any](uint(ep.MaxConcurrent))
 	}
