@@ -1,0 +1,116 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+)
+
+// config holds every flag.
+type config struct {
+	// The benchmark.
+	duration      time.Duration
+	warmup        time.Duration
+	rounds        int
+	scenarios     []string
+	targets       []string
+	timeout       time.Duration
+	orchestratord string
+	quiet         bool
+
+	// The hidden roles.
+	role   string
+	target string
+	delay  time.Duration
+	size   int
+	pool   bool
+}
+
+var errHelp = errors.New("help")
+
+// defaultTargets run unless -targets says otherwise; bare-pool is
+// optional.
+var (
+	defaultTargets = []string{targetDirect, targetBare, targetGateway, targetGatewayLog}
+	knownTargets   = []string{targetDirect, targetBare, targetBarePool, targetGateway, targetGatewayLog}
+)
+
+const (
+	targetDirect     = "direct"
+	targetBare       = "bare"
+	targetBarePool   = "bare-pool"
+	targetGateway    = "orchestratord"
+	targetGatewayLog = "orchestratord+accesslog"
+)
+
+func parseFlags(args []string, stderr io.Writer) (config, error) {
+	var cfg config
+	fs := flag.NewFlagSet("loadbench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.DurationVar(&cfg.duration, "duration", 3*time.Second, "measured time per target per round")
+	fs.DurationVar(&cfg.warmup, "warmup", 500*time.Millisecond, "unmeasured load before each measured window")
+	fs.IntVar(&cfg.rounds, "rounds", 3, "interleaved rounds per scenario (targets rotate each round)")
+	scenarios := fs.String("scenarios", "fast,slow", "comma-separated scenarios: fast (1 KiB GET, 32 connections), slow (5 ms backend, 64 connections), post (1 KiB POST echo, 32 connections)")
+	targets := fs.String("targets", strings.Join(defaultTargets, ","), "comma-separated targets: "+strings.Join(knownTargets, ", ")+" (bare-pool: the bare proxy with a 32 KiB buffer pool)")
+	fs.DurationVar(&cfg.timeout, "timeout", 0, "bound on the whole run (0: builds and start-up plus twice the planned load time)")
+	fs.StringVar(&cfg.orchestratord, "orchestratord", "", "an orchestratord binary to measure instead of building ./cmd/orchestratord")
+	fs.BoolVar(&cfg.quiet, "quiet", false, "leave out the per-round rows")
+	fs.StringVar(&cfg.role, "role", "", "internal: run as a target process (backend or bare)")
+	fs.StringVar(&cfg.target, "target", "", "internal: the bare proxy's upstream URL (loopback only)")
+	fs.DurationVar(&cfg.delay, "delay", 5*time.Millisecond, "internal: the backend's delay on /slow")
+	fs.IntVar(&cfg.size, "size", 1024, "internal: the backend's response size on /fast and /slow")
+	fs.BoolVar(&cfg.pool, "pool", false, "internal: give the bare proxy a 32 KiB buffer pool")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: go run ./internal/loadbench [flags]\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return cfg, errHelp
+		}
+		return cfg, err
+	}
+	fail := func(format string, a ...any) (config, error) {
+		err := fmt.Errorf(format, a...)
+		fmt.Fprintf(stderr, "loadbench: %v\n", err)
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return fail("unexpected argument %q", fs.Arg(0))
+	}
+	if cfg.duration <= 0 || cfg.warmup < 0 || cfg.rounds < 1 || cfg.size < 0 || cfg.delay < 0 {
+		return fail("-duration and -rounds must be positive; -warmup, -size and -delay not negative")
+	}
+	for _, s := range splitList(*scenarios) {
+		if _, ok := scenarioByName[s]; !ok {
+			return fail("unknown scenario %q (want fast, slow or post)", s)
+		}
+		cfg.scenarios = append(cfg.scenarios, s)
+	}
+	for _, t := range splitList(*targets) {
+		if !slices.Contains(knownTargets, t) {
+			return fail("unknown target %q (want %s)", t, strings.Join(knownTargets, ", "))
+		}
+		if !slices.Contains(cfg.targets, t) {
+			cfg.targets = append(cfg.targets, t)
+		}
+	}
+	if cfg.role == "" && (len(cfg.scenarios) == 0 || len(cfg.targets) == 0) {
+		return fail("no scenario or no target to run")
+	}
+	return cfg, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			out = append(out, f)
+		}
+	}
+	return out
+}
