@@ -52,6 +52,16 @@ func checkIfMatch(r *http.Request, cur orchestrator.RegisteredEndpoint) (uint64,
 		detail: fmt.Sprintf("If-Match %s does not match endpoint %q's current ETag %s; GET it again and retry", strings.Join(values, ", "), cur.ID, want)}
 }
 
+// ifMatchRevision looks the endpoint up and evaluates If-Match against it:
+// the revision a conditional change must still find, or 0.
+func (h *Handler) ifMatchRevision(r *http.Request, id string) (uint64, error) {
+	cur, err := h.o.Endpoint(id)
+	if err != nil {
+		return 0, err
+	}
+	return checkIfMatch(r, cur)
+}
+
 // endpointLocation is the URL path of an endpoint, with the prefix the
 // admin API is mounted under (http.StripPrefix keeps the original
 // RequestURI, so the prefix is what the routed path lacks of it).
@@ -124,11 +134,7 @@ func (h *Handler) getRegistryEndpoint(w http.ResponseWriter, r *http.Request) er
 // an orchestrator.Endpoint whose id is the path's or empty.
 func (h *Handler) putRegistryEndpoint(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
-	cur, err := h.o.Endpoint(id)
-	if err != nil {
-		return err
-	}
-	revision, err := checkIfMatch(r, cur)
+	revision, err := h.ifMatchRevision(r, id)
 	if err != nil {
 		return err
 	}
@@ -155,11 +161,7 @@ func (h *Handler) putRegistryEndpoint(w http.ResponseWriter, r *http.Request) er
 
 func (h *Handler) deleteRegistryEndpoint(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
-	cur, err := h.o.Endpoint(id)
-	if err != nil {
-		return err
-	}
-	revision, err := checkIfMatch(r, cur)
+	revision, err := h.ifMatchRevision(r, id)
 	if err != nil {
 		return err
 	}
