@@ -16,29 +16,17 @@ import (
 	"github.com/orchestrator-go/orchestrator"
 )
 
-// cfSeed is the seed config of DESIGN.md, verbatim. It must load as is.
-const cfSeed = `endpoints:
-  - url: "https://api.example.com/v1"
-    name: "example_api"
-    version: "v1"
-    methods: ["GET", "POST"]
-    auth_type: "bearer"
-    disabled: false
-    health_check_path: "/health"
-    timeout: 30
+// cfSeed is the seed config of DESIGN.md, verbatim (testdata/seed.yaml,
+// the one copy every test reads). It must load as is.
+var cfSeed = mustReadSeed()
 
-circuit_breaker:
-  failure_threshold: 5
-  reset_timeout: 60
-  fallback_strategy: "error_response"
-
-health_check:
-  enabled: true
-  interval: 30
-  timeout: 10
-  unhealthy_threshold: 3
-  healthy_threshold: 2
-`
+func mustReadSeed() string {
+	b, err := os.ReadFile("testdata/seed.yaml")
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}
 
 // cfConfigError parses data and returns its *ConfigError, failing the test
 // when parsing succeeds or fails with another type.

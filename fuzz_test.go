@@ -17,7 +17,7 @@ import (
 // panic, every rejection must be a located *ConfigError, and an accepted
 // config must validate, survive a JSON round trip and build a gateway.
 func FuzzParseConfig(f *testing.F) {
-	f.Add([]byte(seedConfig))
+	f.Add([]byte(cfSeed))
 	f.Add([]byte("endpoints:\n  - name: a\n    url: http://127.0.0.1:1\n    timeout: 1.5\n"))
 	f.Add([]byte("server: {port: 99999}\nendpoints: [{name: 'x y', url: 'ftp://h'}]\n"))
 	f.Add([]byte("{\"endpoints\":[{\"name\":\"a\",\"url\":\"http://127.0.0.1:1\",\"fallback\":{\"strategy\":\"static_response\",\"status\":503}}]}"))
@@ -109,27 +109,3 @@ func FuzzRouting(f *testing.F) {
 		}
 	})
 }
-
-// seedConfig is DESIGN.md's seed config.
-const seedConfig = `endpoints:
-  - url: "https://api.example.com/v1"
-    name: "example_api"
-    version: "v1"
-    methods: ["GET", "POST"]
-    auth_type: "bearer"
-    disabled: false
-    health_check_path: "/health"
-    timeout: 30
-
-circuit_breaker:
-  failure_threshold: 5
-  reset_timeout: 60
-  fallback_strategy: "error_response"
-
-health_check:
-  enabled: true
-  interval: 30
-  timeout: 10
-  unhealthy_threshold: 3
-  healthy_threshold: 2
-`

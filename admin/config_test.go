@@ -3,6 +3,7 @@ package admin_test
 import (
 	"fmt"
 	"net/http"
+	"os"
 	"strings"
 	"testing"
 
@@ -113,35 +114,15 @@ func TestConfigReload(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	const seed = `endpoints:
-  - url: "https://api.example.com/v1"
-    name: "example_api"
-    version: "v1"
-    methods: ["GET", "POST"]
-    auth_type: "bearer"
-    disabled: false
-    health_check_path: "/health"
-    timeout: 30
-
-circuit_breaker:
-  failure_threshold: 5
-  reset_timeout: 60
-  fallback_strategy: "error_response"
-
-health_check:
-  enabled: true
-  interval: 30
-  timeout: 10
-  unhealthy_threshold: 3
-  healthy_threshold: 2
-`
+	seed, err := os.ReadFile("../testdata/seed.yaml") // DESIGN.md's seed config, verbatim
+	require.NoError(t, err)
 	type result struct {
 		Valid     bool `json:"valid"`
 		Endpoints int  `json:"endpoints"`
 	}
 	f := newFixture(t)
 	t.Run("accepts the seed config", func(t *testing.T) {
-		got := decode[result](t, call(f.h, http.MethodPost, "/config/validate", seed), http.StatusOK)
+		got := decode[result](t, call(f.h, http.MethodPost, "/config/validate", string(seed)), http.StatusOK)
 		assert.Equal(t, result{Valid: true, Endpoints: 1}, got)
 	})
 	t.Run("accepts JSON", func(t *testing.T) {

@@ -75,28 +75,9 @@ func TestVersion(t *testing.T) {
 
 func TestValidate(t *testing.T) {
 	t.Run("a valid file exits 0 and says ok", func(t *testing.T) {
-		path := writeConfig(t, `endpoints:
-  - url: "https://api.example.com/v1"
-    name: "example_api"
-    version: "v1"
-    methods: ["GET", "POST"]
-    auth_type: "bearer"
-    disabled: false
-    health_check_path: "/health"
-    timeout: 30
-
-circuit_breaker:
-  failure_threshold: 5
-  reset_timeout: 60
-  fallback_strategy: "error_response"
-
-health_check:
-  enabled: true
-  interval: 30
-  timeout: 10
-  unhealthy_threshold: 3
-  healthy_threshold: 2
-`)
+		seed, err := os.ReadFile("../../testdata/seed.yaml") // DESIGN.md's seed config, verbatim
+		require.NoError(t, err)
+		path := writeConfig(t, string(seed))
 		code, stdout, stderr := runSync("validate", path)
 		assert.Equal(t, 0, code, "got exit %d (%s); want 0", code, stderr)
 		assert.Equal(t, path+": ok\n", stdout)
