@@ -63,6 +63,27 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 	return d.parseSeconds(string(b))
 }
 
+// UnmarshalYAML decodes a bare number of seconds or a Go duration string
+// (goccy/go-yaml's InterfaceUnmarshaler). Without it the library decodes a
+// Duration through UnmarshalText after re-formatting the document for every
+// value, which made a config with a timeout per endpoint quadratic: minutes
+// for 10,000 endpoints.
+func (d *Duration) UnmarshalYAML(unmarshal func(any) error) error {
+	var v any
+	if err := unmarshal(&v); err != nil {
+		return err
+	}
+	switch x := v.(type) {
+	case nil:
+		return nil
+	case string:
+		return d.UnmarshalText([]byte(x))
+	case int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64, float32, float64:
+		return d.UnmarshalText([]byte(fmt.Sprint(x)))
+	}
+	return fmt.Errorf("invalid duration %v: want seconds (30) or a Go duration (\"250ms\", \"1m30s\")", v)
+}
+
 // MarshalText encodes d as a Go duration string.
 func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
 

@@ -3,6 +3,7 @@ package orchestrator
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -78,6 +79,25 @@ func BenchmarkReload10000(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if err := o.Apply(ctx, cfgs[i%2]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkParseConfig10000 decodes a config of 10,000 endpoints, each with
+// durations of both forms. It guards against the YAML library's quadratic
+// TextUnmarshaler path (minutes at this size before Duration.UnmarshalYAML).
+func BenchmarkParseConfig10000(b *testing.B) {
+	var sb strings.Builder
+	sb.WriteString("endpoints:\n")
+	for i := 0; i < 10000; i++ {
+		fmt.Fprintf(&sb, "  - name: svc%d\n    version: v1\n    url: http://127.0.0.1:%d/api\n    timeout: 30\n    circuit_breaker:\n      reset_timeout: \"1m\"\n", i, 10000+i%50000)
+	}
+	data := []byte(sb.String())
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := ParseConfig(data, "big.yaml"); err != nil {
 			b.Fatal(err)
 		}
 	}
