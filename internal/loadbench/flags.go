@@ -22,6 +22,11 @@ type config struct {
 	orchestratord string
 	quiet         bool
 
+	// The scale mode (scale.go).
+	scale          bool
+	scaleEndpoints int
+	scaleRequests  int
+
 	// The hidden roles.
 	role   string
 	target string
@@ -59,6 +64,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&cfg.timeout, "timeout", 0, "bound on the whole run (0: builds and start-up plus twice the planned load time)")
 	fs.StringVar(&cfg.orchestratord, "orchestratord", "", "an orchestratord binary to measure instead of building ./cmd/orchestratord")
 	fs.BoolVar(&cfg.quiet, "quiet", false, "leave out the per-round rows")
+	fs.BoolVar(&cfg.scale, "scale", false, "run the scale mode instead: orchestratord with -scale-endpoints endpoints (RSS, reload, registration, health checks)")
+	fs.IntVar(&cfg.scaleEndpoints, "scale-endpoints", 10000, "endpoints in the scale mode's config")
+	fs.IntVar(&cfg.scaleRequests, "scale-requests", 20000, "requests the scale mode spreads over its endpoints")
 	fs.StringVar(&cfg.role, "role", "", "internal: run as a target process (backend or bare)")
 	fs.StringVar(&cfg.target, "target", "", "internal: the bare proxy's upstream URL (loopback only)")
 	fs.DurationVar(&cfg.delay, "delay", 5*time.Millisecond, "internal: the backend's delay on /slow")
@@ -84,6 +92,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	if cfg.duration <= 0 || cfg.warmup < 0 || cfg.rounds < 1 || cfg.size < 0 || cfg.delay < 0 {
 		return fail("-duration and -rounds must be positive; -warmup, -size and -delay not negative")
+	}
+	if cfg.scaleEndpoints < 1 || cfg.scaleRequests < 1 {
+		return fail("-scale-endpoints and -scale-requests must be positive")
 	}
 	for _, s := range splitList(*scenarios) {
 		if _, ok := scenarioByName[s]; !ok {

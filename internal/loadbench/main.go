@@ -5,6 +5,7 @@
 //	go run ./internal/loadbench                       # the default run (about 90 s)
 //	go run ./internal/loadbench -rounds 5 -duration 5s
 //	go run ./internal/loadbench -scenarios fast -targets direct,bare,orchestratord
+//	go run ./internal/loadbench -scale                # orchestratord with 10,000 endpoints (scale.go)
 //
 // It builds orchestratord and itself into a temporary directory, then starts
 // each target as its own process on a loopback port, so that each proxy's
@@ -67,7 +68,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "bare":
 		err = serveBare(ctx, cfg, stdout)
 	case "":
-		_, err = bench(ctx, cfg, stdout, stderr)
+		if cfg.scale {
+			_, err = scale(ctx, cfg, stdout, stderr)
+		} else {
+			_, err = bench(ctx, cfg, stdout, stderr)
+		}
 	default:
 		err = fmt.Errorf("unknown role %q", cfg.role)
 	}
