@@ -438,21 +438,7 @@ func TestBreakerIgnoresCancelledClients(t *testing.T) {
 	}))
 
 	// When the client gives up while the upstream is working
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	req := httptest.NewRequest(http.MethodGet, "/orchestrator/svc/slow", nil).WithContext(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		polServe(o, req)
-	}()
-	backend.waitEntered(t)
-	cancel()
-	select {
-	case <-done:
-	case <-time.After(polWait):
-		t.Fatal("the cancelled request was still being served")
-	}
+	polCancelWhileUpstreamWorks(t, o, backend)
 
 	// Then the breaker did not count it
 	v := polView(t, o, "svc")
@@ -477,6 +463,23 @@ func TestBreakerCancelledTrialNeitherClosesNorLeaksThePermit(t *testing.T) {
 	polWaitBreaker(t, o, "svc", orchestrator.BreakerHalfOpen)
 
 	// When the client of the only trial gives up before the upstream answers
+	polCancelWhileUpstreamWorks(t, o, backend)
+
+	// Then the breaker is not closed by a trial that proved nothing
+	polRequireBreaker(t, o, "svc", orchestrator.BreakerHalfOpen)
+
+	// And the trial permit came back: the next request is let through and,
+	// succeeding, closes the breaker
+	close(backend.release)
+	polRequireCode(t, polGet(o, "/orchestrator/svc/x"), http.StatusOK)
+	polRequireBreaker(t, o, "svc", orchestrator.BreakerClosed)
+}
+
+// polCancelWhileUpstreamWorks sends a request to svc, waits until the
+// hanging backend holds it, cancels the client and waits for the gateway
+// to finish with it.
+func polCancelWhileUpstreamWorks(t *testing.T, o *orchestrator.Orchestrator, backend *polHangingBackend) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	req := httptest.NewRequest(http.MethodGet, "/orchestrator/svc/slow", nil).WithContext(ctx)
@@ -490,15 +493,6 @@ func TestBreakerCancelledTrialNeitherClosesNorLeaksThePermit(t *testing.T) {
 	select {
 	case <-done:
 	case <-time.After(polWait):
-		t.Fatal("the cancelled trial was still being served")
+		t.Fatal("the cancelled request was still being served")
 	}
-
-	// Then the breaker is not closed by a trial that proved nothing
-	polRequireBreaker(t, o, "svc", orchestrator.BreakerHalfOpen)
-
-	// And the trial permit came back: the next request is let through and,
-	// succeeding, closes the breaker
-	close(backend.release)
-	polRequireCode(t, polGet(o, "/orchestrator/svc/x"), http.StatusOK)
-	polRequireBreaker(t, o, "svc", orchestrator.BreakerClosed)
 }
