@@ -9,12 +9,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/http/httputil"
 	"net/netip"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -238,15 +240,25 @@ func (o *Orchestrator) forward(w http.ResponseWriter, r *http.Request, rt *route
 			panic(abortedResponse{status: status, cause: aborted})
 		}
 	}()
-	out := r.WithContext(st)
-	if o.maxBodyBytes > 0 && r.Body != nil && r.Body != http.NoBody {
-		out.Body = http.MaxBytesReader(w, r.Body, o.maxBodyBytes)
+	if wantsUpgrade(r.Header) {
+		out := r.WithContext(st)
+		out.Body = o.limitBody(w, out.Body)
+		o.proxy.ServeHTTP(w, out)
+	} else {
+		o.send(w, r, st)
 	}
-	o.proxy.ServeHTTP(w, out)
 	if st.answered != 0 {
 		return st.answered
 	}
 	return st.status
+}
+
+// limitBody enforces max_body_bytes on a request body being forwarded.
+func (o *Orchestrator) limitBody(w http.ResponseWriter, body io.ReadCloser) io.ReadCloser {
+	if o.maxBodyBytes > 0 && body != nil && body != http.NoBody {
+		return http.MaxBytesReader(w, body, o.maxBodyBytes)
+	}
+	return body
 }
 
 // unavailable answers when rt cannot serve: with the fallback when one is
@@ -325,6 +337,14 @@ type proxyState struct {
 
 	body timedBody
 
+	// The lean proxy path's outbound URL, and its relay of 1xx responses:
+	// w is the client's writer; roundTripDone (under mu) ends the relay.
+	url           url.URL
+	trace         httptrace.ClientTrace
+	w             http.ResponseWriter
+	mu            sync.Mutex
+	roundTripDone bool
+
 	// Backing arrays for the header values set on every request, so that
 	// setting them allocates nothing.
 	reqIDValue [1]string
@@ -386,11 +406,15 @@ func (st *proxyState) outcome() outcome {
 
 // timedBody restarts the header timeout on every chunk of request body read.
 type timedBody struct {
-	rc io.ReadCloser
-	st *proxyState
+	rc     io.ReadCloser
+	st     *proxyState
+	closed atomic.Bool
 }
 
 func (b *timedBody) Read(p []byte) (int, error) {
+	if b.closed.Load() {
+		return 0, errReadAfterClose
+	}
 	n, err := b.rc.Read(p)
 	if n > 0 || err == io.EOF {
 		b.st.timeout.progress()
@@ -406,7 +430,19 @@ func (b *timedBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func (b *timedBody) Close() error { return b.rc.Close() }
+// Close does not close the client's body: the transport closes a request
+// body when it cannot connect, and closing the server's body then would
+// consume it, which hangs on a client waiting for 100 Continue (the reason
+// httputil wraps the body the same way). The server closes it after the
+// handler returns.
+func (b *timedBody) Close() error {
+	b.closed.Store(true)
+	return nil
+}
+
+// errReadAfterClose is what a transport goroutine that outlived the handler
+// gets instead of reading a body the server may be reusing.
+var errReadAfterClose = errors.New("read of a request body after the proxy closed it")
 
 func (o *Orchestrator) newReverseProxy() *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
@@ -418,36 +454,52 @@ func (o *Orchestrator) newReverseProxy() *httputil.ReverseProxy {
 	}
 }
 
-// rewrite builds the outbound request: upstream URL, Host, X-Forwarded-*,
-// X-Request-ID. httputil has already removed hop-by-hop headers, the ones
-// named in Connection and any client-sent X-Forwarded-*/Forwarded.
+// rewrite builds the outbound request of an upgrade request, which goes
+// through httputil: httputil has already removed hop-by-hop headers, the
+// ones named in Connection and any client-sent X-Forwarded-*/Forwarded.
 func (o *Orchestrator) rewrite(pr *httputil.ProxyRequest) {
 	st := stateOf(pr.In.Context())
-	rt := st.route
 	in, out := pr.In, pr.Out
+	st.setUpstreamURL(out.URL, in.URL)
+	o.setOutboundFields(st, in, out)
+	if out.Body != nil {
+		st.body = timedBody{rc: out.Body, st: st}
+		out.Body = &st.body
+	}
+}
 
+// setUpstreamURL points u at the route's upstream: its scheme, host and base
+// path joined with the rest of the inbound path, and the inbound query.
+func (st *proxyState) setUpstreamURL(u, in *url.URL) {
+	rt := st.route
 	joined := urlpath.Join(rt.basePath, st.rest)
-	out.URL.Scheme = rt.target.Scheme
-	out.URL.Host = rt.target.Host
-	out.URL.Opaque = ""
-	out.URL.User = nil
+	*u = url.URL{
+		Scheme: rt.target.Scheme,
+		Host:   rt.target.Host,
+		// Byte for byte: httputil re-encodes queries it considers
+		// unparsable.
+		RawQuery:   in.RawQuery,
+		ForceQuery: in.ForceQuery,
+	}
 	// RawPath always: url.URL re-encodes sub-delims such as ' ( ) * ! in
 	// Path alone, and the upstream must get the path byte for byte.
 	if p, err := url.PathUnescape(joined); err == nil {
-		out.URL.Path, out.URL.RawPath = p, joined
+		u.Path, u.RawPath = p, joined
 	} else {
-		out.URL.Path, out.URL.RawPath = joined, ""
+		u.Path, u.RawPath = joined, ""
 	}
-	// Byte for byte: httputil re-encodes queries it considers unparsable.
-	out.URL.RawQuery = in.URL.RawQuery
-	out.URL.ForceQuery = in.URL.ForceQuery
-	out.URL.Fragment, out.URL.RawFragment = "", ""
+}
+
+// setOutboundFields sets Host, trailers and the headers the gateway adds:
+// X-Forwarded-*, Forwarded, X-Request-ID and traceparent. out.Header must
+// already be free of hop-by-hop and client-sent forwarding headers.
+func (o *Orchestrator) setOutboundFields(st *proxyState, in, out *http.Request) {
 	// Request trailers: the server fills in.Trailer when the body reaches
-	// EOF, but httputil's clone of the map keeps only the declared keys with
-	// nil values, so none would be sent. Share the inbound map: the
-	// transport reads it only after it has read the body to EOF.
+	// EOF, but a clone of the map keeps only the declared keys with nil
+	// values, so none would be sent. Share the inbound map: the transport
+	// reads it only after it has read the body to EOF.
 	out.Trailer = in.Trailer
-	if rt.ep.PreserveHost {
+	if st.route.ep.PreserveHost {
 		out.Host = in.Host
 	} else {
 		out.Host = ""
@@ -461,18 +513,8 @@ func (o *Orchestrator) rewrite(pr *httputil.ProxyRequest) {
 	h := out.Header
 	// A forwarding header the client named in Connection was meant for its
 	// hop only (RFC 9110 §7.6.1): even a trusted proxy's is not kept.
-	hopOnly := func(name string) bool {
-		for _, v := range in.Header["Connection"] {
-			for _, tok := range strings.Split(v, ",") {
-				if strings.EqualFold(strings.TrimSpace(tok), name) {
-					return true
-				}
-			}
-		}
-		return false
-	}
 	keep := func(name string) []string {
-		if !trusted || len(in.Header["Connection"]) > 0 && hopOnly(name) {
+		if !trusted || headerHasToken(in.Header["Connection"], name) {
 			return nil
 		}
 		return in.Header[name]
@@ -524,11 +566,6 @@ func (o *Orchestrator) rewrite(pr *httputil.ProxyRequest) {
 			delete(h, "Authorization")
 		}
 	}
-
-	if out.Body != nil {
-		st.body = timedBody{rc: out.Body, st: st}
-		out.Body = &st.body
-	}
 }
 
 // Shared read-only header values; the transport never modifies them.
@@ -571,6 +608,13 @@ func (t *upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	if st == nil {
 		return resp, err
 	}
+	return st.received(resp, err)
+}
+
+// received stops the header timeout, records the upstream's status and
+// echoes the request id on the response. A response that arrived after the
+// timeout fired is discarded: the client gets the 504 it was promised.
+func (st *proxyState) received(resp *http.Response, err error) (*http.Response, error) {
 	if !st.timeout.gotHeaders() {
 		if err == nil {
 			resp.Body.Close()
