@@ -668,7 +668,7 @@ func (o *Orchestrator) publishLocked() {
 	if prev == emptyTable || len(o.dirtyIDs)*8 > len(o.entries) {
 		t, shadowed = buildTable(o.entries)
 	} else {
-		t = &routeTable{byID: maps.Clone(prev.byID), byName: maps.Clone(prev.byName)}
+		t = &routeTable{byID: maps.Clone(prev.byID), byName: maps.Clone(prev.byName), names: prev.names.clone()}
 		for id := range o.dirtyIDs {
 			if rt := o.entries[id]; rt != nil {
 				t.byID[id] = rt
@@ -681,9 +681,14 @@ func (o *Orchestrator) publishLocked() {
 			shadowed = append(shadowed, sh...)
 			if nr := sub.byName[name]; nr != nil {
 				t.byName[name] = nr
+				t.names.set(nr)
 			} else {
 				delete(t.byName, name)
+				t.names.remove(name)
 			}
+		}
+		if 2*t.names.used > len(t.names.slots) {
+			t.names = newNameIndex(t.byName)
 		}
 	}
 	clear(o.dirtyIDs)
