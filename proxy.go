@@ -694,30 +694,24 @@ func (o *Orchestrator) proxyError(w http.ResponseWriter, outreq *http.Request, e
 	st.answered = o.unavailable(w, st.in, st.route, st.rest, st.ids, st.allowFallback, st.status, kind, detail, 0, bodyConsumed)
 }
 
-// bufferPool recycles the 32 KiB copy buffers of response bodies. It is a
-// buffered channel rather than a sync.Pool because httputil.BufferPool deals
-// in []byte, and putting a slice into a sync.Pool allocates its header on
-// every request; a channel copies it. Up to 256 idle buffers (8 MiB) are kept.
+// copyBuffer is the buffer a response body is copied through.
+type copyBuffer = [32 << 10]byte
+
+// copyBuffers recycles copy buffers. A sync.Pool keeps per-CPU caches, so
+// no request waits on another's lock, and it holds pointers to arrays:
+// putting one back allocates nothing (a []byte would need its header
+// boxed on every Put).
+var copyBuffers = sync.Pool{New: func() any { return new(copyBuffer) }}
+
+// bufferPool adapts copyBuffers to httputil.BufferPool for upgrade
+// requests, which go through httputil.
 type bufferPool struct{}
 
-var copyBuffers = make(chan []byte, 256)
-
-func (bufferPool) Get() []byte {
-	select {
-	case b := <-copyBuffers:
-		return b
-	default:
-		return make([]byte, 32<<10)
-	}
-}
+func (bufferPool) Get() []byte { return copyBuffers.Get().(*copyBuffer)[:] }
 
 func (bufferPool) Put(b []byte) {
-	if cap(b) != 32<<10 {
-		return
-	}
-	select {
-	case copyBuffers <- b[:cap(b)]:
-	default:
+	if len(b) == len(copyBuffer{}) {
+		copyBuffers.Put((*copyBuffer)(b))
 	}
 }
 

@@ -24,7 +24,7 @@ import (
 //   - response header values handed to the client's header map without
 //     copying (the transport's map is never used again);
 //   - no ProxyRequest, no mime.ParseMediaType to spot an event stream, and a
-//     pooled copy buffer.
+//     copy buffer from a per-CPU pool.
 //
 // Upgrade requests (WebSocket, h2c) keep going through httputil, whose
 // hijack-and-copy handling of a switched connection is long proven; that
@@ -153,8 +153,9 @@ func (o *Orchestrator) copyResponse(w http.ResponseWriter, res *http.Response, s
 		rc = http.NewResponseController(w)
 		rc.Flush()
 	}
-	buf := bufferPool{}.Get()
-	defer bufferPool{}.Put(buf)
+	cb := copyBuffers.Get().(*copyBuffer)
+	defer copyBuffers.Put(cb)
+	buf := cb[:]
 	for {
 		n, rerr := res.Body.Read(buf)
 		if rerr != nil && rerr != io.EOF && rerr != context.Canceled {
