@@ -93,12 +93,18 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) ([]scenari
 				return nil, err
 			}
 			t.url = "http://" + t.proxy.addr
-		case targetGateway, targetGatewayLog:
+		case targetGateway, targetGatewayLog, targetBaseline:
 			confPath := filepath.Join(dir, strings.ReplaceAll(name, "+", "-")+".yaml")
 			if err := os.WriteFile(confPath, gatewayConfig(backendURL, name == targetGatewayLog), 0o600); err != nil {
 				return nil, err
 			}
-			if t.proxy, err = ps.start(ctx, name, bins.orchestratord, logPath, env,
+			bin := bins.orchestratord
+			if name == targetBaseline {
+				if bin, err = filepath.Abs(cfg.baseline); err != nil {
+					return nil, err
+				}
+			}
+			if t.proxy, err = ps.start(ctx, name, bin, logPath, env,
 				"--config", confPath, "--host", "127.0.0.1", "--port", "0", "--watch=false"); err != nil {
 				return nil, err
 			}

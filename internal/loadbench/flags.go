@@ -20,6 +20,7 @@ type config struct {
 	targets       []string
 	timeout       time.Duration
 	orchestratord string
+	baseline      string
 	quiet         bool
 
 	// The scale mode (scale.go).
@@ -41,7 +42,7 @@ var errHelp = errors.New("help")
 // optional.
 var (
 	defaultTargets = []string{targetDirect, targetBare, targetGateway, targetGatewayLog}
-	knownTargets   = []string{targetDirect, targetBare, targetBarePool, targetGateway, targetGatewayLog}
+	knownTargets   = []string{targetDirect, targetBare, targetBarePool, targetGateway, targetGatewayLog, targetBaseline}
 )
 
 const (
@@ -50,6 +51,9 @@ const (
 	targetBarePool   = "bare-pool"
 	targetGateway    = "orchestratord"
 	targetGatewayLog = "orchestratord+accesslog"
+	// targetBaseline is another orchestratord build (-baseline), run like
+	// targetGateway: before and after a change, in one interleaved run.
+	targetBaseline = "baseline"
 )
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -63,6 +67,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	targets := fs.String("targets", strings.Join(defaultTargets, ","), "comma-separated targets: "+strings.Join(knownTargets, ", ")+" (bare-pool: the bare proxy with a 32 KiB buffer pool)")
 	fs.DurationVar(&cfg.timeout, "timeout", 0, "bound on the whole run (0: builds and start-up plus twice the planned load time)")
 	fs.StringVar(&cfg.orchestratord, "orchestratord", "", "an orchestratord binary to measure instead of building ./cmd/orchestratord")
+	fs.StringVar(&cfg.baseline, "baseline", "", "another orchestratord binary (say, built from an earlier commit) measured as the extra target \"baseline\", configured like orchestratord: before and after a change in one interleaved run")
 	fs.BoolVar(&cfg.quiet, "quiet", false, "leave out the per-round rows")
 	fs.BoolVar(&cfg.scale, "scale", false, "run the scale mode instead: orchestratord with -scale-endpoints endpoints (RSS, reload, registration, health checks)")
 	fs.IntVar(&cfg.scaleEndpoints, "scale-endpoints", 10000, "endpoints in the scale mode's config")
@@ -109,6 +114,12 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		if !slices.Contains(cfg.targets, t) {
 			cfg.targets = append(cfg.targets, t)
 		}
+	}
+	if cfg.baseline == "" && slices.Contains(cfg.targets, targetBaseline) {
+		return fail("target %q needs -baseline, the binary to run as it", targetBaseline)
+	}
+	if cfg.baseline != "" && !slices.Contains(cfg.targets, targetBaseline) {
+		cfg.targets = append(cfg.targets, targetBaseline)
 	}
 	if cfg.role == "" && (len(cfg.scenarios) == 0 || len(cfg.targets) == 0) {
 		return fail("no scenario or no target to run")
