@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"strconv"
 	"strings"
@@ -189,7 +190,7 @@ func Run(ctx context.Context, opts Options) error {
 	defer stopWatching()
 
 	var draining atomic.Bool
-	adminHandler := admin.New(gw, admin.Options{
+	adminOpts := admin.Options{
 		Token:          token,
 		AllowedOrigins: full.Admin.AllowedOrigins,
 		Config:         manager,
@@ -197,7 +198,11 @@ func Run(ctx context.Context, opts Options) error {
 		Metrics:        gw.MetricsHandler(true),
 		Logger:         logger,
 		Version:        opts.Version,
-	})
+	}
+	if full.Admin.Pprof {
+		adminOpts.Pprof = pprofHandler()
+	}
+	adminHandler := admin.New(gw, adminOpts)
 
 	gatewayHandler := http.Handler(gw)
 	if len(full.CORS.AllowedOrigins) > 0 {
@@ -322,6 +327,19 @@ func salvageSettings(raw []byte) *orchestrator.Config {
 		return &orchestrator.Config{}
 	}
 	return &settings
+}
+
+// pprofHandler serves net/http/pprof's handlers under /debug/pprof/, for
+// the admin API to mount behind its guard (admin.pprof). The import also
+// registers them on http.DefaultServeMux, which orchestratord never serves.
+func pprofHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }
 
 // routeByPrefix sends paths under prefix to the gateway and everything else
