@@ -58,9 +58,8 @@ type Orchestrator struct {
 
 	// mu serialises writers: registration, sync and registry events. Readers
 	// never take it.
-	mu          sync.Mutex
-	entries     map[string]*route
-	metricsByID map[string]*endpointMetrics
+	mu      sync.Mutex
+	entries map[string]*route
 	// byName indexes entries by route name, and dirty collects what changed
 	// since the last publish, so that a publish rebuilds only the names
 	// touched (one registration among 10,000 does not rebuild 10,000).
@@ -409,7 +408,6 @@ func New(opts ...Option) (*Orchestrator, error) {
 		maxBodyBytes:    cfg.maxBodyBytes,
 		adminAuth:       bearer(cfg.adminToken),
 		startTraces:     cfg.startTraces,
-		metricsByID:     make(map[string]*endpointMetrics),
 		byName:          make(map[string]map[string]*route),
 		dirtyIDs:        make(map[string]struct{}),
 		dirtyNames:      make(map[string]struct{}),
@@ -614,12 +612,8 @@ func (o *Orchestrator) removeLocked(id string) bool {
 		return false
 	}
 	o.deleteEntryLocked(id)
+	// Its series go away with it: they are written from the route table.
 	o.checker.Remove(id)
-	if m := o.metricsByID[id]; m != nil {
-		// Series of a removed endpoint go away with it.
-		o.metrics.remove(id)
-		delete(o.metricsByID, id)
-	}
 	return true
 }
 
@@ -726,10 +720,11 @@ func (o *Orchestrator) buildRoute(reg Registration, old *route) (*route, error) 
 		rt.breakerCfg = ep.CircuitBreaker.merge(o.breakerDefaults)
 	}
 	if o.metrics != nil {
-		rt.metrics = o.metricsByID[ep.ID]
-		if rt.metrics == nil {
-			rt.metrics = o.metrics.newEndpointMetrics(o, ep.ID)
-			o.metricsByID[ep.ID] = rt.metrics
+		// The series of an id keep counting across its config changes.
+		if old != nil && old.metrics != nil {
+			rt.metrics = old.metrics
+		} else {
+			rt.metrics = &endpointMetrics{}
 		}
 	}
 	rt.breaker = newBreaker(rt.breakerCfg, o.logBreakerChange(ep.ID, rt.metrics))
