@@ -30,23 +30,47 @@ const (
 // endpoint's config changes and is safe for concurrent use.
 type breaker struct {
 	cb circuitbreaker.CircuitBreaker[any] // nil when disabled
-	// failureStatus[s-100] marks upstream status s as a failure.
-	failureStatus [500]bool
+	// failureStatus marks the upstream statuses that are failures. Shared:
+	// endpoints with the default list (every 5xx) point at one table.
+	failureStatus *statusSet
 	// quiet silences the state listener while abandon re-arms half-open.
 	quiet atomic.Bool
 }
 
+// statusSet is a set of HTTP status codes 100-599, one bit each.
+type statusSet [8]uint64
+
+func (s *statusSet) add(status int) {
+	if status >= 100 && status <= 599 {
+		i := status - 100
+		s[i/64] |= 1 << (i % 64)
+	}
+}
+
+func (s *statusSet) has(status int) bool {
+	if status < 100 || status > 599 {
+		return false
+	}
+	i := status - 100
+	return s[i/64]&(1<<(i%64)) != 0
+}
+
+// every5xx is the default failure statuses, shared by every breaker that
+// does not list its own.
+var every5xx = func() *statusSet {
+	s := &statusSet{}
+	for status := 500; status <= 599; status++ {
+		s.add(status)
+	}
+	return s
+}()
+
 func newBreaker(cfg CircuitBreakerConfig, onChange func(from, to BreakerState)) *breaker {
-	b := &breaker{}
-	if len(cfg.FailureStatuses) == 0 {
-		for s := 500; s <= 599; s++ {
-			b.failureStatus[s-100] = true
-		}
-	} else {
+	b := &breaker{failureStatus: every5xx}
+	if len(cfg.FailureStatuses) > 0 {
+		b.failureStatus = &statusSet{}
 		for _, s := range cfg.FailureStatuses {
-			if s >= 100 && s <= 599 {
-				b.failureStatus[s-100] = true
-			}
+			b.failureStatus.add(s)
 		}
 	}
 	if cfg.Disabled != nil && *cfg.Disabled {
@@ -88,7 +112,7 @@ func (b *breaker) allow() (ok bool, retryAfter time.Duration) {
 
 // isFailure reports whether an upstream status counts as a failure.
 func (b *breaker) isFailure(status int) bool {
-	return status >= 100 && status <= 599 && b.failureStatus[status-100]
+	return b.failureStatus.has(status)
 }
 
 func (b *breaker) record(failed bool) {
