@@ -42,7 +42,7 @@ type Orchestrator struct {
 	healthLog       *slog.Logger
 	breakerLog      *slog.Logger
 	breakerDefaults CircuitBreakerConfig
-	healthDefaults  HealthCheckConfig
+	healthDefaults  *HealthCheckConfig // never changed in place: routes share it
 	trustedProxies  []netip.Prefix
 	maxBodyBytes    int64
 	adminAuth       string // "Bearer <admin token>", or "" when none is set
@@ -396,14 +396,15 @@ func New(opts ...Option) (*Orchestrator, error) {
 			return nil, err
 		}
 	}
+	healthDefaults := cfg.health.withDefaults()
 	o := &Orchestrator{
+		healthDefaults:  &healthDefaults,
 		prefix:          cfg.prefix,
 		registry:        cfg.registry,
 		transport:       cfg.transport,
 		prober:          cfg.prober,
 		logger:          cfg.logger,
 		breakerDefaults: cfg.breaker.withDefaults(),
-		healthDefaults:  cfg.health.withDefaults(),
 		trustedProxies:  cfg.trustedProxies,
 		maxBodyBytes:    cfg.maxBodyBytes,
 		adminAuth:       bearer(cfg.adminToken),
@@ -700,7 +701,7 @@ func (o *Orchestrator) buildRoute(reg Registration, old *route) (*route, error) 
 	}
 	rt := &route{
 		id:       ep.ID,
-		reg:      reg,
+		reg:      registration{Source: reg.Source, Revision: reg.Revision, RegisteredAt: reg.RegisteredAt},
 		ep:       ep,
 		target:   target,
 		basePath: target.EscapedPath(),
@@ -715,9 +716,9 @@ func (o *Orchestrator) buildRoute(reg Registration, old *route) (*route, error) 
 		rt.allow = allowHeader(ep.Methods)
 	}
 
-	rt.breakerCfg = o.breakerDefaults
+	breakerCfg := o.breakerDefaults
 	if ep.CircuitBreaker != nil {
-		rt.breakerCfg = ep.CircuitBreaker.merge(o.breakerDefaults)
+		breakerCfg = ep.CircuitBreaker.merge(o.breakerDefaults)
 	}
 	if o.metrics != nil {
 		// The series of an id keep counting across its config changes.
@@ -727,7 +728,7 @@ func (o *Orchestrator) buildRoute(reg Registration, old *route) (*route, error) 
 			rt.metrics = &endpointMetrics{}
 		}
 	}
-	rt.breaker = newBreaker(rt.breakerCfg, o.logBreakerChange(ep.ID, rt.metrics))
+	rt.breaker = newBreaker(breakerCfg, o.logBreakerChange(ep.ID, rt.metrics))
 	if old != nil && old.breaker.state() == BreakerOpen {
 		// A config change rebuilds the breaker, which also ends a manual
 		// trip: say so, since the endpoint starts taking traffic again.
@@ -740,7 +741,8 @@ func (o *Orchestrator) buildRoute(reg Registration, old *route) (*route, error) 
 
 	rt.health = o.healthDefaults
 	if ep.HealthCheck != nil {
-		rt.health = ep.HealthCheck.merge(o.healthDefaults)
+		merged := ep.HealthCheck.merge(*o.healthDefaults)
+		rt.health = &merged
 	}
 	rt.healthActive = ep.HealthCheckPath != "" && rt.health.enabled() && !ep.Disabled
 	if rt.healthActive {
@@ -754,11 +756,14 @@ func (o *Orchestrator) buildRoute(reg Registration, old *route) (*route, error) 
 		rt.healthState = old.healthState
 		rt.traffic = old.traffic
 	} else {
-		rt.healthState = newHealthState()
+		rt.healthState = idleHealth
+		if rt.healthActive {
+			rt.healthState = newHealthState()
+		}
 		rt.traffic = &trafficState{}
 	}
 
-	rt.fallbackStrategy = rt.breakerCfg.FallbackStrategy
+	rt.fallbackStrategy = breakerCfg.FallbackStrategy
 	if f := ep.Fallback; f != nil {
 		if f.Strategy != "" {
 			rt.fallbackStrategy = f.Strategy
@@ -926,7 +931,7 @@ func (o *Orchestrator) Apply(ctx context.Context, cfg *Config) error {
 	cb, hc := cfg.CircuitBreaker.withDefaults(), cfg.HealthCheck.withDefaults()
 	rebuild := string(mustJSON(cb)) != string(mustJSON(o.breakerDefaults)) || string(mustJSON(hc)) != string(mustJSON(o.healthDefaults))
 	oldCB, oldHC := o.breakerDefaults, o.healthDefaults
-	o.breakerDefaults, o.healthDefaults = cb, hc
+	o.breakerDefaults, o.healthDefaults = cb, &hc
 	if err := o.syncLocked(ctx, SourceConfig, cfg.Endpoints, rebuild); err != nil {
 		o.breakerDefaults, o.healthDefaults = oldCB, oldHC
 		return err
@@ -992,7 +997,8 @@ func (o *Orchestrator) syncLocked(ctx context.Context, source Source, eps []Endp
 	}
 	if rebuildAll {
 		for id, rt := range o.entries {
-			if nrt, err := o.buildRoute(rt.reg, rt); err == nil {
+			reg := Registration{Endpoint: rt.ep, Source: rt.reg.Source, Revision: rt.reg.Revision, RegisteredAt: rt.reg.RegisteredAt}
+			if nrt, err := o.buildRoute(reg, rt); err == nil {
 				o.setEntryLocked(id, nrt)
 				if nrt.healthActive && !sameJSON(nrt.health, rt.health) {
 					o.checker.Add(id, 0)

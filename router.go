@@ -18,7 +18,7 @@ import (
 // shared by pointer.
 type route struct {
 	id  string
-	reg Registration
+	reg registration // the registry's bookkeeping; the config is ep
 	ep  Endpoint
 
 	target   *url.URL
@@ -31,12 +31,11 @@ type route struct {
 
 	breaker     *breaker
 	bulkhead    bulkhead.Bulkhead[any] // nil without max_concurrent
-	breakerCfg  CircuitBreakerConfig
 	healthState *healthState
 	traffic     *trafficState
 	metrics     *endpointMetrics // nil when metrics are off
 
-	health       HealthCheckConfig
+	health       *HealthCheckConfig // merged; shared by routes without an override
 	healthActive bool
 	probeURL     string
 
@@ -45,6 +44,14 @@ type route struct {
 	staticStatus     int
 	staticHeader     http.Header
 	staticBody       []byte
+}
+
+// registration is a Registration without its Endpoint, which the route
+// holds normalized as ep: one copy of the config per route, not two.
+type registration struct {
+	Source       Source
+	Revision     uint64
+	RegisteredAt time.Time
 }
 
 func (rt *route) allows(method string) bool {
