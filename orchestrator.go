@@ -63,7 +63,7 @@ type Orchestrator struct {
 	// byName indexes entries by route name, and dirty collects what changed
 	// since the last publish, so that a publish rebuilds only the names
 	// touched (one registration among 10,000 does not rebuild 10,000).
-	byName     map[string]map[string]*route
+	byName     map[string][]*route // most names have one id: a slice, not a map each
 	dirtyIDs   map[string]struct{}
 	dirtyNames map[string]struct{}
 
@@ -409,7 +409,7 @@ func New(opts ...Option) (*Orchestrator, error) {
 		maxBodyBytes:    cfg.maxBodyBytes,
 		adminAuth:       bearer(cfg.adminToken),
 		startTraces:     cfg.startTraces,
-		byName:          make(map[string]map[string]*route),
+		byName:          make(map[string][]*route),
 		dirtyIDs:        make(map[string]struct{}),
 		dirtyNames:      make(map[string]struct{}),
 		entries:         make(map[string]*route),
@@ -623,12 +623,12 @@ func (o *Orchestrator) setEntryLocked(id string, rt *route) {
 		o.unindexLocked(old)
 	}
 	o.entries[id] = rt
-	ids := o.byName[rt.ep.Name]
-	if ids == nil {
-		ids = make(map[string]*route, 1)
-		o.byName[rt.ep.Name] = ids
+	named := o.byName[rt.ep.Name]
+	if i := slices.IndexFunc(named, func(r *route) bool { return r.id == id }); i >= 0 {
+		named[i] = rt
+	} else {
+		o.byName[rt.ep.Name] = append(named, rt)
 	}
-	ids[id] = rt
 	o.dirtyIDs[id] = struct{}{}
 	o.dirtyNames[rt.ep.Name] = struct{}{}
 }
@@ -642,11 +642,11 @@ func (o *Orchestrator) deleteEntryLocked(id string) {
 }
 
 func (o *Orchestrator) unindexLocked(rt *route) {
-	if ids := o.byName[rt.ep.Name]; ids != nil {
-		delete(ids, rt.id)
-		if len(ids) == 0 {
-			delete(o.byName, rt.ep.Name)
-		}
+	named := slices.DeleteFunc(o.byName[rt.ep.Name], func(r *route) bool { return r.id == rt.id })
+	if len(named) == 0 {
+		delete(o.byName, rt.ep.Name)
+	} else {
+		o.byName[rt.ep.Name] = named
 	}
 	o.dirtyNames[rt.ep.Name] = struct{}{}
 }
@@ -672,7 +672,7 @@ func (o *Orchestrator) publishLocked() {
 			}
 		}
 		for name := range o.dirtyNames {
-			sub, sh := buildTable(o.byName[name])
+			sub, sh := buildTable(o.routesNamedLocked(name))
 			shadowed = append(shadowed, sh...)
 			if nr := sub.byName[name]; nr != nil {
 				t.byName[name] = nr
@@ -681,13 +681,33 @@ func (o *Orchestrator) publishLocked() {
 			}
 		}
 	}
-	clear(o.dirtyIDs)
-	clear(o.dirtyNames)
+	// After a large change, fresh sets: clear keeps a map's full size, and
+	// these would hold room for 10,000 ids for good after one big reload.
+	if len(o.dirtyIDs) > 64 {
+		o.dirtyIDs = make(map[string]struct{})
+	} else {
+		clear(o.dirtyIDs)
+	}
+	if len(o.dirtyNames) > 64 {
+		o.dirtyNames = make(map[string]struct{})
+	} else {
+		clear(o.dirtyNames)
+	}
 	for _, rt := range shadowed {
 		o.routerLog.Warn("two endpoints claim the same route; the earlier registration serves it",
 			slog.String("endpoint_id", rt.id), slog.String("route", o.prefix+routeKeyString(rt.ep.Name, rt.ep.Version)))
 	}
 	o.table.Store(t)
+}
+
+// routesNamedLocked returns the routes of one name, by id.
+func (o *Orchestrator) routesNamedLocked(name string) map[string]*route {
+	named := o.byName[name]
+	m := make(map[string]*route, len(named))
+	for _, rt := range named {
+		m[rt.id] = rt
+	}
+	return m
 }
 
 // buildRoute computes everything the hot path needs for reg. Observed state
