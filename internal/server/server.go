@@ -18,6 +18,8 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -109,6 +111,14 @@ func Run(ctx context.Context, opts Options) error {
 			cfg = salvageSettings(raw)
 		}
 	}
+	// A large file's decoding garbage is collected before the gateway is
+	// built, so that what the gateway keeps fills the space it leaves
+	// instead of spreading among it, and is handed back to the operating
+	// system once the gateway is up (see largeConfig).
+	largeStart := len(raw) >= largeConfig
+	if largeStart {
+		runtime.GC()
+	}
 	full := cfg.WithDefaults()
 	settings := full.Server
 	if opts.Host != "" {
@@ -161,6 +171,7 @@ func Run(ctx context.Context, opts Options) error {
 
 	configLog := logger.With(slog.String("logger", "orchestrator.config"))
 	manager := newConfigManager(opts.ConfigPath, gw, configLog)
+	defer manager.memory.wait()
 	reloadOK := gw.MetricsSet().NewCounter(`orchestrator_config_reloads_total{result="success"}`)
 	reloadFailed := gw.MetricsSet().NewCounter(`orchestrator_config_reloads_total{result="failure"}`)
 	manager.onLoad = func(ok bool) {
@@ -171,6 +182,10 @@ func Run(ctx context.Context, opts Options) error {
 		}
 	}
 	manager.initial(*cfg, raw, loadErr)
+	raw = nil
+	if largeStart {
+		debug.FreeOSMemory()
+	}
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	var watchDone <-chan struct{}
 	if opts.ConfigPath != "" && opts.Watch {
