@@ -178,18 +178,18 @@ func (c *counter) Inc() { c.n.Add(1) }
 // Get returns the count.
 func (c *counter) Get() uint64 { return c.n.Load() }
 
-// histogram is a Prometheus histogram over fixed upper bounds, counted as
-// metrics.PrometheusHistogram counts (a value goes to the first bucket whose
-// bound is >= it; negative values and NaN are ignored).
+// maxBuckets bounds the number of upper bounds a histogram may have.
+const maxBuckets = 16
+
+// histogram is a Prometheus histogram over fixed upper bounds (at most
+// maxBuckets), counted as metrics.PrometheusHistogram counts (a value goes
+// to the first bucket whose bound is >= it; negative values and NaN are
+// ignored). One allocation: the counts are inline.
 type histogram struct {
 	mu      sync.Mutex
-	buckets []uint64 // per bound, not cumulative; values above the last go to count only
 	count   uint64
 	sum     float64
-}
-
-func newHistogram(bounds []float64) *histogram {
-	return &histogram{buckets: make([]uint64, len(bounds))}
+	buckets [maxBuckets]uint64 // per bound, not cumulative; values above the last go to count only
 }
 
 func (h *histogram) update(bounds []float64, v float64) {
@@ -217,7 +217,7 @@ type lazyHistogram struct{ p atomic.Pointer[histogram] }
 func (l *lazyHistogram) update(bounds []float64, v float64) {
 	h := l.p.Load()
 	if h == nil {
-		l.p.CompareAndSwap(nil, newHistogram(bounds))
+		l.p.CompareAndSwap(nil, &histogram{})
 		h = l.p.Load()
 	}
 	h.update(bounds, v)
@@ -236,12 +236,16 @@ type probeHistogram struct{ lazyHistogram }
 // Update observes one probe's duration in seconds.
 func (h *probeHistogram) Update(seconds float64) { h.update(probeBuckets, seconds) }
 
-// endpointRequests is orchestrator_requests_total of one endpoint: a
-// copy-on-write map from method and status to counter, read without a lock
-// and allocated on the endpoint's first request.
+// endpointRequests is orchestrator_requests_total of one endpoint. The
+// first method and status it counts (usually the only one that matters,
+// such as GET 200) is counted inline; the others in a copy-on-write map
+// from method and status to counter, read without a lock and allocated
+// when a second series appears.
 type endpointRequests struct {
-	m  atomic.Pointer[map[uint16]*counter] // key: method index << 10 | status
-	mu sync.Mutex                          // guards growth of m
+	first  atomic.Uint32 // 1 + the key of the series counted in firstN; 0 until the first request
+	firstN counter
+	m      atomic.Pointer[map[uint16]*counter] // key: method index << 10 | status
+	mu     sync.Mutex                          // guards growth of m
 }
 
 func requestKey(method string, status int) uint16 {
@@ -253,6 +257,15 @@ func requestKey(method string, status int) uint16 {
 
 func (r *endpointRequests) inc(method string, status int) {
 	k := requestKey(method, status)
+	f := r.first.Load()
+	if f == 0 {
+		r.first.CompareAndSwap(0, uint32(k)+1)
+		f = r.first.Load()
+	}
+	if f == uint32(k)+1 {
+		r.firstN.Inc()
+		return
+	}
 	if m := r.m.Load(); m != nil {
 		if c := (*m)[k]; c != nil {
 			c.Inc()
@@ -280,6 +293,18 @@ func (r *endpointRequests) grow(k uint16) *counter {
 	next[k] = c
 	r.m.Store(&next)
 	return c
+}
+
+// each calls fn for every series counted so far.
+func (r *endpointRequests) each(fn func(k uint16, n uint64)) {
+	if f := r.first.Load(); f != 0 {
+		fn(uint16(f-1), r.firstN.Get())
+	}
+	if p := r.m.Load(); p != nil {
+		for k, c := range *p {
+			fn(k, c.Get())
+		}
+	}
 }
 
 // endpointMetrics is every series of one endpoint id. It outlives config
@@ -329,6 +354,9 @@ func newGatewayMetrics(o *Orchestrator) *gatewayMetrics {
 var requestLE, probeLE = leLabels(requestBuckets), leLabels(probeBuckets)
 
 func leLabels(bounds []float64) []string {
+	if len(bounds) > maxBuckets {
+		panic("orchestrator: a histogram has more than maxBuckets bounds")
+	}
 	out := make([]string, len(bounds))
 	for i, b := range bounds {
 		out[i] = fmt.Sprintf("%v", b)
@@ -385,20 +413,17 @@ func (e *expositionWriter) int(name, id string, v int64) {
 // does: cumulative buckets, +Inf, _sum (an integer without a fraction, else
 // %g), _count.
 func (e *expositionWriter) histogram(name, id string, h *histogram, le []string) {
-	var buckets []uint64
+	var buckets [maxBuckets]uint64
 	var count uint64
 	var sum float64
 	if h != nil {
 		h.mu.Lock()
-		buckets = append(make([]uint64, 0, len(h.buckets)), h.buckets...)
-		count, sum = h.count, h.sum
+		buckets, count, sum = h.buckets, h.count, h.sum
 		h.mu.Unlock()
 	}
 	var cum uint64
 	for i, bound := range le {
-		if buckets != nil {
-			cum += buckets[i]
-		}
+		cum += buckets[i]
 		e.uint(name, "_bucket", id, cum, `,le="`, bound, `"`)
 	}
 	e.uint(name, "_bucket", id, count, `,le="+Inf"`)
@@ -480,14 +505,10 @@ func (g *gatewayMetrics) writeEndpoints(w io.Writer) {
 	})
 	var reqs []requestSeries
 	each(func(rt *route, m *endpointMetrics) {
-		p := m.requests.m.Load()
-		if p == nil {
-			return
-		}
 		reqs = reqs[:0]
-		for k, c := range *p {
-			reqs = append(reqs, requestSeries{methodNames[k>>10], strconv.Itoa(int(k & 1023)), c.Get()})
-		}
+		m.requests.each(func(k uint16, n uint64) {
+			reqs = append(reqs, requestSeries{methodNames[k>>10], strconv.Itoa(int(k & 1023)), n})
+		})
 		// The order of the series names: by method, then by status as text.
 		slices.SortFunc(reqs, func(a, b requestSeries) int {
 			if c := strings.Compare(a.method, b.method); c != 0 {
