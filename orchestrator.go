@@ -727,7 +727,6 @@ func (o *Orchestrator) buildRoute(reg Registration, old *route) (*route, error) 
 		basePath: target.EscapedPath(),
 		timeout:  ep.Timeout.Std(),
 		allowAll: len(ep.Methods) == 0,
-		methods:  ep.Methods,
 	}
 	if rt.timeout == 0 {
 		rt.timeout = DefaultTimeout

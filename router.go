@@ -25,9 +25,9 @@ type route struct {
 	basePath string // escaped path of the upstream base URL
 	timeout  time.Duration
 
-	allowAll bool
-	methods  []string
-	allow    string // the Allow header of a 405
+	allowAll     bool   // no methods listed (the list is ep.Methods)
+	healthActive bool   // probed: health_check_path set, checks on, not disabled
+	allow        string // the Allow header of a 405
 
 	breaker     *breaker
 	bulkhead    bulkhead.Bulkhead[any] // nil without max_concurrent
@@ -35,9 +35,8 @@ type route struct {
 	traffic     *trafficState
 	metrics     *endpointMetrics // nil when metrics are off
 
-	health       *HealthCheckConfig // merged; shared by routes without an override
-	healthActive bool
-	probeURL     string
+	health   *HealthCheckConfig // merged; shared by routes without an override
+	probeURL string
 
 	fallbackStrategy FallbackStrategy
 	fallbackID       string
@@ -58,7 +57,7 @@ func (rt *route) allows(method string) bool {
 	if rt.allowAll {
 		return true
 	}
-	for _, m := range rt.methods {
+	for _, m := range rt.ep.Methods {
 		if m == method {
 			return true
 		}
@@ -196,7 +195,7 @@ func (o *Orchestrator) Routes() []RouteInfo {
 				EndpointID: rt.id,
 				Path:       o.prefix + routeKeyString(rt.ep.Name, rt.ep.Version),
 				Upstream:   rt.ep.URL,
-				Methods:    slices.Clone(rt.methods),
+				Methods:    slices.Clone(rt.ep.Methods),
 				Disabled:   rt.ep.Disabled,
 				Status:     rt.status(),
 			})
