@@ -583,14 +583,24 @@ func (o *Orchestrator) refreshLocked(ctx context.Context) error {
 // A registration that fails validation (written by someone else to a shared
 // registry) is logged and left out.
 func (o *Orchestrator) putLocked(reg Registration) bool {
+	return o.putCheckedLocked(reg, nil)
+}
+
+// putCheckedLocked is putLocked for a registration the registry returned
+// after storing checked, an endpoint already validated: unless the
+// registry changed it, it is not validated again (a reload of 10,000
+// endpoints would otherwise validate each twice).
+func (o *Orchestrator) putCheckedLocked(reg Registration, checked *Endpoint) bool {
 	id := reg.Endpoint.ID
 	old := o.entries[id]
 	if old != nil && old.reg.Revision == reg.Revision && reg.Revision != 0 {
 		return false
 	}
-	if err := reg.Endpoint.Validate(); err != nil {
-		o.routerLog.Error("ignoring an invalid endpoint from the registry", slog.String("endpoint_id", id), slog.String("error", err.Error()))
-		return o.removeLocked(id)
+	if validated := checked != nil && endpointsEqual(*checked, reg.Endpoint); !validated {
+		if err := reg.Endpoint.Validate(); err != nil {
+			o.routerLog.Error("ignoring an invalid endpoint from the registry", slog.String("endpoint_id", id), slog.String("error", err.Error()))
+			return o.removeLocked(id)
+		}
 	}
 	rt, err := o.buildRoute(reg, old)
 	if err != nil {
@@ -1011,7 +1021,7 @@ func (o *Orchestrator) syncLocked(ctx context.Context, source Source, eps []Endp
 			o.publishLocked()
 			return err
 		}
-		o.putLocked(reg)
+		o.putCheckedLocked(reg, &ep)
 		changed = true
 	}
 	if rebuildAll {
