@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"runtime"
 	"testing"
 )
 
@@ -69,4 +70,25 @@ func TestMetricsExpositionFormat(t *testing.T) {
 	if !bytes.Equal(want, got.Bytes()) {
 		t.Errorf("exposition differs from testdata/metrics-exposition.txt; got:\n%s", got.String())
 	}
+}
+
+// TestMemoryPerEndpoint bounds the live heap an endpoint costs, so that
+// per-endpoint state cannot quietly grow back (one metrics.Set per
+// endpoint cost 6.5 KB in all; 1.7 KB when this test was written).
+// BenchmarkMemory10000 reports the figure at 10,000 endpoints.
+func TestMemoryPerEndpoint(t *testing.T) {
+	const n, ceiling = 2000, 2500
+	eps := scaleEndpoints(n)
+	before := liveHeap()
+	o, err := New(WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), WithHealthCheck(HealthCheckConfig{Enabled: new(bool)}), WithEndpoints(eps...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer o.Close()
+	per := (int64(liveHeap()) - int64(before)) / n
+	runtime.KeepAlive(o)
+	if per > ceiling {
+		t.Errorf("live heap per endpoint with %d registered: %d B; want at most %d B", n, per, ceiling)
+	}
+	t.Logf("live heap per endpoint with %d registered: %d B", n, per)
 }
