@@ -28,43 +28,111 @@ const (
 // breaker is one endpoint's failsafe-go circuit breaker plus the rule that
 // says which upstream statuses are failures. It is rebuilt whenever the
 // endpoint's config changes and is safe for concurrent use.
+//
+// The failsafe-go breaker (about 350 bytes) is built on the endpoint's
+// first request, or when it is tripped: a breaker that never saw a request
+// is closed with nothing counted, which is what a fresh one is, so it is
+// reported as closed without building it. Among 10,000 endpoints most may
+// never be called between two reloads, and a reload rebuilds every changed
+// endpoint's breaker.
 type breaker struct {
-	cb circuitbreaker.CircuitBreaker[any] // nil when disabled
-	// failureStatus[s-100] marks upstream status s as a failure.
-	failureStatus [500]bool
+	disabled bool
 	// quiet silences the state listener while abandon re-arms half-open.
 	quiet atomic.Bool
+	cb    atomic.Pointer[failsafeBreaker] // nil until first needed
+
+	// What the failsafe-go breaker is built with.
+	failureThreshold, halfOpenRequests uint32
+	resetTimeout                       time.Duration
+	onChange                           func(from, to BreakerState)
+
+	// failureStatus marks the upstream statuses that are failures. Shared:
+	// endpoints with the default list (every 5xx) point at one table.
+	failureStatus *statusSet
 }
 
+// statusSet is a set of HTTP status codes 100-599, one bit each.
+type statusSet [8]uint64
+
+func (s *statusSet) add(status int) {
+	if status >= 100 && status <= 599 {
+		i := status - 100
+		s[i/64] |= 1 << (i % 64)
+	}
+}
+
+func (s *statusSet) has(status int) bool {
+	if status < 100 || status > 599 {
+		return false
+	}
+	i := status - 100
+	return s[i/64]&(1<<(i%64)) != 0
+}
+
+// every5xx is the default failure statuses, shared by every breaker that
+// does not list its own.
+var every5xx = func() *statusSet {
+	s := &statusSet{}
+	for status := 500; status <= 599; status++ {
+		s.add(status)
+	}
+	return s
+}()
+
 func newBreaker(cfg CircuitBreakerConfig, onChange func(from, to BreakerState)) *breaker {
-	b := &breaker{}
-	if len(cfg.FailureStatuses) == 0 {
-		for s := 500; s <= 599; s++ {
-			b.failureStatus[s-100] = true
-		}
-	} else {
+	b := &breaker{failureStatus: every5xx}
+	if len(cfg.FailureStatuses) > 0 {
+		b.failureStatus = &statusSet{}
 		for _, s := range cfg.FailureStatuses {
-			if s >= 100 && s <= 599 {
-				b.failureStatus[s-100] = true
-			}
+			b.failureStatus.add(s)
 		}
 	}
 	if cfg.Disabled != nil && *cfg.Disabled {
+		b.disabled = true
 		return b
 	}
+	b.failureThreshold = uint32(min(cfg.FailureThreshold, math.MaxUint32))
+	b.halfOpenRequests = uint32(min(cfg.HalfOpenRequests, math.MaxUint32))
+	b.resetTimeout = cfg.ResetTimeout.Std()
+	b.onChange = onChange
+	return b
+}
+
+// failsafeBreaker boxes the failsafe-go breaker for an atomic pointer.
+type failsafeBreaker struct {
+	circuitbreaker.CircuitBreaker[any]
+}
+
+// get returns the failsafe-go breaker, building it on first use. Not for
+// a disabled breaker.
+func (b *breaker) get() circuitbreaker.CircuitBreaker[any] {
+	if cb := b.cb.Load(); cb != nil {
+		return cb.CircuitBreaker
+	}
 	builder := circuitbreaker.NewBuilder[any]().
-		WithFailureThreshold(uint(cfg.FailureThreshold)).
-		WithSuccessThreshold(uint(cfg.HalfOpenRequests)).
-		WithDelay(cfg.ResetTimeout.Std())
-	if onChange != nil {
+		WithFailureThreshold(uint(b.failureThreshold)).
+		WithSuccessThreshold(uint(b.halfOpenRequests)).
+		WithDelay(b.resetTimeout)
+	if onChange := b.onChange; onChange != nil {
 		builder = builder.OnStateChanged(func(e circuitbreaker.StateChangedEvent) {
 			if !b.quiet.Load() {
 				onChange(fromFailsafe(e.OldState), fromFailsafe(e.NewState))
 			}
 		})
 	}
-	b.cb = builder.Build()
-	return b
+	// Two first requests at once may both build one; the first stored is
+	// the breaker, the other, never used, is dropped.
+	b.cb.CompareAndSwap(nil, &failsafeBreaker{builder.Build()})
+	return b.cb.Load().CircuitBreaker
+}
+
+// peek returns the failsafe-go breaker, or nil when it was never needed
+// (or the breaker is disabled).
+func (b *breaker) peek() circuitbreaker.CircuitBreaker[any] {
+	if cb := b.cb.Load(); cb != nil {
+		return cb.CircuitBreaker
+	}
+	return nil
 }
 
 func fromFailsafe(s circuitbreaker.State) BreakerState {
@@ -80,25 +148,29 @@ func fromFailsafe(s circuitbreaker.State) BreakerState {
 // allow asks for a permit. When refused it returns how long until trial
 // requests are let through.
 func (b *breaker) allow() (ok bool, retryAfter time.Duration) {
-	if b.cb == nil || b.cb.TryAcquirePermit() {
+	if b.disabled {
 		return true, 0
 	}
-	return false, b.cb.RemainingDelay()
+	cb := b.get()
+	if cb.TryAcquirePermit() {
+		return true, 0
+	}
+	return false, cb.RemainingDelay()
 }
 
 // isFailure reports whether an upstream status counts as a failure.
 func (b *breaker) isFailure(status int) bool {
-	return status >= 100 && status <= 599 && b.failureStatus[status-100]
+	return b.failureStatus.has(status)
 }
 
 func (b *breaker) record(failed bool) {
-	if b.cb == nil {
+	if b.disabled {
 		return
 	}
-	if failed {
-		b.cb.RecordFailure()
+	if cb := b.get(); failed {
+		cb.RecordFailure()
 	} else {
-		b.cb.RecordSuccess()
+		cb.RecordSuccess()
 	}
 }
 
@@ -109,10 +181,10 @@ func (b *breaker) record(failed bool) {
 // permits. In closed state permits are unlimited and nothing needs doing.
 // Recording a success instead would let a cancelled trial close the breaker.
 func (b *breaker) abandon() {
-	if b.cb != nil && b.cb.IsHalfOpen() {
+	if cb := b.peek(); cb != nil && cb.IsHalfOpen() {
 		b.quiet.Store(true)
-		b.cb.Open()
-		b.cb.HalfOpen()
+		cb.Open()
+		cb.HalfOpen()
 		b.quiet.Store(false)
 	}
 }
@@ -121,25 +193,30 @@ func (b *breaker) abandon() {
 // whose delay has passed admits the next request as a trial, so it reads
 // half_open.
 func (b *breaker) state() BreakerState {
-	if b.cb == nil {
+	if b.disabled {
 		return BreakerDisabled
 	}
-	s := b.cb.State()
-	if s == circuitbreaker.OpenState && b.cb.RemainingDelay() <= 0 {
+	cb := b.peek()
+	if cb == nil {
+		return BreakerClosed
+	}
+	s := cb.State()
+	if s == circuitbreaker.OpenState && cb.RemainingDelay() <= 0 {
 		return BreakerHalfOpen
 	}
 	return fromFailsafe(s)
 }
 
 func (b *breaker) trip() {
-	if b.cb != nil {
-		b.cb.Open()
+	if !b.disabled {
+		b.get().Open()
 	}
 }
 
 func (b *breaker) reset() {
-	if b.cb != nil {
-		b.cb.Close()
+	// A breaker never built is closed already.
+	if cb := b.peek(); cb != nil {
+		cb.Close()
 	}
 }
 

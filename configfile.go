@@ -93,6 +93,11 @@ type AdminConfig struct {
 	// AllowedOrigins lists the browser origins allowed to call the admin
 	// API. Default none: a request with an Origin header gets 403.
 	AllowedOrigins []string `json:"allowed_origins,omitempty" yaml:"allowed_origins,omitempty"`
+	// Pprof serves the Go runtime's profiles (heap, goroutines, CPU) under
+	// /debug/pprof/ on the admin API, behind the same token or loopback
+	// guard as the other admin routes. Default false: /debug/pprof/ answers
+	// 404.
+	Pprof bool `json:"pprof,omitempty" yaml:"pprof,omitempty"`
 }
 
 // RegistryConfig configures where API-registered endpoints are kept.

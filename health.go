@@ -119,6 +119,12 @@ func newHealthState() *healthState {
 	return h
 }
 
+// idleHealth is the health state of every route without an active check:
+// nothing probes them, so nothing writes it, and they need not each carry
+// one (an active route's probe URL differs from an idle one's "", so a route
+// that becomes active never inherits it).
+var idleHealth = newHealthState()
+
 func (h *healthState) current() HealthStatus { return *h.status.Load() }
 
 // record applies one probe result under the thresholds and reports the
@@ -232,7 +238,7 @@ func (o *Orchestrator) runProbe(ctx context.Context, rt *route) HealthStatus {
 		// Shutting down: a cancelled probe says nothing about the endpoint.
 		return rt.healthState.current()
 	}
-	from, to := rt.healthState.record(err, took, start, rt.health)
+	from, to := rt.healthState.record(err, took, start, *rt.health)
 	if m := rt.metrics; m != nil {
 		m.probeDuration.Update(took.Seconds())
 		if from != to {

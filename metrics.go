@@ -1,16 +1,17 @@
 package orchestrator
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -168,33 +169,169 @@ func lenOf(m *statusCounters) int {
 	return len(*m)
 }
 
-// endpointMetrics is every series of one endpoint id. It outlives config
-// changes of the endpoint (counters keep counting) and is unregistered when
-// the endpoint is removed. Must not be copied.
-type endpointMetrics struct {
-	requests      requestCounters
-	duration      *metrics.PrometheusHistogram
-	probeDuration *metrics.PrometheusHistogram
-	upstreamError [len(upstreamErrorKinds)]*metrics.Counter
-	breakerOpens  *metrics.Counter
-	healthFlips   *metrics.Counter
-	// set holds only this endpoint's series, so that removing the endpoint
-	// is dropping the set: unregistering series one by one from a shared
-	// set costs a scan of the whole set each, which made replacing 5,000
-	// endpoints take seconds.
-	set *metrics.Set
+// counter is one counter series' value. The zero value is ready to use.
+type counter struct{ n atomic.Uint64 }
+
+// Inc adds one.
+func (c *counter) Inc() { c.n.Add(1) }
+
+// Get returns the count.
+func (c *counter) Get() uint64 { return c.n.Load() }
+
+// maxBuckets bounds the number of upper bounds a histogram may have.
+const maxBuckets = 16
+
+// histogram is a Prometheus histogram over fixed upper bounds (at most
+// maxBuckets), counted as metrics.PrometheusHistogram counts (a value goes
+// to the first bucket whose bound is >= it; negative values and NaN are
+// ignored). One allocation: the counts are inline.
+type histogram struct {
+	mu      sync.Mutex
+	count   uint64
+	sum     float64
+	buckets [maxBuckets]uint64 // per bound, not cumulative; values above the last go to count only
 }
 
-// gatewayMetrics is the Orchestrator's metrics.Set, its gateway-wide series
-// and the per-endpoint sets it writes along with them.
+func (h *histogram) update(bounds []float64, v float64) {
+	if math.IsNaN(v) || v < 0 {
+		return
+	}
+	i := 0
+	for i < len(bounds) && v > bounds[i] {
+		i++
+	}
+	h.mu.Lock()
+	h.sum += v
+	h.count++
+	if i < len(bounds) {
+		h.buckets[i]++
+	}
+	h.mu.Unlock()
+}
+
+// lazyHistogram allocates its buckets on the first observation: most of
+// 10,000 endpoints may never see one, and an empty histogram is written as
+// zeros all the same. The zero value is ready to use.
+type lazyHistogram struct{ p atomic.Pointer[histogram] }
+
+func (l *lazyHistogram) update(bounds []float64, v float64) {
+	h := l.p.Load()
+	if h == nil {
+		l.p.CompareAndSwap(nil, &histogram{})
+		h = l.p.Load()
+	}
+	h.update(bounds, v)
+}
+
+// requestHistogram is orchestrator_request_duration_seconds of one endpoint.
+type requestHistogram struct{ lazyHistogram }
+
+// Update observes one request's duration in seconds.
+func (h *requestHistogram) Update(seconds float64) { h.update(requestBuckets, seconds) }
+
+// probeHistogram is orchestrator_health_probe_duration_seconds of one
+// endpoint.
+type probeHistogram struct{ lazyHistogram }
+
+// Update observes one probe's duration in seconds.
+func (h *probeHistogram) Update(seconds float64) { h.update(probeBuckets, seconds) }
+
+// endpointRequests is orchestrator_requests_total of one endpoint. The
+// first method and status it counts (usually the only one that matters,
+// such as GET 200) is counted inline; the others in a copy-on-write map
+// from method and status to counter, read without a lock and allocated
+// when a second series appears.
+type endpointRequests struct {
+	first  atomic.Uint32 // 1 + the key of the series counted in firstN; 0 until the first request
+	firstN counter
+	m      atomic.Pointer[map[uint16]*counter] // key: method index << 10 | status
+	mu     sync.Mutex                          // guards growth of m
+}
+
+func requestKey(method string, status int) uint16 {
+	if status < 100 || status > 599 {
+		status = 0
+	}
+	return uint16(methodIndex(method)<<10 | status)
+}
+
+func (r *endpointRequests) inc(method string, status int) {
+	k := requestKey(method, status)
+	f := r.first.Load()
+	if f == 0 {
+		r.first.CompareAndSwap(0, uint32(k)+1)
+		f = r.first.Load()
+	}
+	if f == uint32(k)+1 {
+		r.firstN.Inc()
+		return
+	}
+	if m := r.m.Load(); m != nil {
+		if c := (*m)[k]; c != nil {
+			c.Inc()
+			return
+		}
+	}
+	r.grow(k).Inc()
+}
+
+func (r *endpointRequests) grow(k uint16) *counter {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var old map[uint16]*counter
+	if p := r.m.Load(); p != nil {
+		old = *p
+	}
+	if c := old[k]; c != nil {
+		return c
+	}
+	next := make(map[uint16]*counter, len(old)+1)
+	for key, c := range old {
+		next[key] = c
+	}
+	c := &counter{}
+	next[k] = c
+	r.m.Store(&next)
+	return c
+}
+
+// each calls fn for every series counted so far.
+func (r *endpointRequests) each(fn func(k uint16, n uint64)) {
+	if f := r.first.Load(); f != 0 {
+		fn(uint16(f-1), r.firstN.Get())
+	}
+	if p := r.m.Load(); p != nil {
+		for k, c := range *p {
+			fn(k, c.Get())
+		}
+	}
+}
+
+// endpointMetrics is every series of one endpoint id. It outlives config
+// changes of the endpoint (counters keep counting) and goes away with the
+// endpoint. It holds values only: series names are formatted when the
+// metrics are written, and gauges are read from the route then, so that an
+// endpoint costs about a hundred bytes until it serves, not a metrics.Set
+// of named series (kilobytes each, times 10,000). Must not be copied.
+type endpointMetrics struct {
+	requests      endpointRequests
+	duration      requestHistogram
+	probeDuration probeHistogram
+	upstreamError [len(upstreamErrorKinds)]counter
+	breakerOpens  counter
+	healthFlips   counter
+}
+
+// gatewayMetrics is the Orchestrator's metrics.Set with its gateway-wide
+// series, and the writer of the per-endpoint series.
 type gatewayMetrics struct {
-	set       *metrics.Set
-	unrouted  requestCounters
-	endpoints sync.Map // id -> *endpointMetrics
+	o        *Orchestrator
+	set      *metrics.Set
+	unrouted requestCounters
 }
 
 func newGatewayMetrics(o *Orchestrator) *gatewayMetrics {
-	g := &gatewayMetrics{set: metrics.NewSet()}
+	g := &gatewayMetrics{o: o, set: metrics.NewSet()}
 	g.unrouted = requestCounters{set: g.set, name: metricUnrouted}
 	g.set.RegisterMetricsWriter(g.writeEndpoints)
 	for _, src := range []Source{SourceConfig, SourceAPI} {
@@ -212,113 +349,194 @@ func newGatewayMetrics(o *Orchestrator) *gatewayMetrics {
 	return g
 }
 
-// newEndpointMetrics registers the series of endpoint id. Gauges read the
-// current route through o so that they follow config changes.
-func (g *gatewayMetrics) newEndpointMetrics(o *Orchestrator, id string) *endpointMetrics {
-	es := metrics.NewSet()
-	m := &endpointMetrics{set: es}
-	label := fmt.Sprintf(`endpoint=%q`, id)
-	m.requests = requestCounters{set: es, name: metricRequests, labels: label + ","}
-	name := func(metric, extra string) string {
-		return metric + "{" + label + extra + "}"
+// leLabels are the le label values of requestBuckets and probeBuckets,
+// formatted as metrics.PrometheusHistogram formats them.
+var requestLE, probeLE = leLabels(requestBuckets), leLabels(probeBuckets)
+
+func leLabels(bounds []float64) []string {
+	if len(bounds) > maxBuckets {
+		panic("orchestrator: a histogram has more than maxBuckets bounds")
 	}
-	m.duration = es.NewPrometheusHistogramExt(name(metricDuration, ""), requestBuckets)
-	m.probeDuration = es.NewPrometheusHistogramExt(name(metricProbeDuration, ""), probeBuckets)
-	for i, kind := range upstreamErrorKinds {
-		m.upstreamError[i] = es.NewCounter(name(metricUpstreamErrors, fmt.Sprintf(`,kind=%q`, kind)))
+	out := make([]string, len(bounds))
+	for i, b := range bounds {
+		out[i] = fmt.Sprintf("%v", b)
 	}
-	m.breakerOpens = es.NewCounter(name(metricBreakerOpens, ""))
-	m.healthFlips = es.NewCounter(name(metricHealthFlips, ""))
-	defer g.endpoints.Store(id, m)
-	es.NewGauge(name(metricInFlight, ""), func() float64 {
-		if rt := o.table.Load().byID[id]; rt != nil {
-			return float64(rt.traffic.inFlight.Load())
-		}
-		return 0
-	})
-	es.NewGauge(name(metricBreakerState, ""), func() float64 {
-		rt := o.table.Load().byID[id]
-		if rt == nil {
-			return 0
-		}
-		switch rt.breaker.state() {
-		case BreakerHalfOpen:
-			return 1
-		case BreakerOpen:
-			return 2
-		}
-		return 0
-	})
-	es.NewGauge(name(metricEndpointHealth, ""), func() float64 {
-		if rt := o.table.Load().byID[id]; rt != nil && rt.status() == StatusHealthy {
-			return 1
-		}
-		return 0
-	})
-	return m
+	return out
 }
 
-func (g *gatewayMetrics) remove(id string) {
-	g.endpoints.Delete(id)
+// expositionWriter formats series lines into a buffer that it hands to w
+// in large pieces.
+type expositionWriter struct {
+	w   io.Writer
+	buf []byte
 }
 
-// writeEndpoints writes every endpoint's series grouped by metric family,
-// endpoints in id order, so that each family's lines stay together as the
-// exposition format asks even though they live in separate sets.
+func (e *expositionWriter) flushIfFull() {
+	if len(e.buf) >= 32<<10 {
+		e.flush()
+	}
+}
+
+func (e *expositionWriter) flush() {
+	if len(e.buf) > 0 {
+		e.w.Write(e.buf)
+		e.buf = e.buf[:0]
+	}
+}
+
+// series starts a line: name{endpoint="id"extra} or, with a suffix,
+// name+suffix{...}; extra is appended inside the braces as is.
+func (e *expositionWriter) series(name, suffix, id string, extra ...string) {
+	e.buf = append(e.buf, name...)
+	e.buf = append(e.buf, suffix...)
+	e.buf = append(e.buf, `{endpoint=`...)
+	e.buf = strconv.AppendQuote(e.buf, id)
+	for _, x := range extra {
+		e.buf = append(e.buf, x...)
+	}
+	e.buf = append(e.buf, '}', ' ')
+}
+
+func (e *expositionWriter) uint(name, suffix, id string, v uint64, extra ...string) {
+	e.series(name, suffix, id, extra...)
+	e.buf = strconv.AppendUint(e.buf, v, 10)
+	e.buf = append(e.buf, '\n')
+}
+
+func (e *expositionWriter) int(name, id string, v int64) {
+	e.series(name, "", id)
+	e.buf = strconv.AppendInt(e.buf, v, 10)
+	e.buf = append(e.buf, '\n')
+}
+
+// histogram writes h (nil: nothing observed) as metrics.PrometheusHistogram
+// does: cumulative buckets, +Inf, _sum (an integer without a fraction, else
+// %g), _count.
+func (e *expositionWriter) histogram(name, id string, h *histogram, le []string) {
+	var buckets [maxBuckets]uint64
+	var count uint64
+	var sum float64
+	if h != nil {
+		h.mu.Lock()
+		buckets, count, sum = h.buckets, h.count, h.sum
+		h.mu.Unlock()
+	}
+	var cum uint64
+	for i, bound := range le {
+		cum += buckets[i]
+		e.uint(name, "_bucket", id, cum, `,le="`, bound, `"`)
+	}
+	e.uint(name, "_bucket", id, count, `,le="+Inf"`)
+	e.series(name, "_sum", id)
+	if float64(int64(sum)) == sum {
+		e.buf = strconv.AppendInt(e.buf, int64(sum), 10)
+	} else {
+		e.buf = strconv.AppendFloat(e.buf, sum, 'g', -1, 64)
+	}
+	e.buf = append(e.buf, '\n')
+	e.uint(name, "_count", id, count)
+}
+
+// requestSeries is one orchestrator_requests_total series of an endpoint,
+// for sorting.
+type requestSeries struct {
+	method, status string
+	n              uint64
+}
+
+// writeEndpoints writes every endpoint's series of the current route table
+// as one metrics.Set per endpoint used to: grouped by metric family in name
+// order, endpoints in id order within a family, and within an endpoint in
+// series name order. It streams: nothing is buffered beyond 32 KiB, so a
+// scrape of 10,000 endpoints (tens of megabytes of text) leaves little
+// garbage behind.
 func (g *gatewayMetrics) writeEndpoints(w io.Writer) {
-	var ids []string
-	g.endpoints.Range(func(k, _ any) bool {
-		ids = append(ids, k.(string))
-		return true
-	})
-	if len(ids) == 0 {
+	byID := g.o.table.Load().byID
+	routes := make([]*route, 0, len(byID))
+	for _, rt := range byID {
+		if rt.metrics != nil {
+			routes = append(routes, rt)
+		}
+	}
+	if len(routes) == 0 {
 		return
 	}
-	slices.Sort(ids)
-	families := make(map[string][][]byte)
-	var buf bytes.Buffer
-	for _, id := range ids {
-		v, ok := g.endpoints.Load(id)
-		if !ok {
-			continue
+	slices.SortFunc(routes, func(a, b *route) int { return strings.Compare(a.id, b.id) })
+	e := &expositionWriter{w: w, buf: make([]byte, 0, 40<<10)}
+	defer e.flush()
+	each := func(write func(rt *route, m *endpointMetrics)) {
+		for _, rt := range routes {
+			write(rt, rt.metrics)
+			e.flushIfFull()
 		}
-		buf.Reset()
-		v.(*endpointMetrics).set.WritePrometheus(&buf)
-		for _, line := range bytes.SplitAfter(buf.Bytes(), []byte("\n")) {
-			if len(line) == 0 || line[0] == '#' {
-				continue
+	}
+	// The families in name order.
+	each(func(rt *route, m *endpointMetrics) {
+		e.uint(metricBreakerOpens, "", rt.id, m.breakerOpens.Get())
+	})
+	each(func(rt *route, m *endpointMetrics) {
+		var v int64
+		switch rt.breaker.state() {
+		case BreakerHalfOpen:
+			v = 1
+		case BreakerOpen:
+			v = 2
+		}
+		e.int(metricBreakerState, rt.id, v)
+	})
+	each(func(rt *route, m *endpointMetrics) {
+		var v int64
+		if rt.status() == StatusHealthy {
+			v = 1
+		}
+		e.int(metricEndpointHealth, rt.id, v)
+	})
+	each(func(rt *route, m *endpointMetrics) {
+		e.uint(metricHealthFlips, "", rt.id, m.healthFlips.Get())
+	})
+	each(func(rt *route, m *endpointMetrics) {
+		e.histogram(metricProbeDuration, rt.id, m.probeDuration.p.Load(), probeLE)
+	})
+	each(func(rt *route, m *endpointMetrics) {
+		e.histogram(metricDuration, rt.id, m.duration.p.Load(), requestLE)
+	})
+	each(func(rt *route, m *endpointMetrics) {
+		e.int(metricInFlight, rt.id, rt.traffic.inFlight.Load())
+	})
+	var reqs []requestSeries
+	each(func(rt *route, m *endpointMetrics) {
+		reqs = reqs[:0]
+		m.requests.each(func(k uint16, n uint64) {
+			reqs = append(reqs, requestSeries{methodNames[k>>10], strconv.Itoa(int(k & 1023)), n})
+		})
+		// The order of the series names: by method, then by status as text.
+		slices.SortFunc(reqs, func(a, b requestSeries) int {
+			if c := strings.Compare(a.method, b.method); c != 0 {
+				return c
 			}
-			fam := familyOf(line)
-			families[fam] = append(families[fam], slices.Clone(line))
+			return strings.Compare(a.status, b.status)
+		})
+		for _, r := range reqs {
+			e.uint(metricRequests, "", rt.id, r.n, `,method="`, r.method, `",status="`, r.status, `"`)
 		}
-	}
-	names := make([]string, 0, len(families))
-	for f := range families {
-		names = append(names, f)
-	}
-	slices.Sort(names)
-	for _, f := range names {
-		for _, line := range families[f] {
-			w.Write(line)
+	})
+	each(func(rt *route, m *endpointMetrics) {
+		for _, i := range upstreamErrorOrder {
+			e.uint(metricUpstreamErrors, "", rt.id, m.upstreamError[i].Get(), `,kind="`, upstreamErrorKinds[i], `"`)
 		}
-	}
+	})
 }
 
-// familyOf returns a series line's metric family: its name without the
-// histogram suffixes, so a histogram's buckets, sum and count stay together.
-func familyOf(line []byte) string {
-	end := bytes.IndexAny(line, "{ ")
-	if end < 0 {
-		end = len(line)
+// upstreamErrorOrder lists upstreamErrorKinds' indexes in the kinds' name
+// order, the order of their series.
+var upstreamErrorOrder = func() []int {
+	idx := make([]int, len(upstreamErrorKinds))
+	for i := range idx {
+		idx[i] = i
 	}
-	name := string(line[:end])
-	for _, suffix := range []string{"_bucket", "_sum", "_count"} {
-		if trimmed, ok := strings.CutSuffix(name, suffix); ok {
-			return trimmed
-		}
-	}
-	return name
-}
+	slices.SortFunc(idx, func(a, b int) int { return strings.Compare(upstreamErrorKinds[a], upstreamErrorKinds[b]) })
+	return idx
+}()
 
 // WritePrometheus writes the gateway's metrics in the Prometheus text
 // format: request counts and latency histograms per endpoint, breaker and

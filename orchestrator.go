@@ -42,7 +42,7 @@ type Orchestrator struct {
 	healthLog       *slog.Logger
 	breakerLog      *slog.Logger
 	breakerDefaults CircuitBreakerConfig
-	healthDefaults  HealthCheckConfig
+	healthDefaults  *HealthCheckConfig // never changed in place: routes share it
 	trustedProxies  []netip.Prefix
 	maxBodyBytes    int64
 	adminAuth       string // "Bearer <admin token>", or "" when none is set
@@ -58,13 +58,12 @@ type Orchestrator struct {
 
 	// mu serialises writers: registration, sync and registry events. Readers
 	// never take it.
-	mu          sync.Mutex
-	entries     map[string]*route
-	metricsByID map[string]*endpointMetrics
+	mu      sync.Mutex
+	entries map[string]*route
 	// byName indexes entries by route name, and dirty collects what changed
 	// since the last publish, so that a publish rebuilds only the names
 	// touched (one registration among 10,000 does not rebuild 10,000).
-	byName     map[string]map[string]*route
+	byName     map[string][]*route // most names have one id: a slice, not a map each
 	dirtyIDs   map[string]struct{}
 	dirtyNames map[string]struct{}
 
@@ -397,20 +396,20 @@ func New(opts ...Option) (*Orchestrator, error) {
 			return nil, err
 		}
 	}
+	healthDefaults := cfg.health.withDefaults()
 	o := &Orchestrator{
+		healthDefaults:  &healthDefaults,
 		prefix:          cfg.prefix,
 		registry:        cfg.registry,
 		transport:       cfg.transport,
 		prober:          cfg.prober,
 		logger:          cfg.logger,
 		breakerDefaults: cfg.breaker.withDefaults(),
-		healthDefaults:  cfg.health.withDefaults(),
 		trustedProxies:  cfg.trustedProxies,
 		maxBodyBytes:    cfg.maxBodyBytes,
 		adminAuth:       bearer(cfg.adminToken),
 		startTraces:     cfg.startTraces,
-		metricsByID:     make(map[string]*endpointMetrics),
-		byName:          make(map[string]map[string]*route),
+		byName:          make(map[string][]*route),
 		dirtyIDs:        make(map[string]struct{}),
 		dirtyNames:      make(map[string]struct{}),
 		entries:         make(map[string]*route),
@@ -584,14 +583,24 @@ func (o *Orchestrator) refreshLocked(ctx context.Context) error {
 // A registration that fails validation (written by someone else to a shared
 // registry) is logged and left out.
 func (o *Orchestrator) putLocked(reg Registration) bool {
+	return o.putCheckedLocked(reg, nil)
+}
+
+// putCheckedLocked is putLocked for a registration the registry returned
+// after storing checked, an endpoint already validated: unless the
+// registry changed it, it is not validated again (a reload of 10,000
+// endpoints would otherwise validate each twice).
+func (o *Orchestrator) putCheckedLocked(reg Registration, checked *Endpoint) bool {
 	id := reg.Endpoint.ID
 	old := o.entries[id]
 	if old != nil && old.reg.Revision == reg.Revision && reg.Revision != 0 {
 		return false
 	}
-	if err := reg.Endpoint.Validate(); err != nil {
-		o.routerLog.Error("ignoring an invalid endpoint from the registry", slog.String("endpoint_id", id), slog.String("error", err.Error()))
-		return o.removeLocked(id)
+	if validated := checked != nil && endpointsEqual(*checked, reg.Endpoint); !validated {
+		if err := reg.Endpoint.Validate(); err != nil {
+			o.routerLog.Error("ignoring an invalid endpoint from the registry", slog.String("endpoint_id", id), slog.String("error", err.Error()))
+			return o.removeLocked(id)
+		}
 	}
 	rt, err := o.buildRoute(reg, old)
 	if err != nil {
@@ -614,12 +623,8 @@ func (o *Orchestrator) removeLocked(id string) bool {
 		return false
 	}
 	o.deleteEntryLocked(id)
+	// Its series go away with it: they are written from the route table.
 	o.checker.Remove(id)
-	if m := o.metricsByID[id]; m != nil {
-		// Series of a removed endpoint go away with it.
-		o.metrics.remove(id)
-		delete(o.metricsByID, id)
-	}
 	return true
 }
 
@@ -628,12 +633,12 @@ func (o *Orchestrator) setEntryLocked(id string, rt *route) {
 		o.unindexLocked(old)
 	}
 	o.entries[id] = rt
-	ids := o.byName[rt.ep.Name]
-	if ids == nil {
-		ids = make(map[string]*route, 1)
-		o.byName[rt.ep.Name] = ids
+	named := o.byName[rt.ep.Name]
+	if i := slices.IndexFunc(named, func(r *route) bool { return r.id == id }); i >= 0 {
+		named[i] = rt
+	} else {
+		o.byName[rt.ep.Name] = append(named, rt)
 	}
-	ids[id] = rt
 	o.dirtyIDs[id] = struct{}{}
 	o.dirtyNames[rt.ep.Name] = struct{}{}
 }
@@ -647,11 +652,11 @@ func (o *Orchestrator) deleteEntryLocked(id string) {
 }
 
 func (o *Orchestrator) unindexLocked(rt *route) {
-	if ids := o.byName[rt.ep.Name]; ids != nil {
-		delete(ids, rt.id)
-		if len(ids) == 0 {
-			delete(o.byName, rt.ep.Name)
-		}
+	named := slices.DeleteFunc(o.byName[rt.ep.Name], func(r *route) bool { return r.id == rt.id })
+	if len(named) == 0 {
+		delete(o.byName, rt.ep.Name)
+	} else {
+		o.byName[rt.ep.Name] = named
 	}
 	o.dirtyNames[rt.ep.Name] = struct{}{}
 }
@@ -677,7 +682,7 @@ func (o *Orchestrator) publishLocked() {
 			}
 		}
 		for name := range o.dirtyNames {
-			sub, sh := buildTable(o.byName[name])
+			sub, sh := buildTable(o.routesNamedLocked(name))
 			shadowed = append(shadowed, sh...)
 			if nr := sub.byName[name]; nr != nil {
 				t.byName[name] = nr
@@ -691,13 +696,33 @@ func (o *Orchestrator) publishLocked() {
 			t.names = newNameIndex(t.byName)
 		}
 	}
-	clear(o.dirtyIDs)
-	clear(o.dirtyNames)
+	// After a large change, fresh sets: clear keeps a map's full size, and
+	// these would hold room for 10,000 ids for good after one big reload.
+	if len(o.dirtyIDs) > 64 {
+		o.dirtyIDs = make(map[string]struct{})
+	} else {
+		clear(o.dirtyIDs)
+	}
+	if len(o.dirtyNames) > 64 {
+		o.dirtyNames = make(map[string]struct{})
+	} else {
+		clear(o.dirtyNames)
+	}
 	for _, rt := range shadowed {
 		o.routerLog.Warn("two endpoints claim the same route; the earlier registration serves it",
 			slog.String("endpoint_id", rt.id), slog.String("route", o.prefix+routeKeyString(rt.ep.Name, rt.ep.Version)))
 	}
 	o.table.Store(t)
+}
+
+// routesNamedLocked returns the routes of one name, by id.
+func (o *Orchestrator) routesNamedLocked(name string) map[string]*route {
+	named := o.byName[name]
+	m := make(map[string]*route, len(named))
+	for _, rt := range named {
+		m[rt.id] = rt
+	}
+	return m
 }
 
 // buildRoute computes everything the hot path needs for reg. Observed state
@@ -711,13 +736,12 @@ func (o *Orchestrator) buildRoute(reg Registration, old *route) (*route, error) 
 	}
 	rt := &route{
 		id:       ep.ID,
-		reg:      reg,
+		reg:      registration{Source: reg.Source, Revision: reg.Revision, RegisteredAt: reg.RegisteredAt},
 		ep:       ep,
 		target:   target,
 		basePath: target.EscapedPath(),
 		timeout:  ep.Timeout.Std(),
 		allowAll: len(ep.Methods) == 0,
-		methods:  ep.Methods,
 	}
 	if rt.timeout == 0 {
 		rt.timeout = DefaultTimeout
@@ -726,18 +750,19 @@ func (o *Orchestrator) buildRoute(reg Registration, old *route) (*route, error) 
 		rt.allow = allowHeader(ep.Methods)
 	}
 
-	rt.breakerCfg = o.breakerDefaults
+	breakerCfg := o.breakerDefaults
 	if ep.CircuitBreaker != nil {
-		rt.breakerCfg = ep.CircuitBreaker.merge(o.breakerDefaults)
+		breakerCfg = ep.CircuitBreaker.merge(o.breakerDefaults)
 	}
 	if o.metrics != nil {
-		rt.metrics = o.metricsByID[ep.ID]
-		if rt.metrics == nil {
-			rt.metrics = o.metrics.newEndpointMetrics(o, ep.ID)
-			o.metricsByID[ep.ID] = rt.metrics
+		// The series of an id keep counting across its config changes.
+		if old != nil && old.metrics != nil {
+			rt.metrics = old.metrics
+		} else {
+			rt.metrics = &endpointMetrics{}
 		}
 	}
-	rt.breaker = newBreaker(rt.breakerCfg, o.logBreakerChange(ep.ID, rt.metrics))
+	rt.breaker = newBreaker(breakerCfg, o.logBreakerChange(ep.ID, rt.metrics))
 	if old != nil && old.breaker.state() == BreakerOpen {
 		// A config change rebuilds the breaker, which also ends a manual
 		// trip: say so, since the endpoint starts taking traffic again.
@@ -750,7 +775,8 @@ func (o *Orchestrator) buildRoute(reg Registration, old *route) (*route, error) 
 
 	rt.health = o.healthDefaults
 	if ep.HealthCheck != nil {
-		rt.health = ep.HealthCheck.merge(o.healthDefaults)
+		merged := ep.HealthCheck.merge(*o.healthDefaults)
+		rt.health = &merged
 	}
 	rt.healthActive = ep.HealthCheckPath != "" && rt.health.enabled() && !ep.Disabled
 	if rt.healthActive {
@@ -764,11 +790,14 @@ func (o *Orchestrator) buildRoute(reg Registration, old *route) (*route, error) 
 		rt.healthState = old.healthState
 		rt.traffic = old.traffic
 	} else {
-		rt.healthState = newHealthState()
+		rt.healthState = idleHealth
+		if rt.healthActive {
+			rt.healthState = newHealthState()
+		}
 		rt.traffic = &trafficState{}
 	}
 
-	rt.fallbackStrategy = rt.breakerCfg.FallbackStrategy
+	rt.fallbackStrategy = breakerCfg.FallbackStrategy
 	if f := ep.Fallback; f != nil {
 		if f.Strategy != "" {
 			rt.fallbackStrategy = f.Strategy
@@ -936,7 +965,7 @@ func (o *Orchestrator) Apply(ctx context.Context, cfg *Config) error {
 	cb, hc := cfg.CircuitBreaker.withDefaults(), cfg.HealthCheck.withDefaults()
 	rebuild := string(mustJSON(cb)) != string(mustJSON(o.breakerDefaults)) || string(mustJSON(hc)) != string(mustJSON(o.healthDefaults))
 	oldCB, oldHC := o.breakerDefaults, o.healthDefaults
-	o.breakerDefaults, o.healthDefaults = cb, hc
+	o.breakerDefaults, o.healthDefaults = cb, &hc
 	if err := o.syncLocked(ctx, SourceConfig, cfg.Endpoints, rebuild); err != nil {
 		o.breakerDefaults, o.healthDefaults = oldCB, oldHC
 		return err
@@ -997,12 +1026,13 @@ func (o *Orchestrator) syncLocked(ctx context.Context, source Source, eps []Endp
 			o.publishLocked()
 			return err
 		}
-		o.putLocked(reg)
+		o.putCheckedLocked(reg, &ep)
 		changed = true
 	}
 	if rebuildAll {
 		for id, rt := range o.entries {
-			if nrt, err := o.buildRoute(rt.reg, rt); err == nil {
+			reg := Registration{Endpoint: rt.ep, Source: rt.reg.Source, Revision: rt.reg.Revision, RegisteredAt: rt.reg.RegisteredAt}
+			if nrt, err := o.buildRoute(reg, rt); err == nil {
 				o.setEntryLocked(id, nrt)
 				if nrt.healthActive && !sameJSON(nrt.health, rt.health) {
 					o.checker.Add(id, 0)
@@ -1028,10 +1058,49 @@ func sourceName(s Source) string {
 // looks through the pointers (*bool) that mark "inherit" in them.
 func sameJSON(a, b any) bool { return string(mustJSON(a)) == string(mustJSON(b)) }
 
+// endpointsEqual reports whether two endpoints have the same configuration,
+// as comparing their JSON forms would: pointers are compared through (two
+// decodings of one file must compare equal), and an empty list or map equals
+// a missing one (JSON leaves both out). Field by field rather than through
+// encoding/json: a reload compares every endpoint, and marshalling both was
+// a fifth of applying 10,000. TestEndpointsEqualMatchesJSON keeps it in step
+// with the fields of Endpoint.
 func endpointsEqual(a, b Endpoint) bool {
-	// Compare through the canonical JSON form: Endpoint holds pointers,
-	// slices and a map, and two decodings of one file must compare equal.
-	return string(mustJSON(a)) == string(mustJSON(b))
+	return a.ID == b.ID && a.URL == b.URL && a.Name == b.Name && a.Version == b.Version &&
+		slices.Equal(a.Methods, b.Methods) && a.AuthType == b.AuthType && a.Disabled == b.Disabled &&
+		a.HealthCheckPath == b.HealthCheckPath && a.Timeout == b.Timeout &&
+		a.MaxConcurrent == b.MaxConcurrent && a.PreserveHost == b.PreserveHost &&
+		equalThrough(a.CircuitBreaker, b.CircuitBreaker, breakerConfigsEqual) &&
+		equalThrough(a.HealthCheck, b.HealthCheck, healthConfigsEqual) &&
+		equalThrough(a.Fallback, b.Fallback, fallbacksEqual)
+}
+
+// equalThrough compares two pointers: both nil, or both set to equal values.
+func equalThrough[T any](a, b *T, equal func(a, b *T) bool) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return equal(a, b)
+}
+
+func boolsEqual(a, b *bool) bool {
+	return equalThrough(a, b, func(a, b *bool) bool { return *a == *b })
+}
+
+func breakerConfigsEqual(a, b *CircuitBreakerConfig) bool {
+	return boolsEqual(a.Disabled, b.Disabled) && a.FailureThreshold == b.FailureThreshold &&
+		a.ResetTimeout == b.ResetTimeout && a.HalfOpenRequests == b.HalfOpenRequests &&
+		slices.Equal(a.FailureStatuses, b.FailureStatuses) && a.FallbackStrategy == b.FallbackStrategy
+}
+
+func healthConfigsEqual(a, b *HealthCheckConfig) bool {
+	return boolsEqual(a.Enabled, b.Enabled) && a.Interval == b.Interval && a.Timeout == b.Timeout &&
+		a.UnhealthyThreshold == b.UnhealthyThreshold && a.HealthyThreshold == b.HealthyThreshold
+}
+
+func fallbacksEqual(a, b *FallbackConfig) bool {
+	return a.Strategy == b.Strategy && a.Status == b.Status && maps.Equal(a.Headers, b.Headers) &&
+		a.Body == b.Body && a.Endpoint == b.Endpoint
 }
 
 // RegisteredEndpoint is an endpoint as the gateway sees it: its config and

@@ -269,8 +269,14 @@ func (w *memoryWatcher) drain() []Event {
 	for i, id := range w.order {
 		evs[i] = Event{Kind: w.pending[id], ID: id}
 	}
-	w.order = w.order[:0]
-	clear(w.pending)
+	if len(w.order) > 64 {
+		// After a burst (a reload of 10,000 endpoints), start small again:
+		// clear would keep room for the whole burst for good.
+		w.order, w.pending = nil, make(map[string]EventKind)
+	} else {
+		w.order = w.order[:0]
+		clear(w.pending)
+	}
 	return evs
 }
 

@@ -19,27 +19,25 @@ import (
 // shared by pointer.
 type route struct {
 	id  string
-	reg Registration
+	reg registration // the registry's bookkeeping; the config is ep
 	ep  Endpoint
 
 	target   *url.URL
 	basePath string // escaped path of the upstream base URL
 	timeout  time.Duration
 
-	allowAll bool
-	methods  []string
-	allow    string // the Allow header of a 405
+	allowAll     bool   // no methods listed (the list is ep.Methods)
+	healthActive bool   // probed: health_check_path set, checks on, not disabled
+	allow        string // the Allow header of a 405
 
 	breaker     *breaker
 	bulkhead    bulkhead.Bulkhead[any] // nil without max_concurrent
-	breakerCfg  CircuitBreakerConfig
 	healthState *healthState
 	traffic     *trafficState
 	metrics     *endpointMetrics // nil when metrics are off
 
-	health       HealthCheckConfig
-	healthActive bool
-	probeURL     string
+	health   *HealthCheckConfig // merged; shared by routes without an override
+	probeURL string
 
 	fallbackStrategy FallbackStrategy
 	fallbackID       string
@@ -48,11 +46,19 @@ type route struct {
 	staticBody       []byte
 }
 
+// registration is a Registration without its Endpoint, which the route
+// holds normalized as ep: one copy of the config per route, not two.
+type registration struct {
+	Source       Source
+	Revision     uint64
+	RegisteredAt time.Time
+}
+
 func (rt *route) allows(method string) bool {
 	if rt.allowAll {
 		return true
 	}
-	for _, m := range rt.methods {
+	for _, m := range rt.ep.Methods {
 		if m == method {
 			return true
 		}
@@ -295,7 +301,7 @@ func (o *Orchestrator) Routes() []RouteInfo {
 				EndpointID: rt.id,
 				Path:       o.prefix + routeKeyString(rt.ep.Name, rt.ep.Version),
 				Upstream:   rt.ep.URL,
-				Methods:    slices.Clone(rt.methods),
+				Methods:    slices.Clone(rt.ep.Methods),
 				Disabled:   rt.ep.Disabled,
 				Status:     rt.status(),
 			})

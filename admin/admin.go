@@ -85,6 +85,16 @@ type Options struct {
 	Logger *slog.Logger
 	// Version is the gateway's version, shown by /health/status. Default "".
 	Version string
+	// Pprof, when not nil, serves /debug/pprof/ and every path under it:
+	// the Go runtime's profiles (heap, goroutines, CPU), as net/http/pprof's
+	// handlers answer them. The routes sit behind the same guard as every
+	// protected route (the token, or loopback only) and are not listed by
+	// Routes nor by /openapi.json: they are a diagnostic aid, not part of
+	// the API. Default nil: /debug/pprof/ answers 404 like any unknown
+	// path. The admin package does not import net/http/pprof itself, whose
+	// init registers the handlers on http.DefaultServeMux; orchestratord
+	// builds this handler when admin.pprof is true.
+	Pprof http.Handler
 }
 
 // Route describes one route the Handler serves.
@@ -243,6 +253,12 @@ func (h *Handler) buildMux() *http.ServeMux {
 	for _, p := range paths {
 		methods := allow[p]
 		mux.Handle(p, h.wrapFallback(open[p], methods))
+	}
+	if pprof := h.opts.Pprof; pprof != nil {
+		mux.Handle("/debug/pprof/", h.wrap(false, func(w http.ResponseWriter, r *http.Request) error {
+			pprof.ServeHTTP(w, r)
+			return nil
+		}))
 	}
 	mux.Handle("/", h.wrap(false, func(w http.ResponseWriter, r *http.Request) error {
 		return notFoundRoute(r)

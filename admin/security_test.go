@@ -240,3 +240,41 @@ func TestTokenNeverLeaks(t *testing.T) {
 	assert.False(t, strings.Contains(strings.ToLower(logs), "authorization"), "no Authorization header is logged")
 	assert.True(t, strings.Contains(responses, "[redacted]"), "secrets are replaced, not silently dropped")
 }
+
+// TestPprof: the profiles are off unless Options.Pprof is set, and then
+// behind the same guard as every protected route.
+func TestPprof(t *testing.T) {
+	profiles := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("profile " + r.URL.Path))
+	})
+	withPprof := func(o *admin.Options) { o.Pprof = profiles }
+
+	t.Run("off by default: 404 even to an authorized caller", func(t *testing.T) {
+		f := newFixture(t, withToken)
+		requireProblem(t, call(f.h, http.MethodGet, "/debug/pprof/", "", bearer(testToken)), http.StatusNotFound, "no-admin-route")
+		requireProblem(t, call(f.h, http.MethodGet, "/debug/pprof/heap", "", bearer(testToken)), http.StatusNotFound, "no-admin-route")
+	})
+	t.Run("on with a token: answers the token, refuses anyone else", func(t *testing.T) {
+		f := newFixture(t, withToken, withPprof)
+		for _, p := range []string{"/debug/pprof/", "/debug/pprof/heap"} {
+			rec := call(f.h, http.MethodGet, p, "", bearer(testToken))
+			require.Equal(t, http.StatusOK, rec.Code, "GET %s: %s", p, rec.Body)
+			assert.Equal(t, "profile "+p, rec.Body.String())
+			requireProblem(t, call(f.h, http.MethodGet, p, ""), http.StatusUnauthorized, "unauthorized")
+			requireProblem(t, call(f.h, http.MethodGet, p, "", bearer("wrong"), remote("203.0.113.50:4444")), http.StatusUnauthorized, "unauthorized")
+		}
+	})
+	t.Run("on without a token: loopback only", func(t *testing.T) {
+		f := newFixture(t, withPprof)
+		rec := call(f.h, http.MethodGet, "/debug/pprof/", "")
+		require.Equal(t, http.StatusOK, rec.Code, "loopback GET: %s", rec.Body)
+		requireProblem(t, call(f.h, http.MethodGet, "/debug/pprof/", "", remote("203.0.113.7:5000")), http.StatusForbidden, "not-loopback")
+		requireProblem(t, call(f.h, http.MethodGet, "/debug/pprof/", "", host("evil.example")), http.StatusForbidden, "host-not-allowed")
+	})
+	t.Run("not part of the documented routes", func(t *testing.T) {
+		f := newFixture(t, withPprof)
+		for _, r := range f.h.Routes() {
+			assert.NotContains(t, r.Pattern, "pprof")
+		}
+	})
+}

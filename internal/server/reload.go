@@ -31,6 +31,9 @@ type configManager struct {
 	log    *slog.Logger
 	onLoad func(ok bool) // counts reloads by result; may be nil
 
+	// memory hands back what decoding a large file used (see largeConfig).
+	memory memoryReleaser
+
 	mu          sync.Mutex // serialises reloads and guards the fields below
 	applied     orchestrator.Config
 	version     string
@@ -118,6 +121,9 @@ func (m *configManager) load(ctx context.Context, force bool, trigger string) er
 		return nil // an event that changed nothing (chmod, touch, a sibling file)
 	}
 	m.lastSeen = version
+	if len(data) >= largeConfig {
+		defer m.memory.release()
+	}
 	cfg, err := orchestrator.ParseConfig(data, m.path)
 	if err != nil {
 		return m.failLocked(err, trigger)

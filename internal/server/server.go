@@ -16,7 +16,10 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -108,6 +111,14 @@ func Run(ctx context.Context, opts Options) error {
 			cfg = salvageSettings(raw)
 		}
 	}
+	// A large file's decoding garbage is collected before the gateway is
+	// built, so that what the gateway keeps fills the space it leaves
+	// instead of spreading among it, and is handed back to the operating
+	// system once the gateway is up (see largeConfig).
+	largeStart := len(raw) >= largeConfig
+	if largeStart {
+		runtime.GC()
+	}
 	full := cfg.WithDefaults()
 	settings := full.Server
 	if opts.Host != "" {
@@ -160,6 +171,7 @@ func Run(ctx context.Context, opts Options) error {
 
 	configLog := logger.With(slog.String("logger", "orchestrator.config"))
 	manager := newConfigManager(opts.ConfigPath, gw, configLog)
+	defer manager.memory.wait()
 	reloadOK := gw.MetricsSet().NewCounter(`orchestrator_config_reloads_total{result="success"}`)
 	reloadFailed := gw.MetricsSet().NewCounter(`orchestrator_config_reloads_total{result="failure"}`)
 	manager.onLoad = func(ok bool) {
@@ -170,6 +182,10 @@ func Run(ctx context.Context, opts Options) error {
 		}
 	}
 	manager.initial(*cfg, raw, loadErr)
+	raw = nil
+	if largeStart {
+		debug.FreeOSMemory()
+	}
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	var watchDone <-chan struct{}
 	if opts.ConfigPath != "" && opts.Watch {
@@ -189,7 +205,7 @@ func Run(ctx context.Context, opts Options) error {
 	defer stopWatching()
 
 	var draining atomic.Bool
-	adminHandler := admin.New(gw, admin.Options{
+	adminOpts := admin.Options{
 		Token:          token,
 		AllowedOrigins: full.Admin.AllowedOrigins,
 		Config:         manager,
@@ -197,7 +213,11 @@ func Run(ctx context.Context, opts Options) error {
 		Metrics:        gw.MetricsHandler(true),
 		Logger:         logger,
 		Version:        opts.Version,
-	})
+	}
+	if full.Admin.Pprof {
+		adminOpts.Pprof = pprofHandler()
+	}
+	adminHandler := admin.New(gw, adminOpts)
 
 	gatewayHandler := http.Handler(gw)
 	if len(full.CORS.AllowedOrigins) > 0 {
@@ -322,6 +342,19 @@ func salvageSettings(raw []byte) *orchestrator.Config {
 		return &orchestrator.Config{}
 	}
 	return &settings
+}
+
+// pprofHandler serves net/http/pprof's handlers under /debug/pprof/, for
+// the admin API to mount behind its guard (admin.pprof). The import also
+// registers them on http.DefaultServeMux, which orchestratord never serves.
+func pprofHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }
 
 // routeByPrefix sends paths under prefix to the gateway and everything else

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -249,5 +250,47 @@ func TestRunSeparateAdminListener(t *testing.T) {
 	})
 	t.Run("the banner shows the admin address", func(t *testing.T) {
 		assert.Contains(t, s.stdout.String(), "admin:   http://"+s.admin+"/health")
+	})
+}
+
+// TestRunPprof: the runtime profiles are off by default and, with
+// admin.pprof, answer an authorized admin caller only.
+func TestRunPprof(t *testing.T) {
+	b := backend(t, "svc")
+	get := func(s *testServer, path, token string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, s.base+path, nil)
+		require.NoError(t, err)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		res, err := s.client.Do(req)
+		require.NoError(t, err, "GET %s", path)
+		defer res.Body.Close()
+		body, err := io.ReadAll(res.Body)
+		require.NoError(t, err)
+		return res.StatusCode, string(body)
+	}
+	const token = "pprof-test-token"
+
+	t.Run("off by default", func(t *testing.T) {
+		s := startServer(t, server.Options{ConfigPath: configFile(t, "endpoints:\n"+endpointYAML("svc", b.URL)), AdminToken: token})
+		code, body := get(s, "/debug/pprof/", token)
+		assert.Equal(t, http.StatusNotFound, code, "GET /debug/pprof/: %s", body)
+		code, body = get(s, "/debug/pprof/heap", token)
+		assert.Equal(t, http.StatusNotFound, code, "GET /debug/pprof/heap: %s", body)
+	})
+	t.Run("on: answers the admin token and refuses anyone else", func(t *testing.T) {
+		s := startServer(t, server.Options{ConfigPath: configFile(t, "admin:\n  pprof: true\nendpoints:\n"+endpointYAML("svc", b.URL)), AdminToken: token})
+		code, body := get(s, "/debug/pprof/", token)
+		require.Equal(t, http.StatusOK, code, "GET /debug/pprof/: %s", body)
+		assert.Contains(t, body, "heap")
+		code, body = get(s, "/debug/pprof/heap?debug=1", token)
+		require.Equal(t, http.StatusOK, code, "GET /debug/pprof/heap: %s", body)
+		assert.Contains(t, body, "heap profile")
+		code, body = get(s, "/debug/pprof/", "")
+		assert.Equal(t, http.StatusUnauthorized, code, "GET /debug/pprof/ without the token: %s", body)
+		code, body = get(s, "/debug/pprof/goroutine?debug=1", "wrong")
+		assert.Equal(t, http.StatusUnauthorized, code, "GET /debug/pprof/goroutine with a wrong token: %s", body)
 	})
 }
