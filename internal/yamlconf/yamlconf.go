@@ -52,6 +52,13 @@ func Decode(data []byte, v any) (*Document, []Problem) {
 	if len(problems) > 0 {
 		return doc, problems
 	}
+	// Decode from the tree just parsed rather than have goccy/go-yaml parse
+	// the document again, unless the tree holds what only it decodes.
+	if len(file.Docs) == 1 {
+		if t, ok := fromAST(data, file.Docs[0].Body); ok && decodeTree(t, v) {
+			return doc, nil
+		}
+	}
 	if err := yaml.UnmarshalWithOptions(data, v); err != nil {
 		return doc, []Problem{fromYAMLError(err)}
 	}
