@@ -59,6 +59,8 @@ type plan struct {
 type fieldPlan struct {
 	index []int
 	plan  *plan
+	// ord numbers the keys of a struct, to find a key given twice.
+	ord int
 }
 
 var (
@@ -185,7 +187,7 @@ func structPlan(t reflect.Type, building map[reflect.Type]*plan) (map[string]fie
 	out := make(map[string]fieldPlan, len(goccy))
 	for name, index := range goccy {
 		if ci, ok := checked[name]; ok && equalIndex(ci, index) {
-			out[name] = fieldPlan{index: index, plan: buildPlan(t.FieldByIndex(index).Type, building)}
+			out[name] = fieldPlan{index: index, plan: buildPlan(t.FieldByIndex(index).Type, building), ord: len(out)}
 		}
 	}
 	return out, true
@@ -477,6 +479,11 @@ func (d *decoder) value(dst reflect.Value, pl *plan, n int32, depth int) {
 		if nd.kind != kindMapping {
 			d.fail()
 		}
+		var set uint64     // the fields set, by ord
+		var setMany []bool // the same for a struct of more than 64 keys
+		if len(pl.fields) > 64 {
+			setMany = make([]bool, len(pl.fields))
+		}
 		for k := nd.first; k >= 0; k = d.t.nodes[d.t.nodes[k].next].next {
 			key := &d.t.nodes[k]
 			if key.kind != kindString {
@@ -485,6 +492,19 @@ func (d *decoder) value(dst reflect.Value, pl *plan, n int32, depth int) {
 			f, ok := pl.fields[string(d.t.text(key))]
 			if !ok {
 				d.fail() // unknown, or not decoded as checked
+			}
+			// goccy/go-yaml refuses a key given twice, which its parser lets
+			// through in a flow mapping ({a, a}).
+			if setMany != nil {
+				if setMany[f.ord] {
+					d.fail()
+				}
+				setMany[f.ord] = true
+			} else {
+				if set&(1<<f.ord) != 0 {
+					d.fail()
+				}
+				set |= 1 << f.ord
 			}
 			var fv reflect.Value
 			if len(f.index) == 1 {
