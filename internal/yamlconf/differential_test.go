@@ -18,8 +18,8 @@ import (
 )
 
 // Decode must give exactly what the original path gives: the same value,
-// or the same problems. These types exercise what the typed decoder
-// follows and what it leaves to goccy/go-yaml.
+// or the same problems. These types exercise what the fast parser and the
+// typed decoder follow and what they leave to goccy/go-yaml.
 
 type named string
 
@@ -104,13 +104,33 @@ func decodeOrPanic(decode func([]byte, any) (*yamlconf.Document, []yamlconf.Prob
 
 func compareDecode[T any](t *testing.T, data []byte) {
 	t.Helper()
-	var want, got T
+	var want T
 	wantProblems := decodeOrPanic(yamlconf.DecodeOriginal, data, &want)
-	gotProblems := decodeOrPanic(yamlconf.Decode, data, &got)
-	require.Equal(t, wantProblems, gotProblems, "%T: problems differ for %q", got, data)
-	if len(wantProblems) == 0 && !deepEqual(reflect.ValueOf(want), reflect.ValueOf(got)) {
-		t.Fatalf("%T: values differ for %q\nwant %#v\ngot  %#v", got, data, want, got)
+	for _, c := range []struct {
+		name   string
+		decode func([]byte, any) (*yamlconf.Document, []yamlconf.Problem)
+	}{{"Decode", yamlconf.Decode}, {"decodeChecked", yamlconf.DecodeChecked}} {
+		var got T
+		gotProblems := decodeOrPanic(c.decode, data, &got)
+		require.Equal(t, wantProblems, gotProblems, "%s of %T: problems differ for %q", c.name, got, data)
+		if len(wantProblems) == 0 && !deepEqual(reflect.ValueOf(want), reflect.ValueOf(got)) {
+			t.Fatalf("%s of %T: values differ for %q\nwant %#v\ngot  %#v", c.name, got, data, want, got)
+		}
 	}
+}
+
+// compareTrees checks that the fast parser, when it accepts a document,
+// reads the tree goccy/go-yaml reads.
+func compareTrees(t *testing.T, data []byte) {
+	t.Helper()
+	fast, ok := yamlconf.FastTree(data)
+	if !ok {
+		return
+	}
+	goccy, ok, err := yamlconf.GoccyTree(data)
+	require.NoError(t, err, "the fast parser accepts %q, goccy/go-yaml does not", data)
+	require.True(t, ok, "the fast parser accepts %q, goccy/go-yaml's tree holds more", data)
+	require.Equal(t, goccy, fast, "trees differ for %q", data)
 }
 
 // deepEqual is reflect.DeepEqual but for NaN, equal to itself here.
@@ -228,11 +248,13 @@ func addSeeds(f *testing.F) {
 	}
 }
 
-// FuzzDecode holds Decode to the original path's values and problems, on
-// arbitrary input.
+// FuzzDecode holds the fast parser to goccy/go-yaml's trees, and Decode
+// (with and without the fast parser) to the original path's values and
+// problems, on arbitrary input.
 func FuzzDecode(f *testing.F) {
 	addSeeds(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
+		compareTrees(t, data)
 		compareDecode[orchestrator.Config](t, data)
 		compareDecode[kitchen](t, data)
 	})
@@ -300,6 +322,7 @@ func FuzzDecodeLines(f *testing.F) {
 			b.WriteString("\n")
 		}
 		data := []byte(b.String())
+		compareTrees(t, data)
 		compareDecode[orchestrator.Config](t, data)
 		compareDecode[kitchen](t, data)
 	})
