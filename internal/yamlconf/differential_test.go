@@ -208,6 +208,8 @@ var kitchenSeeds = []string{
 	"# comment\n\ns: 'it''s'   # trailing\nn: a#b\ni: 0\n\n\n",
 	"s: http://x:80/a?b=c#d\nn: -x\nstrs: [http://a:1/b, 'x:y']\n",
 	"s: \"a\\tb\"\nn: |\n  text\n",
+	"s: \"{\\\"a\\\": 1}\\n\\u00e9\\x41\\U0001F600\\/\"\r\nn: 'x'\r\nstrs: [\"\\t\", \"\\\\\"]\r\n",
+	"m:\r\n  \"a\\\"b\": 1\r\n  \"\\x41\": 2\r\n",
 	"s: a\n  b\n",
 	"item:\n  name: a\n  inner: &x {name: b}\nitems: [*x]\n",
 	"{\"s\": \"x\", \"i\": 1, \"strs\": [\"a\", \"b\"], \"item\": {\"name\": \"n\", \"port\": 2}}",
@@ -282,10 +284,11 @@ var (
 		"[a, b]", "[]", "{}", "{a: 1}", "{a: 1, b: [x, y]}", "[{a: 1}, {b: 2}]", "[a, [b, c]]", "[\"a\", 'b']", "{\"a\":1}",
 		"[a,b]", "[a, ]", "[, a]", "{a}", "{a: }", "[a: b]", "[http://x]", "{u: http://x}", "[-1, -a]", "[-]",
 		"- x", "-x", "--x", "---", "...", "a,b", "a]b", "x}", "]", "}", ",", "'", "\"", "&a x", "*a", "!t x", "!!str 1", "|", ">",
-		"%x", "@x", "`x", "<<", "a<<", "?x", "? x", ":x", "é", "日本", "a\\b", "\"a\\tb\"", "\"a\\u00e9\"", "'a\\b'",
+		"%x", "@x", "`x", "<<", "a<<", "?x", "? x", ":x", "é", "日本", "a\\b", "\"a\\tb\"", "\"a\\u00e9\"", "'a\\b'", "\"\\x41\\x4g\"", "\"\\\"q\\\"\"",
+		"\"\\U0001F600\\U00110000\"", "\"\\ud83d\\ude00\"", "\"\\0\\a\\b\\e\\ \\/\\N\\_\\L\\P\"", "\"x\\\"", "\"a\\qb\"",
 		"GET", "http://127.0.0.1:1", "https://api.example.com/v1", "/health", "static_response", "fallback_endpoint",
 	}
-	fuzzTrails = []string{"", "", "", " # c", "  ", "#c", " #", "\t"}
+	fuzzTrails = []string{"", "", "", " # c", "  ", "#c", " #", "\t", "\r", " \r", "\r\r"}
 )
 
 // FuzzDecodeLines builds documents line by line from pools of keys,

@@ -51,6 +51,9 @@ func TestFastPathTakesConfigFiles(t *testing.T) {
 			"- name: b\n" +
 			"  url: http://127.0.0.1:2\n" +
 			"  circuit_breaker: {failure_statuses: [502, 503]}\n",
+		"CRLF line ends": "server:\r\n  host: 127.0.0.1 # here\r\n\r\n  port: 1\r\n",
+		"escapes": "endpoints:\n- name: a\n  url: \"http://127.0.0.1:1\"\n  fallback:\n" +
+			"    body: \"{\\\"error\\\": \\\"down\\\"}\\n\\u00e9\\x41\\U0001F600\"\n",
 		"an empty file":   "",
 		"comments only":   "# nothing yet\n\n   # indented\n",
 		"a key with null": "server:\nlogging: ~\n",
@@ -79,8 +82,10 @@ func TestFastPathLeavesTheRestToGoccy(t *testing.T) {
 		"a document marker":          "---\na: 1\n",
 		"two documents":              "a: 1\n---\na: 2\n",
 		"a tab":                      "a:\n\tb: 1\n",
-		"CR line ends":               "a: 1\r\nb: 2\r\n",
-		"an escape":                  "a: \"x\\ny\"\n",
+		"a lone CR":                  "a: 1\rb: 2\n",
+		"an unknown escape":          "a: \"x\\qy\"\n",
+		"an escaped surrogate":       "a: \"\\ud800\"\n",
+		"an escaped line end":        "a: \"x\\\n  y\"\n",
 		"a duplicate key":            "a: 1\na: 2\n",
 		"a key and its quoted twin":  "a: 1\n\"a\": 2\n",
 		"a syntax error":             "a: [1, 2\n",

@@ -11,13 +11,12 @@ import (
 // This file is a small strict parser for the YAML that configuration files
 // are written in: block mappings and sequences, single-line flow
 // collections ([GET, POST], {enabled: false}), plain and quoted scalars on
-// one line, comments and blank lines. It is a fast path only: on anything
-// else (anchors, tags, block scalars, multi-line scalars or flow
-// collections, several documents, tabs, CR line ends, an escape in a
-// double-quoted string, any syntax error, any doubt) it gives up and the
-// caller parses the document with goccy/go-yaml, whose results and error
-// messages stay the reference. A differential fuzz test holds the two to
-// the same trees.
+// one line, comments and blank lines, LF or CRLF line ends. It is a fast
+// path only: on anything else (anchors, tags, block scalars, multi-line
+// scalars or flow collections, several documents, tabs, any syntax error,
+// any doubt) it gives up and the caller parses the document with
+// goccy/go-yaml, whose results and error messages stay the reference. A
+// differential fuzz test holds the two to the same trees.
 
 // line is one line of the source: [start, end) without its line feed;
 // content is the first byte after the indentation.
@@ -40,9 +39,12 @@ func parseFast(src []byte) (t *tree, ok bool) {
 	if len(src) >= math.MaxInt32 {
 		return nil, false
 	}
-	for _, c := range src {
+	for i, c := range src {
 		if c < 0x20 && c != '\n' || c == 0x7f {
-			return nil, false // tabs, CR, other controls
+			if c == '\r' && i+1 < len(src) && src[i+1] == '\n' {
+				continue // a CRLF line end
+			}
+			return nil, false // tabs, lone CRs, other controls
 		}
 	}
 	if !utf8.Valid(src) || bytes.HasPrefix(src, []byte("\xef\xbb\xbf")) {
@@ -87,13 +89,16 @@ func (p *fastParser) peek() (line, bool) {
 		end := len(p.src)
 		if i := bytes.IndexByte(p.src[start:], '\n'); i >= 0 {
 			end = start + i
+			if end > start && p.src[end-1] == '\r' {
+				end--
+			}
 		}
 		content := start
 		for content < end && p.src[content] == ' ' {
 			content++
 		}
 		if content == end || p.src[content] == '#' {
-			p.pos = end + 1
+			p.next(end)
 			continue
 		}
 		if content == start && end-start >= 3 {
@@ -106,8 +111,13 @@ func (p *fastParser) peek() (line, bool) {
 	return line{}, false
 }
 
-// next consumes the line that ends at end.
-func (p *fastParser) next(end int) { p.pos = end + 1 }
+// next consumes the line whose content ends at end, with its LF or CRLF.
+func (p *fastParser) next(end int) {
+	if end < len(p.src) && p.src[end] == '\r' {
+		end++
+	}
+	p.pos = end + 1
+}
 
 func (p *fastParser) enter() {
 	p.depth++
@@ -396,14 +406,13 @@ func (p *fastParser) parseValue(i, end int) int32 {
 }
 
 // quotedEnd returns the position after the closing quote of the quoted
-// scalar at i, which must end on its line. A double-quoted scalar with an
-// escape is left to goccy/go-yaml.
+// scalar at i, which must end on its line.
 func (p *fastParser) quotedEnd(i, end int) (int, bool) {
 	q := p.src[i]
 	for j := i + 1; j < end; j++ {
 		switch c := p.src[j]; {
 		case c == '\\' && q == '"':
-			return 0, false
+			j++ // the escaped character; unescape checks it
 		case c != q:
 		case q == '\'' && j+1 < end && p.src[j+1] == '\'':
 			j++ // '' is a quote
@@ -421,10 +430,83 @@ func (p *fastParser) quoted(i, end int) (int32, int, bool) {
 		return -1, 0, false
 	}
 	text := p.src[i+1 : j-1]
-	if p.src[i] == '"' || bytes.IndexByte(text, '\'') < 0 {
-		return p.t.add(kindString, i+1, j-1, false), j, true
+	switch {
+	case p.src[i] == '"' && bytes.IndexByte(text, '\\') >= 0:
+		s, ok := unescape(text)
+		if !ok {
+			return -1, 0, false
+		}
+		return p.t.addExtra(kindString, s), j, true
+	case p.src[i] == '\'' && bytes.IndexByte(text, '\'') >= 0:
+		return p.t.addExtra(kindString, string(bytes.ReplaceAll(text, []byte("''"), []byte("'")))), j, true
 	}
-	return p.t.addExtra(kindString, string(bytes.ReplaceAll(text, []byte("''"), []byte("'")))), j, true
+	return p.t.add(kindString, i+1, j-1, false), j, true
+}
+
+// escapes are the one-character escapes of a double-quoted scalar, as
+// goccy/go-yaml's scanner reads them.
+var escapes = map[byte]rune{
+	'0': 0x00, 'a': 0x07, 'b': 0x08, 't': 0x09, 'n': 0x0A, 'v': 0x0B, 'f': 0x0C, 'r': 0x0D, 'e': 0x1B,
+	' ': 0x20, '"': 0x22, '/': 0x2F, '\\': 0x5C, 'N': 0x85, '_': 0xA0, 'L': 0x2028, 'P': 0x2029,
+}
+
+// unescape decodes the text of a one-line double-quoted scalar with
+// escapes, or reports false for what it leaves to goccy/go-yaml: an unknown
+// escape, hex digits that are not, and surrogates and other code points
+// that are not characters.
+func unescape(text []byte) (string, bool) {
+	out := make([]byte, 0, len(text))
+	for i := 0; i < len(text); i++ {
+		c := text[i]
+		if c != '\\' {
+			out = append(out, c)
+			continue
+		}
+		if i+1 >= len(text) {
+			return "", false
+		}
+		e := text[i+1]
+		if r, ok := escapes[e]; ok {
+			out = utf8.AppendRune(out, r)
+			i++
+			continue
+		}
+		var digits int
+		switch e {
+		case 'x':
+			digits = 2
+		case 'u':
+			digits = 4
+		case 'U':
+			digits = 8
+		default:
+			return "", false
+		}
+		if i+2+digits > len(text) {
+			return "", false
+		}
+		var r rune
+		for _, h := range text[i+2 : i+2+digits] {
+			var v byte
+			switch {
+			case h >= '0' && h <= '9':
+				v = h - '0'
+			case h >= 'a' && h <= 'f':
+				v = h - 'a' + 10
+			case h >= 'A' && h <= 'F':
+				v = h - 'A' + 10
+			default:
+				return "", false
+			}
+			r = r<<4 | rune(v)
+		}
+		if !utf8.ValidRune(r) {
+			return "", false
+		}
+		out = utf8.AppendRune(out, r)
+		i += 1 + digits
+	}
+	return string(out), true
 }
 
 // parseFlow parses a flow sequence or mapping at i that closes on its line
