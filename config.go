@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"math"
 	"net/url"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -409,7 +408,22 @@ func (e Endpoint) Normalized() Endpoint {
 	return e
 }
 
-var segmentPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+// validSegment reports whether s matches ^[A-Za-z0-9][A-Za-z0-9._-]*$, the
+// form of names, versions and ids (a regexp was most of Validate's time).
+func validSegment(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= 'A' && c <= 'Z', c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		case i > 0 && (c == '.' || c == '_' || c == '-'):
+		default:
+			return false
+		}
+	}
+	return true
+}
 
 // Validate checks every field and returns a *ValidationError listing every
 // problem, or nil.
@@ -429,13 +443,13 @@ func (e Endpoint) validate(path string, errs *ValidationError) {
 	switch {
 	case e.Name == "":
 		errs.add(field("name"), "is required")
-	case !segmentPattern.MatchString(e.Name) || e.Name == "." || e.Name == "..":
+	case !validSegment(e.Name) || e.Name == "." || e.Name == "..":
 		errs.add(field("name"), fmt.Sprintf("%q must match [A-Za-z0-9][A-Za-z0-9._-]*", e.Name))
 	}
-	if e.Version != "" && (!segmentPattern.MatchString(e.Version) || e.Version == "..") {
+	if e.Version != "" && (!validSegment(e.Version) || e.Version == "..") {
 		errs.add(field("version"), fmt.Sprintf("%q must match [A-Za-z0-9][A-Za-z0-9._-]*", e.Version))
 	}
-	if e.ID != "" && !segmentPattern.MatchString(e.ID) {
+	if e.ID != "" && !validSegment(e.ID) {
 		errs.add(field("id"), fmt.Sprintf("%q must match [A-Za-z0-9][A-Za-z0-9._-]*", e.ID))
 	}
 	if e.URL == "" {
@@ -586,8 +600,14 @@ func (e *ValidationError) orNil() error {
 func validateSet(eps []Endpoint, path string, errs *ValidationError) {
 	ids := make(map[string]int, len(eps))
 	routes := make(map[string]int, len(eps))
+	var probe ValidationError
 	for i, ep := range eps {
-		ep.validate(fmt.Sprintf("%s[%d]", path, i), errs)
+		// Most endpoints are valid: check each without its field path
+		// first, and build the path only to report what is wrong.
+		probe.Errors = probe.Errors[:0]
+		if ep.validate("", &probe); len(probe.Errors) > 0 {
+			ep.validate(fmt.Sprintf("%s[%d]", path, i), errs)
+		}
 		id := ep.EndpointID()
 		if j, dup := ids[id]; dup {
 			errs.add(fmt.Sprintf("%s[%d].id", path, i), fmt.Sprintf("duplicate id %q (also %s[%d])", id, path, j))
