@@ -76,9 +76,9 @@ func (d *Duration) UnmarshalYAML(unmarshal func(any) error) error {
 	case nil:
 		return nil
 	case string:
-		return d.UnmarshalText([]byte(x))
+		return d.unmarshalString(x)
 	case int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64, float32, float64:
-		return d.UnmarshalText([]byte(fmt.Sprint(x)))
+		return d.unmarshalString(fmt.Sprint(x))
 	}
 	return fmt.Errorf("invalid duration %v: want seconds (30) or a Go duration (\"250ms\", \"1m30s\")", v)
 }
@@ -87,18 +87,25 @@ func (d *Duration) UnmarshalYAML(unmarshal func(any) error) error {
 func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
 
 // UnmarshalText accepts a Go duration string, or a bare number of seconds.
-func (d *Duration) UnmarshalText(b []byte) error {
-	s := strings.TrimSpace(string(b))
+func (d *Duration) UnmarshalText(b []byte) error { return d.unmarshalString(string(b)) }
+
+func (d *Duration) unmarshalString(s string) error {
+	s = strings.TrimSpace(s)
 	if s == "" {
 		*d = 0
 		return nil
 	}
-	if v, err := time.ParseDuration(s); err == nil {
-		if v < 0 {
-			return fmt.Errorf("duration %q must not be negative", s)
+	// time.ParseDuration refuses a bare number for want of a unit, but for
+	// "0", which it reads as parseSeconds does: skip it, and the error it
+	// would allocate, for the common "timeout: 30".
+	if !bareNumber(s) {
+		if v, err := time.ParseDuration(s); err == nil {
+			if v < 0 {
+				return fmt.Errorf("duration %q must not be negative", s)
+			}
+			*d = Duration(v)
+			return nil
 		}
-		*d = Duration(v)
-		return nil
 	}
 	if err := d.parseSeconds(s); err != nil {
 		if strings.HasPrefix(s, "-") {
@@ -107,6 +114,22 @@ func (d *Duration) UnmarshalText(b []byte) error {
 		return fmt.Errorf("invalid duration %q: want seconds (30) or a Go duration (\"250ms\", \"1m30s\")", s)
 	}
 	return nil
+}
+
+// bareNumber reports whether s is digits with at most one dot among them.
+func bareNumber(s string) bool {
+	digits, dots := 0, 0
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c >= '0' && c <= '9':
+			digits++
+		case c == '.':
+			dots++
+		default:
+			return false
+		}
+	}
+	return digits > 0 && dots <= 1
 }
 
 func (d *Duration) parseSeconds(s string) error {
@@ -579,8 +602,14 @@ func (e *ValidationError) orNil() error {
 func validateSet(eps []Endpoint, path string, errs *ValidationError) {
 	ids := make(map[string]int, len(eps))
 	routes := make(map[string]int, len(eps))
+	var probe ValidationError
 	for i, ep := range eps {
-		ep.validate(fmt.Sprintf("%s[%d]", path, i), errs)
+		// Most endpoints are valid: check each without its field path
+		// first, and build the path only to report what is wrong.
+		probe.Errors = probe.Errors[:0]
+		if ep.validate("", &probe); len(probe.Errors) > 0 {
+			ep.validate(fmt.Sprintf("%s[%d]", path, i), errs)
+		}
 		id := ep.EndpointID()
 		if j, dup := ids[id]; dup {
 			errs.add(fmt.Sprintf("%s[%d].id", path, i), fmt.Sprintf("duplicate id %q (also %s[%d])", id, path, j))

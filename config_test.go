@@ -308,6 +308,44 @@ func TestDurationUnmarshalJSON(t *testing.T) {
 	}
 }
 
+func TestDurationUnmarshalTextBareNumbers(t *testing.T) {
+	good := []struct {
+		in   string
+		want time.Duration
+	}{
+		{"0", 0},
+		{"00", 0},
+		{" 30 ", 30 * time.Second},
+		{"1.5", 1500 * time.Millisecond},
+		{".5", 500 * time.Millisecond},
+		{"5.", 5 * time.Second},
+		{"0s", 0},
+		{"+0", 0},
+		{"-0", 0},
+	}
+	for _, tt := range good {
+		t.Run(tt.in, func(t *testing.T) {
+			var d orchestrator.Duration
+			require.NoError(t, d.UnmarshalText([]byte(tt.in)), "UnmarshalText(%q) = error; want %v", tt.in, tt.want)
+			assert.Equal(t, tt.want, d.Std(), "UnmarshalText(%q) = %v; want %v", tt.in, d.Std(), tt.want)
+		})
+	}
+	bad := []struct{ in, message string }{
+		{".", `invalid duration "."`},
+		{"1.5.5", `invalid duration "1.5.5"`},
+		{"99999999999", `invalid duration "99999999999"`},
+		{"-3", `duration "-3" must not be negative`},
+	}
+	for _, tt := range bad {
+		t.Run(tt.in, func(t *testing.T) {
+			var d orchestrator.Duration
+			err := d.UnmarshalText([]byte(tt.in))
+			require.Error(t, err, "UnmarshalText(%q) = %v, nil; want an error", tt.in, d.Std())
+			assert.Contains(t, err.Error(), tt.message, "UnmarshalText(%q) error = %q; want it to contain %q", tt.in, err.Error(), tt.message)
+		})
+	}
+}
+
 func TestDurationInEndpointJSON(t *testing.T) {
 	var ep orchestrator.Endpoint
 	src := `{"url":"http://127.0.0.1:1","name":"a","timeout":30,

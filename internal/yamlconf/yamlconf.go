@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
@@ -31,17 +32,47 @@ type Problem struct {
 
 // Document is a parsed YAML file that can locate field paths.
 type Document struct {
+	once sync.Once
+	src  []byte
 	file *ast.File
+}
+
+// syntax returns the goccy/go-yaml syntax tree, parsing the source on
+// first use when the fast path decoded the document without it.
+func (d *Document) syntax() *ast.File {
+	d.once.Do(func() {
+		if d.file == nil {
+			if f, err := parser.ParseBytes(d.src, 0); err == nil {
+				d.file = f
+			}
+		}
+	})
+	return d.file
 }
 
 // Decode parses data, checks it against v's type and, when no problem was
 // found, decodes it into v (a pointer to a struct with yaml tags).
+//
+// Most configuration files take a fast path: a strict parser for the
+// block-style YAML they are written in and a typed decoder that follows
+// goccy/go-yaml's rules. Anything else, and every document with a problem,
+// takes the reference path (goccy/go-yaml's parser, the check, and its
+// decoder), so values and error messages are the same either way.
 func Decode(data []byte, v any) (*Document, []Problem) {
+	if t, ok := parseFast(data); ok && decodeTree(t, v) {
+		return &Document{src: data}, nil
+	}
+	return decodeChecked(data, v)
+}
+
+// decodeChecked is the reference path: goccy/go-yaml parses, check finds
+// the problems, and the document is decoded from the syntax tree.
+func decodeChecked(data []byte, v any) (*Document, []Problem) {
 	file, err := parser.ParseBytes(data, 0)
 	if err != nil {
 		return nil, []Problem{fromYAMLError(err)}
 	}
-	doc := &Document{file: file}
+	doc := &Document{src: data, file: file}
 	var problems []Problem
 	for _, d := range file.Docs {
 		if d.Body == nil {
@@ -51,6 +82,13 @@ func Decode(data []byte, v any) (*Document, []Problem) {
 	}
 	if len(problems) > 0 {
 		return doc, problems
+	}
+	// Decode from the tree just parsed rather than have goccy/go-yaml parse
+	// the document again, unless the tree holds what only it decodes.
+	if len(file.Docs) == 1 {
+		if t, ok := fromAST(data, file.Docs[0].Body); ok && decodeTree(t, v) {
+			return doc, nil
+		}
 	}
 	if err := yaml.UnmarshalWithOptions(data, v); err != nil {
 		return doc, []Problem{fromYAMLError(err)}
@@ -65,9 +103,13 @@ func (d *Document) Locate(path string) (line, column int) {
 	if d == nil {
 		return 0, 0
 	}
+	file := d.syntax()
+	if file == nil {
+		return 1, 1
+	}
 	for path != "" {
 		if p, err := yaml.PathString("$." + path); err == nil {
-			if n, err := p.FilterFile(d.file); err == nil && n != nil {
+			if n, err := p.FilterFile(file); err == nil && n != nil {
 				if line, column := position(n); line > 0 {
 					return line, column
 				}

@@ -1,0 +1,117 @@
+package yamlconf
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+
+	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/parser"
+)
+
+// DecodeOriginal is Decode as it was before its fast paths, kept as the
+// reference Decode is held to: goccy/go-yaml parses, check finds the
+// problems, then goccy/go-yaml parses again and decodes.
+func DecodeOriginal(data []byte, v any) (*Document, []Problem) {
+	file, err := parser.ParseBytes(data, 0)
+	if err != nil {
+		return nil, []Problem{fromYAMLError(err)}
+	}
+	doc := &Document{src: data, file: file}
+	var problems []Problem
+	for _, d := range file.Docs {
+		if d.Body == nil {
+			continue
+		}
+		check(d.Body, reflect.TypeOf(v).Elem(), "", &problems)
+	}
+	if len(problems) > 0 {
+		return doc, problems
+	}
+	if err := yaml.UnmarshalWithOptions(data, v); err != nil {
+		return doc, []Problem{fromYAMLError(err)}
+	}
+	return doc, nil
+}
+
+// DecodeChecked is Decode without the fast parser.
+var DecodeChecked = decodeChecked
+
+// FastTree returns the fast parser's tree as text, or false when the
+// document is outside its subset.
+func FastTree(data []byte) (string, bool) {
+	t, ok := parseFast(data)
+	if !ok {
+		return "", false
+	}
+	return t.String(), true
+}
+
+// GoccyTree returns goccy/go-yaml's syntax tree of a one-document file as
+// the same text, or false when it holds what a tree cannot.
+func GoccyTree(data []byte) (string, bool, error) {
+	file, err := parser.ParseBytes(data, 0)
+	if err != nil {
+		return "", false, err
+	}
+	switch len(file.Docs) {
+	case 0:
+		return "", true, nil
+	case 1:
+		t, ok := fromAST(data, file.Docs[0].Body)
+		if !ok {
+			return "", false, nil
+		}
+		return t.String(), true, nil
+	}
+	return "", false, nil
+}
+
+// DecodeFast decodes with the fast parser and typed decoder alone.
+func DecodeFast(data []byte, v any) bool {
+	t, ok := parseFast(data)
+	return ok && decodeTree(t, v)
+}
+
+var kindNames = [...]string{"null", "bool", "int", "float", "inf", "nan", "str", "map", "seq"}
+
+func (t *tree) String() string {
+	if t.root < 0 {
+		return ""
+	}
+	var b strings.Builder
+	t.dump(&b, t.root)
+	return b.String()
+}
+
+func (t *tree) dump(b *strings.Builder, n int32) {
+	nd := &t.nodes[n]
+	switch nd.kind {
+	case kindNull:
+		b.WriteString("null")
+	case kindMapping, kindSequence:
+		open, closer := "{", "}"
+		if nd.kind == kindSequence {
+			open, closer = "[", "]"
+		}
+		b.WriteString(open)
+		count := 0
+		for c := nd.first; c >= 0; c = t.nodes[c].next {
+			if count > 0 {
+				if nd.kind == kindMapping && count%2 == 1 {
+					b.WriteString(": ")
+				} else {
+					b.WriteString(", ")
+				}
+			}
+			t.dump(b, c)
+			count++
+		}
+		b.WriteString(closer)
+		if want := int(nd.count); (nd.kind == kindMapping && count != 2*want) || (nd.kind == kindSequence && count != want) {
+			fmt.Fprintf(b, "(count %d)", nd.count)
+		}
+	default:
+		fmt.Fprintf(b, "%s%q", kindNames[nd.kind], t.text(nd))
+	}
+}

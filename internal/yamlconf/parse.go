@@ -1,0 +1,715 @@
+package yamlconf
+
+import (
+	"bytes"
+	"math"
+	"unicode/utf8"
+
+	"github.com/goccy/go-yaml/token"
+)
+
+// This file is a small strict parser for the YAML that configuration files
+// are written in: block mappings and sequences, single-line flow
+// collections ([GET, POST], {enabled: false}), plain and quoted scalars on
+// one line, comments and blank lines, LF or CRLF line ends. It is a fast
+// path only: on anything else (anchors, tags, block scalars, multi-line
+// scalars or flow collections, several documents, tabs, any syntax error,
+// any doubt) it gives up and the caller parses the document with
+// goccy/go-yaml, whose results and error messages stay the reference. A
+// differential fuzz test holds the two to the same trees.
+
+// line is one line of the source: [start, end) without its line feed;
+// content is the first byte after the indentation.
+type line struct {
+	start, content, end int
+}
+
+func (l line) indent() int { return l.content - l.start }
+
+type fastParser struct {
+	src   []byte
+	pos   int // start of the next line not yet consumed
+	t     *tree
+	depth int
+}
+
+// parseFast parses src into a tree, or reports false when src is outside
+// the subset it handles.
+func parseFast(src []byte) (t *tree, ok bool) {
+	if len(src) >= math.MaxInt32 {
+		return nil, false
+	}
+	for i, c := range src {
+		if c < 0x20 && c != '\n' || c == 0x7f {
+			if c == '\r' && i+1 < len(src) && src[i+1] == '\n' {
+				continue // a CRLF line end
+			}
+			return nil, false // tabs, lone CRs, other controls
+		}
+	}
+	if !utf8.Valid(src) || bytes.HasPrefix(src, []byte("\xef\xbb\xbf")) {
+		return nil, false
+	}
+	p := &fastParser{src: src, t: &tree{src: src, root: -1}}
+	// A key and a value per line, and a mapping every few lines: one
+	// allocation for most documents.
+	lines := bytes.Count(src, []byte{'\n'})
+	p.t.nodes = make([]node, 0, 2*lines+lines/2+16)
+	defer func() {
+		if r := recover(); r != nil {
+			if _, isBail := r.(bail); !isBail {
+				panic(r)
+			}
+			t, ok = nil, false
+		}
+	}()
+	if l, found := p.peek(); found {
+		if c := p.src[l.content]; c == '[' || c == '{' {
+			p.t.root = p.parseValue(l.content, l.end) // one-line JSON
+			p.next(l.end)
+		} else if p.isSeqEntry(l.content, l.end) {
+			p.t.root = p.parseSequence(l.indent())
+		} else {
+			p.t.root = p.parseMapping(l.indent(), l.content, l.end)
+		}
+		if _, more := p.peek(); more {
+			p.fail()
+		}
+	}
+	return p.t, true
+}
+
+func (p *fastParser) fail() { panic(bail{}) }
+
+// peek finds the next line with content, skipping blank and comment-only
+// lines, and moves pos to its start.
+func (p *fastParser) peek() (line, bool) {
+	for p.pos < len(p.src) {
+		start := p.pos
+		end := len(p.src)
+		if i := bytes.IndexByte(p.src[start:], '\n'); i >= 0 {
+			end = start + i
+			if end > start && p.src[end-1] == '\r' {
+				end--
+			}
+		}
+		content := start
+		for content < end && p.src[content] == ' ' {
+			content++
+		}
+		if content == end || p.src[content] == '#' {
+			p.next(end)
+			continue
+		}
+		if content == start && end-start >= 3 {
+			if s := string(p.src[start : start+3]); s == "---" || s == "..." {
+				p.fail() // document markers
+			}
+		}
+		return line{start: start, content: content, end: end}, true
+	}
+	return line{}, false
+}
+
+// next consumes the line whose content ends at end, with its LF or CRLF.
+func (p *fastParser) next(end int) {
+	if end < len(p.src) && p.src[end] == '\r' {
+		end++
+	}
+	p.pos = end + 1
+}
+
+func (p *fastParser) enter() {
+	p.depth++
+	if p.depth > maxDepth {
+		p.fail()
+	}
+}
+
+func (p *fastParser) isSeqEntry(i, end int) bool {
+	return p.src[i] == '-' && (i+1 == end || p.src[i+1] == ' ')
+}
+
+func (p *fastParser) skipSpaces(i, end int) int {
+	for i < end && p.src[i] == ' ' {
+		i++
+	}
+	return i
+}
+
+// restIsEmpty reports whether [i, end) holds nothing but spaces and a
+// comment that a space separates from what came before i.
+func (p *fastParser) restIsEmpty(i, end int) bool {
+	j := p.skipSpaces(i, end)
+	return j == end || (p.src[j] == '#' && j > i)
+}
+
+// parseSequence parses a block sequence whose entries are at indent n; pos
+// is at the line of the first entry.
+func (p *fastParser) parseSequence(n int) int32 {
+	p.enter()
+	c := p.t.open(kindSequence)
+	for {
+		l, found := p.peek()
+		if !found || l.indent() < n {
+			break
+		}
+		if l.indent() > n {
+			p.fail()
+		}
+		if !p.isSeqEntry(l.content, l.end) {
+			break // a key of a mapping at the same indent: the parent's
+		}
+		var item int32
+		j := p.skipSpaces(l.content+1, l.end)
+		switch {
+		case j == l.end || p.src[j] == '#':
+			p.next(l.end)
+			item = p.parseNested(n, false)
+		case p.isSeqEntry(j, l.end):
+			p.fail() // "- - a"
+		case p.isKey(j, l.end):
+			item = p.parseMapping(j-l.start, j, l.end)
+		default:
+			item = p.parseValue(j, l.end)
+			p.next(l.end)
+			p.noDeeper(n)
+		}
+		p.t.append(&c, item)
+		p.t.nodes[c.parent].count++
+	}
+	p.depth--
+	return c.parent
+}
+
+// parseMapping parses a block mapping whose keys are at indent n; the first
+// key starts at i on the line that ends at end.
+func (p *fastParser) parseMapping(n, i, end int) int32 {
+	p.enter()
+	c := p.t.open(kindMapping)
+	var few [16]int32 // the keys so far, while there are few
+	keys := few[:0]
+	var seen map[string]struct{}
+	for {
+		key, after := p.parseKey(i, end)
+		// goccy/go-yaml refuses a key written twice in one mapping (as
+		// text: 1 and "1" are the same key); let it say so.
+		kt := p.t.text(&p.t.nodes[key])
+		if seen != nil {
+			if _, dup := seen[string(kt)]; dup {
+				p.fail()
+			}
+			seen[string(kt)] = struct{}{}
+		} else {
+			for _, k := range keys {
+				if bytes.Equal(p.t.text(&p.t.nodes[k]), kt) {
+					p.fail()
+				}
+			}
+			if len(keys) < len(few) {
+				keys = append(keys, key)
+			} else {
+				seen = make(map[string]struct{}, 2*len(few))
+				for _, k := range keys {
+					seen[string(p.t.text(&p.t.nodes[k]))] = struct{}{}
+				}
+				seen[string(kt)] = struct{}{}
+			}
+		}
+		var value int32
+		j := p.skipSpaces(after, end)
+		switch {
+		case j == end || p.src[j] == '#':
+			p.next(end)
+			value = p.parseNested(n, true)
+		case p.isSeqEntry(j, end):
+			p.fail() // "key: - a"
+		default:
+			value = p.parseValue(j, end)
+			p.next(end)
+			p.noDeeper(n)
+		}
+		p.t.append(&c, key)
+		p.t.append(&c, value)
+		p.t.nodes[c.parent].count++
+
+		l, found := p.peek()
+		if !found || l.indent() < n {
+			break
+		}
+		if l.indent() > n {
+			p.fail()
+		}
+		if p.isSeqEntry(l.content, l.end) {
+			break // not ours; the parent fails on it if it is not its own
+		}
+		i, end = l.content, l.end
+	}
+	p.depth--
+	return c.parent
+}
+
+// parseNested parses the value of a key or entry written on the following
+// lines: a block collection indented deeper than n, a sequence at indent n
+// when it is a mapping's value, or else null.
+func (p *fastParser) parseNested(n int, sameIndentSeq bool) int32 {
+	l, found := p.peek()
+	switch {
+	case found && l.indent() > n:
+		if p.isSeqEntry(l.content, l.end) {
+			return p.parseSequence(l.indent())
+		}
+		if !p.isKey(l.content, l.end) {
+			p.fail() // a scalar on its own line
+		}
+		return p.parseMapping(l.indent(), l.content, l.end)
+	case found && sameIndentSeq && l.indent() == n && p.isSeqEntry(l.content, l.end):
+		return p.parseSequence(n)
+	case found && !sameIndentSeq && l.indent() == n && !p.isSeqEntry(l.content, l.end):
+		// An empty entry followed by a key at its dash's column: goccy/go-yaml
+		// takes the key for the entry's value.
+		p.fail()
+	}
+	return p.t.add(kindNull, 0, 0, false)
+}
+
+// noDeeper fails when the line after a value on one line is indented
+// deeper than n: a multi-line scalar, or an error.
+func (p *fastParser) noDeeper(n int) {
+	if l, found := p.peek(); found && l.indent() > n {
+		p.fail()
+	}
+}
+
+// isKey reports whether a mapping key starts at i: a plain or quoted
+// scalar followed by ": " or by ':' at the end of the line.
+func (p *fastParser) isKey(i, end int) bool {
+	switch p.src[i] {
+	case '"', '\'':
+		j, ok := p.quotedEnd(i, end)
+		return ok && j < end && p.src[j] == ':'
+	case '[', '{':
+		return false
+	}
+	for j := i; j < end; j++ {
+		switch p.src[j] {
+		case ':':
+			if j+1 == end || p.src[j+1] == ' ' {
+				return true
+			}
+		case '#':
+			if j > i && p.src[j-1] == ' ' {
+				return false
+			}
+		}
+	}
+	return false
+}
+
+// parseKey parses the key at i and returns it with the position after its
+// colon, which a space or the end of the line follows.
+func (p *fastParser) parseKey(i, end int) (int32, int) {
+	var key int32
+	var colon int
+	switch p.src[i] {
+	case '"', '\'':
+		k, j, ok := p.quoted(i, end)
+		if !ok {
+			p.fail()
+		}
+		key, colon = k, j
+	default:
+		if !plainStart(p.src, i, end) {
+			p.fail()
+		}
+		colon = -1
+		for j := i; j < end; j++ {
+			if p.src[j] == ':' && (j+1 == end || p.src[j+1] == ' ') {
+				colon = j
+				break
+			}
+			if p.src[j] == '#' && p.src[j-1] == ' ' {
+				p.fail()
+			}
+		}
+		if colon < 0 || p.src[colon-1] == ' ' {
+			p.fail()
+		}
+		key = p.t.add(classify(p.src[i:colon]), i, colon, false)
+	}
+	if colon >= end || p.src[colon] != ':' || (colon+1 < end && p.src[colon+1] != ' ') {
+		p.fail()
+	}
+	p.checkKey(key)
+	return key, colon + 1
+}
+
+// checkKey fails on keys that goccy/go-yaml reads in ways the fast path
+// does not follow: a quote makes its key paths ambiguous, and so its
+// duplicate-key check; "<<" followed by a colon is a merge key to its
+// scanner even inside a longer key.
+func (p *fastParser) checkKey(key int32) {
+	kt := p.t.text(&p.t.nodes[key])
+	if bytes.IndexByte(kt, '\'') >= 0 || bytes.Contains(kt, []byte("<<")) {
+		p.fail()
+	}
+}
+
+// plainStart reports whether a plain scalar may start at i in block
+// context: not with an indicator, nor with "- " (a sequence entry).
+func plainStart(src []byte, i, end int) bool {
+	switch src[i] {
+	case '?', ':', ',', '[', ']', '{', '}', '#', '&', '*', '!', '|', '>', '\'', '"', '%', '@', '`', '<':
+		return false
+	case '-':
+		return i+1 < end && src[i+1] != ' '
+	}
+	return true
+}
+
+// parseValue parses the value that starts at i and fills the rest of its
+// line (but for a comment).
+func (p *fastParser) parseValue(i, end int) int32 {
+	switch p.src[i] {
+	case '"', '\'':
+		v, j, ok := p.quoted(i, end)
+		if !ok || !p.restIsEmpty(j, end) || (j < end && p.src[j] == '#') {
+			p.fail()
+		}
+		return v
+	case '[', '{':
+		v, j := p.parseFlow(i, end, 0)
+		if !p.restIsEmpty(j, end) || (j < end && p.src[j] == '#') {
+			p.fail()
+		}
+		return v
+	}
+	if !plainStart(p.src, i, end) {
+		p.fail()
+	}
+	j := i
+	stop := end
+	for ; j < end; j++ {
+		c := p.src[j]
+		if c == ':' && (j+1 == end || p.src[j+1] == ' ') {
+			p.fail() // "key: a: b"
+		}
+		if c == '#' && p.src[j-1] == ' ' {
+			stop = j
+			break
+		}
+	}
+	for stop > i && p.src[stop-1] == ' ' {
+		stop--
+	}
+	return p.t.add(classify(p.src[i:stop]), i, stop, false)
+}
+
+// quotedEnd returns the position after the closing quote of the quoted
+// scalar at i, which must end on its line.
+func (p *fastParser) quotedEnd(i, end int) (int, bool) {
+	q := p.src[i]
+	for j := i + 1; j < end; j++ {
+		switch c := p.src[j]; {
+		case c == '\\' && q == '"':
+			j++ // the escaped character; unescape checks it
+		case c != q:
+		case q == '\'' && j+1 < end && p.src[j+1] == '\'':
+			j++ // '' is a quote
+		default:
+			return j + 1, true
+		}
+	}
+	return 0, false
+}
+
+// quoted parses the quoted scalar at i and returns the position after it.
+func (p *fastParser) quoted(i, end int) (int32, int, bool) {
+	j, ok := p.quotedEnd(i, end)
+	if !ok {
+		return -1, 0, false
+	}
+	text := p.src[i+1 : j-1]
+	switch {
+	case p.src[i] == '"' && bytes.IndexByte(text, '\\') >= 0:
+		s, ok := unescape(text)
+		if !ok {
+			return -1, 0, false
+		}
+		return p.t.addExtra(kindString, s), j, true
+	case p.src[i] == '\'' && bytes.IndexByte(text, '\'') >= 0:
+		return p.t.addExtra(kindString, string(bytes.ReplaceAll(text, []byte("''"), []byte("'")))), j, true
+	}
+	return p.t.add(kindString, i+1, j-1, false), j, true
+}
+
+// escapes are the one-character escapes of a double-quoted scalar, as
+// goccy/go-yaml's scanner reads them.
+var escapes = map[byte]rune{
+	'0': 0x00, 'a': 0x07, 'b': 0x08, 't': 0x09, 'n': 0x0A, 'v': 0x0B, 'f': 0x0C, 'r': 0x0D, 'e': 0x1B,
+	' ': 0x20, '"': 0x22, '/': 0x2F, '\\': 0x5C, 'N': 0x85, '_': 0xA0, 'L': 0x2028, 'P': 0x2029,
+}
+
+// unescape decodes the text of a one-line double-quoted scalar with
+// escapes, or reports false for what it leaves to goccy/go-yaml: an unknown
+// escape, hex digits that are not, and surrogates and other code points
+// that are not characters.
+func unescape(text []byte) (string, bool) {
+	out := make([]byte, 0, len(text))
+	for i := 0; i < len(text); i++ {
+		c := text[i]
+		if c != '\\' {
+			out = append(out, c)
+			continue
+		}
+		if i+1 >= len(text) {
+			return "", false
+		}
+		e := text[i+1]
+		if r, ok := escapes[e]; ok {
+			out = utf8.AppendRune(out, r)
+			i++
+			continue
+		}
+		var digits int
+		switch e {
+		case 'x':
+			digits = 2
+		case 'u':
+			digits = 4
+		case 'U':
+			digits = 8
+		default:
+			return "", false
+		}
+		if i+2+digits > len(text) {
+			return "", false
+		}
+		var r rune
+		for _, h := range text[i+2 : i+2+digits] {
+			var v byte
+			switch {
+			case h >= '0' && h <= '9':
+				v = h - '0'
+			case h >= 'a' && h <= 'f':
+				v = h - 'a' + 10
+			case h >= 'A' && h <= 'F':
+				v = h - 'A' + 10
+			default:
+				return "", false
+			}
+			r = r<<4 | rune(v)
+		}
+		if !utf8.ValidRune(r) {
+			return "", false
+		}
+		out = utf8.AppendRune(out, r)
+		i += 1 + digits
+	}
+	return string(out), true
+}
+
+// parseFlow parses a flow sequence or mapping at i that closes on its line
+// and returns the position after it. maps counts the flow mappings around
+// it, inside which goccy/go-yaml reads a colon differently.
+func (p *fastParser) parseFlow(i, end, maps int) (int32, int) {
+	p.enter()
+	defer func() { p.depth-- }()
+	open := p.src[i]
+	closer := byte(']')
+	k := kindSequence
+	if open == '{' {
+		closer, k = '}', kindMapping
+		maps++
+	}
+	c := p.t.open(k)
+	j := p.skipSpaces(i+1, end)
+	if j < end && p.src[j] == closer {
+		return c.parent, j + 1
+	}
+	var keys [][]byte
+	for {
+		if j >= end {
+			p.fail()
+		}
+		if k == kindMapping {
+			key, after := p.flowKey(j, end)
+			kt := p.t.text(&p.t.nodes[key])
+			for _, seen := range keys {
+				if bytes.Equal(seen, kt) {
+					p.fail()
+				}
+			}
+			keys = append(keys, kt)
+			j = p.skipSpaces(after, end)
+			if j >= end || p.src[j] == ',' || p.src[j] == '}' {
+				p.fail() // a key without a value
+			}
+			value, after := p.flowValue(j, end, maps)
+			p.t.append(&c, key)
+			p.t.append(&c, value)
+			j = after
+		} else {
+			item, after := p.flowValue(j, end, maps)
+			p.t.append(&c, item)
+			j = after
+		}
+		p.t.nodes[c.parent].count++
+		j = p.skipSpaces(j, end)
+		if j >= end {
+			p.fail()
+		}
+		switch p.src[j] {
+		case ',':
+			j = p.skipSpaces(j+1, end)
+			if j >= end || p.src[j] == ',' || p.src[j] == closer {
+				p.fail() // an empty entry, or a trailing comma
+			}
+		case closer:
+			return c.parent, j + 1
+		default:
+			p.fail()
+		}
+	}
+}
+
+// flowKey parses a flow mapping's key and returns the position after its
+// colon.
+func (p *fastParser) flowKey(j, end int) (int32, int) {
+	switch p.src[j] {
+	case '"', '\'':
+		key, after, ok := p.quoted(j, end)
+		if !ok || after >= end || p.src[after] != ':' {
+			p.fail()
+		}
+		// {"a":1} is a pair; {"a":/x} is not.
+		if after+1 < end && p.src[after+1] == '/' {
+			p.fail()
+		}
+		p.checkKey(key)
+		return key, after + 1
+	}
+	if !flowPlainStart(p.src, j, end) {
+		p.fail()
+	}
+	for e := j; e < end; e++ {
+		switch p.src[e] {
+		case ':':
+			if e+1 < end && p.src[e+1] == ' ' && p.src[e-1] != ' ' {
+				key := p.t.add(classify(p.src[j:e]), j, e, false)
+				p.checkKey(key)
+				return key, e + 1
+			}
+			p.fail()
+		case ',', '[', ']', '{', '}', '#', '"', '\'':
+			p.fail()
+		}
+	}
+	p.fail()
+	return -1, 0
+}
+
+// flowValue parses a value inside a flow collection.
+func (p *fastParser) flowValue(j, end, maps int) (int32, int) {
+	switch p.src[j] {
+	case '[', '{':
+		return p.parseFlow(j, end, maps)
+	case '"', '\'':
+		v, after, ok := p.quoted(j, end)
+		if !ok {
+			p.fail()
+		}
+		if k := p.skipSpaces(after, end); k < end && p.src[k] == ':' {
+			p.fail()
+		}
+		return v, after
+	}
+	if !flowPlainStart(p.src, j, end) {
+		p.fail()
+	}
+	e := j
+loop:
+	for ; e < end; e++ {
+		switch p.src[e] {
+		case ',', ']', '}':
+			break loop
+		case '[', '{', '#':
+			p.fail()
+		case ':':
+			// In a flow mapping a colon always ends a key (but for
+			// "http://"); in a flow sequence only before a space.
+			if maps > 0 || e+1 == end || p.src[e+1] == ' ' || p.src[e+1] == ',' || p.src[e+1] == ']' || p.src[e+1] == '}' {
+				p.fail()
+			}
+		}
+	}
+	stop := e
+	for stop > j && p.src[stop-1] == ' ' {
+		stop--
+	}
+	return p.t.add(classify(p.src[j:stop]), j, stop, false), e
+}
+
+// flowPlainStart reports whether a plain scalar may start at j in a flow
+// collection.
+func flowPlainStart(src []byte, j, end int) bool {
+	if !plainStart(src, j, end) {
+		return false
+	}
+	if src[j] == '-' && (src[j+1] == ',' || src[j+1] == ']' || src[j+1] == '}') {
+		return false
+	}
+	return true
+}
+
+// classify returns the type goccy/go-yaml gives a plain (unquoted) scalar,
+// the same decision as its token.New.
+func classify(b []byte) kind {
+	if len(b) == 0 {
+		return kindString
+	}
+	switch c := b[0]; {
+	case c >= '1' && c <= '9' && len(b) <= 18 && allDigits(b):
+		return kindInt
+	case c == '~' || c == 'n' || c == 'N' || c == 't' || c == 'T' || c == 'f' || c == 'F' || c == '.' || c == '-':
+		switch string(b) {
+		case "null", "Null", "NULL", "~":
+			return kindNull
+		case "true", "True", "TRUE", "false", "False", "FALSE":
+			return kindBool
+		case ".inf", ".Inf", ".INF", "-.inf", "-.Inf", "-.INF":
+			return kindInf
+		case ".nan", ".NaN", ".NAN":
+			return kindNaN
+		}
+	}
+	if !mayBeNumber(b) {
+		return kindString
+	}
+	if num := token.ToNumber(string(b)); num != nil {
+		if num.Type == token.NumberTypeFloat {
+			return kindFloat
+		}
+		return kindInt
+	}
+	return kindString
+}
+
+// mayBeNumber is false for text that token.ToNumber cannot read as a
+// number: one that does not start like a number (a sign, a digit or a
+// dot), or that holds a byte none of strconv's integer and float syntaxes
+// (with the 0x, 0o and 0b prefixes and _ separators) use.
+func mayBeNumber(b []byte) bool {
+	if c := b[0]; c != '+' && c != '-' && c != '.' && (c < '0' || c > '9') {
+		return false
+	}
+	for _, c := range b {
+		switch {
+		case c >= '0' && c <= '9', c >= 'a' && c <= 'f', c >= 'A' && c <= 'F':
+		case c == 'x', c == 'X', c == 'o', c == 'O', c == 'p', c == 'P', c == '_', c == '.', c == '+', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}

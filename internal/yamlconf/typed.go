@@ -1,0 +1,624 @@
+package yamlconf
+
+import (
+	"encoding"
+	"errors"
+	"fmt"
+	"math"
+	"reflect"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/goccy/go-yaml"
+)
+
+// This file decodes a tree into a Go value the way the reference path
+// does: check (every rule of the check function in yamlconf.go) and then
+// goccy/go-yaml's reflective decoder, whose rules it copies for the types
+// it supports. Where it would report a problem, meets a type it does not
+// support or is in any doubt, it gives up, and the caller takes the
+// reference path, which then gives the same value or the same located
+// problems as before.
+
+// planKind is how a type is decoded.
+type planKind uint8
+
+const (
+	planUnsupported planKind = iota
+	planBool
+	planInt
+	planUint
+	planFloat
+	planString
+	planSlice
+	planMap
+	planStruct
+	planPointer
+	planInterface
+	// planText is a type with an UnmarshalText method: checked with it on
+	// the scalar as written, then decoded with goccy/go-yaml's
+	// InterfaceUnmarshaler when it has one, else with UnmarshalText.
+	planText
+)
+
+// plan says how to decode one type.
+type plan struct {
+	typ  reflect.Type
+	kind planKind
+	// elem is the plan of a slice's items, a map's values or a pointer's
+	// target.
+	elem *plan
+	// fields maps a struct's keys to its fields: only the keys that both
+	// the check and goccy/go-yaml resolve to the same field.
+	fields map[string]fieldPlan
+	// iface says a planText type decodes through UnmarshalYAML.
+	iface bool
+}
+
+type fieldPlan struct {
+	index []int
+	plan  *plan
+	// ord numbers the keys of a struct, to find a key given twice.
+	ord int
+}
+
+var (
+	plans   sync.Map // reflect.Type -> *plan
+	plansMu sync.Mutex
+)
+
+func planFor(t reflect.Type) *plan {
+	if p, ok := plans.Load(t); ok {
+		return p.(*plan)
+	}
+	plansMu.Lock()
+	defer plansMu.Unlock()
+	building := map[reflect.Type]*plan{}
+	p := buildPlan(t, building)
+	for t, p := range building {
+		plans.Store(t, p)
+	}
+	return p
+}
+
+var (
+	interfaceUnmarshaler = reflect.TypeFor[yaml.InterfaceUnmarshaler]()
+	// The other unmarshalers goccy/go-yaml calls, which the fast path
+	// leaves to it.
+	otherUnmarshalers = []reflect.Type{
+		reflect.TypeFor[yaml.BytesUnmarshaler](),
+		reflect.TypeFor[yaml.BytesUnmarshalerContext](),
+		reflect.TypeFor[yaml.InterfaceUnmarshalerContext](),
+		reflect.TypeFor[yaml.NodeUnmarshaler](),
+		reflect.TypeFor[yaml.NodeUnmarshalerContext](),
+	}
+)
+
+func buildPlan(t reflect.Type, building map[reflect.Type]*plan) *plan {
+	if p, ok := plans.Load(t); ok {
+		return p.(*plan)
+	}
+	if p := building[t]; p != nil {
+		return p
+	}
+	p := &plan{typ: t}
+	building[t] = p
+	if t.Kind() == reflect.Pointer {
+		// goccy/go-yaml decodes into the pointed-to value; a pointer to a
+		// pointer it cannot assign.
+		if t.Elem().Kind() != reflect.Pointer {
+			p.kind, p.elem = planPointer, buildPlan(t.Elem(), building)
+		}
+		return p
+	}
+	pt := reflect.PointerTo(t)
+	for _, u := range otherUnmarshalers {
+		if pt.Implements(u) {
+			return p
+		}
+	}
+	switch t {
+	case reflect.TypeFor[time.Time](), reflect.TypeFor[time.Duration](),
+		reflect.TypeFor[yaml.MapSlice](), reflect.TypeFor[yaml.MapItem]():
+		return p
+	}
+	if pt.Implements(textUnmarshaler) {
+		p.kind, p.iface = planText, pt.Implements(interfaceUnmarshaler)
+		return p
+	}
+	if pt.Implements(interfaceUnmarshaler) {
+		return p // checked by kind, decoded by UnmarshalYAML: not followed
+	}
+	switch t.Kind() {
+	case reflect.Bool:
+		p.kind = planBool
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		p.kind = planInt
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		p.kind = planUint
+	case reflect.Float32, reflect.Float64:
+		p.kind = planFloat
+	case reflect.String:
+		p.kind = planString
+	case reflect.Slice:
+		p.kind, p.elem = planSlice, buildPlan(t.Elem(), building)
+	case reflect.Map:
+		if k := t.Key(); k.Kind() != reflect.String || hasUnmarshaler(k) {
+			return p
+		}
+		p.kind, p.elem = planMap, buildPlan(t.Elem(), building)
+	case reflect.Struct:
+		if fields, ok := structPlan(t, building); ok {
+			p.kind, p.fields = planStruct, fields
+		}
+	case reflect.Interface:
+		if t.NumMethod() == 0 {
+			p.kind = planInterface
+		}
+	}
+	return p
+}
+
+// hasUnmarshaler reports whether goccy/go-yaml decodes t with a method.
+func hasUnmarshaler(t reflect.Type) bool {
+	pt := reflect.PointerTo(t)
+	if pt.Implements(textUnmarshaler) || pt.Implements(interfaceUnmarshaler) {
+		return true
+	}
+	for _, u := range otherUnmarshalers {
+		if pt.Implements(u) {
+			return true
+		}
+	}
+	return false
+}
+
+// structPlan intersects the fields the check knows (checkFields) with
+// those goccy/go-yaml decodes (goccyFields), keeping the keys both resolve
+// to the same field.
+func structPlan(t reflect.Type, building map[reflect.Type]*plan) (map[string]fieldPlan, bool) {
+	goccy, ok := goccyFields(t)
+	if !ok {
+		return nil, false
+	}
+	checked := map[string][]int{}
+	checkFields(t, nil, checked)
+	out := make(map[string]fieldPlan, len(goccy))
+	for name, index := range goccy {
+		if ci, ok := checked[name]; ok && equalIndex(ci, index) {
+			out[name] = fieldPlan{index: index, plan: buildPlan(t.FieldByIndex(index).Type, building), ord: len(out)}
+		}
+	}
+	return out, true
+}
+
+func equalIndex(a, b []int) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// checkFields mirrors structFields with field indexes.
+func checkFields(t reflect.Type, prefix []int, out map[string][]int) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		tag := f.Tag.Get("yaml")
+		if tag == "-" {
+			continue
+		}
+		index := append(append([]int(nil), prefix...), i)
+		name, opts, _ := strings.Cut(tag, ",")
+		if f.Anonymous && (name == "" || strings.Contains(opts, "inline")) {
+			ft := f.Type
+			if ft.Kind() == reflect.Pointer {
+				// structFields flattens it; goccy/go-yaml does not
+				// decode through it the same way.
+				for ft.Kind() == reflect.Pointer {
+					ft = ft.Elem()
+				}
+				if ft.Kind() == reflect.Struct {
+					inner := map[string][]int{}
+					checkFields(ft, index, inner)
+					for k := range inner {
+						out[k] = nil // never equal to a goccy index
+					}
+					continue
+				}
+			} else if ft.Kind() == reflect.Struct {
+				checkFields(ft, index, out)
+				continue
+			}
+		}
+		if name == "" {
+			name = strings.ToLower(f.Name)
+		}
+		out[name] = index
+	}
+}
+
+// goccyFields lists the keys goccy/go-yaml decodes into t's fields (its
+// structFieldMap, with inline structs flattened). It reports false where
+// goccy/go-yaml errs or decodes one key into several fields.
+func goccyFields(t reflect.Type) (map[string][]int, bool) {
+	out := map[string][]int{}
+	names := map[string]bool{} // render names at this level, inline ones too
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		tag := f.Tag.Get("yaml")
+		if tag == "" {
+			tag = f.Tag.Get("json")
+		}
+		if (f.PkgPath != "" && !f.Anonymous) || tag == "-" {
+			continue
+		}
+		opts := strings.Split(tag, ",")
+		name := strings.ToLower(f.Name)
+		if opts[0] != "" {
+			name = opts[0]
+		}
+		if names[name] {
+			return nil, false // goccy/go-yaml: duplicated struct field name
+		}
+		names[name] = true
+		inline := false
+		for _, o := range opts[1:] {
+			switch {
+			case o == "inline":
+				inline = true
+			case strings.HasPrefix(o, "alias"), strings.HasPrefix(o, "anchor"):
+				return nil, false
+			}
+		}
+		if !inline {
+			if _, dup := out[name]; dup {
+				return nil, false // also a field of an inline struct
+			}
+			out[name] = []int{i}
+			continue
+		}
+		if !f.Anonymous || !f.IsExported() || f.Type.Kind() != reflect.Struct || hasUnmarshaler(f.Type) {
+			return nil, false
+		}
+		inner, ok := goccyFields(f.Type)
+		if !ok {
+			return nil, false
+		}
+		for k, index := range inner {
+			if _, dup := out[k]; dup {
+				return nil, false
+			}
+			out[k] = append([]int{i}, index...)
+		}
+	}
+	return out, true
+}
+
+// decoder decodes a tree into typed values, panicking with bail to give up.
+type decoder struct {
+	t       *tree
+	scratch []byte
+	// checked holds a value per planText type to run the check's
+	// UnmarshalText on, reset to zero before each use.
+	checked map[reflect.Type]encoding.TextUnmarshaler
+	// unmarshal is the callback passed to UnmarshalYAML methods, for the
+	// node in current; bailed is set when it gives up.
+	unmarshal func(any) error
+	current   int32
+	bailed    bool
+}
+
+func newDecoder(t *tree) *decoder {
+	d := &decoder{t: t}
+	d.unmarshal = func(v any) error {
+		rv := reflect.ValueOf(v)
+		if !rv.IsValid() || rv.Kind() != reflect.Pointer || rv.IsNil() ||
+			rv.Elem().Kind() != reflect.Interface || rv.Elem().NumMethod() != 0 {
+			d.bailed = true
+			return errBail
+		}
+		if x := d.any(d.current, 0); x != nil {
+			rv.Elem().Set(reflect.ValueOf(x))
+		} else {
+			rv.Elem().Set(reflect.Zero(rv.Elem().Type()))
+		}
+		return nil
+	}
+	return d
+}
+
+var errBail = errors.New("yamlconf: left to goccy/go-yaml")
+
+// decodeTree decodes t into v, a pointer to a zero value, or reports false
+// when the reference path must decide.
+func decodeTree(t *tree, v any) (ok bool) {
+	rv := reflect.ValueOf(v)
+	if !rv.IsValid() || rv.Kind() != reflect.Pointer || rv.IsNil() {
+		return false
+	}
+	target := rv.Elem()
+	if !target.IsZero() {
+		return false // goccy/go-yaml keeps what it does not overwrite
+	}
+	if t.root < 0 {
+		return true
+	}
+	if t.nodes[t.root].kind == kindNull {
+		return false
+	}
+	pl := planFor(target.Type())
+	if pl.kind == planPointer {
+		return false
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			if _, isBail := r.(bail); !isBail {
+				panic(r)
+			}
+			ok = false
+		}
+	}()
+	d := newDecoder(t)
+	fresh := reflect.New(target.Type()).Elem()
+	d.value(fresh, pl, t.root, 0)
+	target.Set(fresh)
+	return true
+}
+
+func (d *decoder) fail() { panic(bail{}) }
+
+// fresh decodes node n into dst, a zero value of pl.typ, as goccy/go-yaml's
+// createDecodedNewValue: null leaves the zero value.
+func (d *decoder) fresh(dst reflect.Value, pl *plan, n int32, depth int) {
+	if d.t.nodes[n].kind == kindNull {
+		return
+	}
+	if pl.kind == planPointer {
+		v := reflect.New(pl.elem.typ)
+		d.value(v.Elem(), pl.elem, n, depth)
+		dst.Set(v)
+		return
+	}
+	d.value(dst, pl, n, depth)
+}
+
+// value decodes the non-null node n into dst, a zero value of pl.typ.
+func (d *decoder) value(dst reflect.Value, pl *plan, n int32, depth int) {
+	if depth > maxDepth {
+		d.fail()
+	}
+	nd := &d.t.nodes[n]
+	switch pl.kind {
+	case planText:
+		d.text(dst, pl, n)
+	case planBool:
+		if nd.kind != kindBool {
+			d.fail()
+		}
+		dst.SetBool(boolValue(d.t.text(nd)))
+	case planInt:
+		if nd.kind != kindInt || !intChecks(d.t.text(nd)) {
+			d.fail()
+		}
+		switch v := intValue(d.t.text(nd)).(type) {
+		case int64:
+			if dst.OverflowInt(v) {
+				d.fail()
+			}
+			dst.SetInt(v)
+		case uint64:
+			if v > math.MaxInt64 || dst.OverflowInt(int64(v)) {
+				d.fail()
+			}
+			dst.SetInt(int64(v))
+		default:
+			d.fail()
+		}
+	case planUint:
+		if nd.kind != kindInt || !intChecks(d.t.text(nd)) {
+			d.fail()
+		}
+		switch v := intValue(d.t.text(nd)).(type) {
+		case int64:
+			if v < 0 || dst.OverflowUint(uint64(v)) {
+				d.fail()
+			}
+			dst.SetUint(uint64(v))
+		case uint64:
+			if dst.OverflowUint(v) {
+				d.fail()
+			}
+			dst.SetUint(v)
+		default:
+			d.fail()
+		}
+	case planFloat:
+		switch nd.kind {
+		case kindInt:
+			switch v := intValue(d.t.text(nd)).(type) {
+			case int64:
+				dst.SetFloat(float64(v))
+			case uint64:
+				dst.SetFloat(float64(v))
+			default:
+				d.fail()
+			}
+		case kindFloat:
+			dst.SetFloat(floatValue(d.t.text(nd)))
+		default:
+			d.fail()
+		}
+	case planString:
+		if !nd.kind.isScalar() {
+			d.fail()
+		}
+		dst.SetString(d.t.scalarString(nd))
+	case planSlice:
+		if nd.kind != kindSequence {
+			d.fail()
+		}
+		s := reflect.MakeSlice(pl.typ, int(nd.count), int(nd.count))
+		i := 0
+		for c := nd.first; c >= 0; c = d.t.nodes[c].next {
+			d.fresh(s.Index(i), pl.elem, c, depth+1)
+			i++
+		}
+		dst.Set(s)
+	case planMap:
+		d.mapping(dst, pl, nd, depth)
+	case planStruct:
+		if nd.kind != kindMapping {
+			d.fail()
+		}
+		var set uint64     // the fields set, by ord
+		var setMany []bool // the same for a struct of more than 64 keys
+		if len(pl.fields) > 64 {
+			setMany = make([]bool, len(pl.fields))
+		}
+		for k := nd.first; k >= 0; k = d.t.nodes[d.t.nodes[k].next].next {
+			key := &d.t.nodes[k]
+			if key.kind != kindString {
+				d.fail()
+			}
+			f, ok := pl.fields[string(d.t.text(key))]
+			if !ok {
+				d.fail() // unknown, or not decoded as checked
+			}
+			// goccy/go-yaml refuses a key given twice, which its parser lets
+			// through in a flow mapping ({a, a}).
+			if setMany != nil {
+				if setMany[f.ord] {
+					d.fail()
+				}
+				setMany[f.ord] = true
+			} else {
+				if set&(1<<f.ord) != 0 {
+					d.fail()
+				}
+				set |= 1 << f.ord
+			}
+			var fv reflect.Value
+			if len(f.index) == 1 {
+				fv = dst.Field(f.index[0])
+			} else {
+				fv = dst.FieldByIndex(f.index)
+			}
+			d.fresh(fv, f.plan, key.next, depth+1)
+		}
+	case planInterface:
+		if v := d.any(n, depth); v != nil {
+			dst.Set(reflect.ValueOf(v))
+		}
+	default:
+		d.fail()
+	}
+}
+
+func (d *decoder) mapping(dst reflect.Value, pl *plan, nd *node, depth int) {
+	if nd.kind != kindMapping {
+		d.fail()
+	}
+	m := reflect.MakeMapWithSize(pl.typ, int(nd.count))
+	keyType, elemType := pl.typ.Key(), pl.typ.Elem()
+	plainKey := keyType == reflect.TypeFor[string]()
+	for k := nd.first; k >= 0; k = d.t.nodes[d.t.nodes[k].next].next {
+		key := &d.t.nodes[k]
+		if !key.kind.isScalar() {
+			d.fail()
+		}
+		var s string
+		if key.kind != kindNull {
+			s = d.t.scalarString(key)
+		}
+		kv := reflect.ValueOf(s)
+		if !plainKey {
+			kv = kv.Convert(keyType)
+		}
+		if m.MapIndex(kv).IsValid() {
+			d.fail() // the same key twice once decoded ("1" and 01)
+		}
+		v := reflect.New(elemType).Elem()
+		d.fresh(v, pl.elem, key.next, depth+1)
+		m.SetMapIndex(kv, v)
+	}
+	dst.Set(m)
+}
+
+// text decodes a scalar into a type with UnmarshalText.
+func (d *decoder) text(dst reflect.Value, pl *plan, n int32) {
+	nd := &d.t.nodes[n]
+	if !nd.kind.isScalar() {
+		d.fail()
+	}
+	// The check: UnmarshalText on a zero value, with the scalar as written.
+	u, ok := d.checked[pl.typ]
+	if ok {
+		reflect.ValueOf(u).Elem().SetZero()
+	} else {
+		u = reflect.New(pl.typ).Interface().(encoding.TextUnmarshaler)
+		if d.checked == nil {
+			d.checked = map[reflect.Type]encoding.TextUnmarshaler{}
+		}
+		d.checked[pl.typ] = u
+	}
+	d.scratch = append(d.scratch[:0], d.t.text(nd)...)
+	if err := u.UnmarshalText(d.scratch); err != nil {
+		d.fail()
+	}
+	if pl.iface {
+		d.current = n
+		err := dst.Addr().Interface().(yaml.InterfaceUnmarshaler).UnmarshalYAML(d.unmarshal)
+		if d.bailed || err != nil {
+			d.fail()
+		}
+		return
+	}
+	d.scratch = append(d.scratch[:0], d.t.scalarString(nd)...)
+	if err := dst.Addr().Interface().(encoding.TextUnmarshaler).UnmarshalText(d.scratch); err != nil {
+		d.fail()
+	}
+}
+
+// any is goccy/go-yaml's nodeToValue: what it stores in an interface.
+func (d *decoder) any(n int32, depth int) any {
+	if depth > maxDepth {
+		d.fail()
+	}
+	nd := &d.t.nodes[n]
+	switch nd.kind {
+	case kindMapping:
+		m := make(map[string]any, nd.count)
+		for k := nd.first; k >= 0; k = d.t.nodes[d.t.nodes[k].next].next {
+			key := &d.t.nodes[k]
+			var s string
+			switch key.kind {
+			case kindNull:
+				s = "null"
+			case kindString:
+				s = string(d.t.text(key))
+			case kindMapping, kindSequence:
+				d.fail()
+			default:
+				s = fmt.Sprint(d.t.scalarValue(key))
+			}
+			m[s] = d.any(key.next, depth+1)
+		}
+		return m
+	case kindSequence:
+		s := make([]any, 0, nd.count)
+		for c := nd.first; c >= 0; c = d.t.nodes[c].next {
+			s = append(s, d.any(c, depth+1))
+		}
+		return s
+	}
+	return d.t.scalarValue(nd)
+}
