@@ -262,7 +262,7 @@ func (o *Orchestrator) runProbe(ctx context.Context, rt *route) HealthStatus {
 // health_check_path, checks disabled) is not probed: its view says
 // Health.Active false. Unknown ids get ErrNotFound. Safe for concurrent use.
 func (o *Orchestrator) CheckHealth(ctx context.Context, id string) (RegisteredEndpoint, error) {
-	rt := o.table.Load().byID[id]
+	rt := o.table.Load().route(id)
 	if rt == nil {
 		return RegisteredEndpoint{}, fmt.Errorf("%w: %q", ErrNotFound, id)
 	}

@@ -338,7 +338,7 @@ func newGatewayMetrics(o *Orchestrator) *gatewayMetrics {
 		src := src
 		g.set.NewGauge(fmt.Sprintf(`%s{source=%q}`, metricRegistrySize, src), func() float64 {
 			n := 0
-			for _, rt := range o.table.Load().byID {
+			for _, rt := range o.table.Load().ids.All() {
 				if rt.reg.Source == src {
 					n++
 				}
@@ -451,9 +451,9 @@ type requestSeries struct {
 // scrape of 10,000 endpoints (tens of megabytes of text) leaves little
 // garbage behind.
 func (g *gatewayMetrics) writeEndpoints(w io.Writer) {
-	byID := g.o.table.Load().byID
-	routes := make([]*route, 0, len(byID))
-	for _, rt := range byID {
+	t := g.o.table.Load()
+	routes := make([]*route, 0, t.ids.Len())
+	for _, rt := range t.ids.All() {
 		if rt.metrics != nil {
 			routes = append(routes, rt)
 		}

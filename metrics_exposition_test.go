@@ -36,8 +36,8 @@ func TestMetricsExpositionFormat(t *testing.T) {
 		t.Fatal(err)
 	}
 	tb := o.table.Load()
-	a, b := tb.byID["a"].metrics, tb.byID["b_v1"].metrics
-	tb.byID["a"].traffic.inFlight.Add(3)
+	a, b := tb.route("a").metrics, tb.route("b_v1").metrics
+	tb.route("a").traffic.inFlight.Add(3)
 	for _, c := range []struct {
 		m string
 		s int

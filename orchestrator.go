@@ -662,8 +662,9 @@ func (o *Orchestrator) unindexLocked(rt *route) {
 }
 
 // publishLocked swaps in a route table reflecting o.entries. When few
-// entries changed it copies the previous table's maps and rebuilds only the
-// names touched; otherwise it rebuilds everything.
+// entries changed it edits a copy of the previous table's indexes (which
+// copies only the shards touched) for the ids and names touched;
+// otherwise it rebuilds everything.
 func (o *Orchestrator) publishLocked() {
 	prev := o.table.Load()
 	var (
@@ -673,28 +674,17 @@ func (o *Orchestrator) publishLocked() {
 	if prev == emptyTable || len(o.dirtyIDs)*8 > len(o.entries) {
 		t, shadowed = buildTable(o.entries)
 	} else {
-		t = &routeTable{byID: maps.Clone(prev.byID), byName: maps.Clone(prev.byName), names: prev.names.clone()}
+		ids := prev.ids.Edit()
 		for id := range o.dirtyIDs {
-			if rt := o.entries[id]; rt != nil {
-				t.byID[id] = rt
-			} else {
-				delete(t.byID, id)
-			}
+			ids.Set(id, o.entries[id]) // nil deletes
 		}
+		names := prev.names.Edit()
 		for name := range o.dirtyNames {
-			sub, sh := buildTable(o.routesNamedLocked(name))
+			byName, sh := groupByName(o.routesNamedLocked(name))
 			shadowed = append(shadowed, sh...)
-			if nr := sub.byName[name]; nr != nil {
-				t.byName[name] = nr
-				t.names.set(nr)
-			} else {
-				delete(t.byName, name)
-				t.names.remove(name)
-			}
+			names.Set(name, byName[name]) // nil deletes
 		}
-		if 2*t.names.used > len(t.names.slots) {
-			t.names = newNameIndex(t.byName)
-		}
+		t = &routeTable{ids: ids.Index(), names: names.Index()}
 	}
 	// After a large change, fresh sets: clear keeps a map's full size, and
 	// these would hold room for 10,000 ids for good after one big reload.
@@ -1165,7 +1155,7 @@ func (o *Orchestrator) view(rt *route) RegisteredEndpoint {
 
 // Endpoint returns one endpoint's view, or ErrNotFound.
 func (o *Orchestrator) Endpoint(id string) (RegisteredEndpoint, error) {
-	rt := o.table.Load().byID[id]
+	rt := o.table.Load().route(id)
 	if rt == nil {
 		return RegisteredEndpoint{}, fmt.Errorf("%w: %q", ErrNotFound, id)
 	}
@@ -1175,8 +1165,8 @@ func (o *Orchestrator) Endpoint(id string) (RegisteredEndpoint, error) {
 // Endpoints returns every endpoint's view sorted by id.
 func (o *Orchestrator) Endpoints() []RegisteredEndpoint {
 	t := o.table.Load()
-	out := make([]RegisteredEndpoint, 0, len(t.byID))
-	for _, rt := range t.byID {
+	out := make([]RegisteredEndpoint, 0, t.ids.Len())
+	for _, rt := range t.ids.All() {
 		out = append(out, o.view(rt))
 	}
 	slices.SortFunc(out, func(a, b RegisteredEndpoint) int { return strings.Compare(a.ID, b.ID) })
@@ -1186,7 +1176,7 @@ func (o *Orchestrator) Endpoints() []RegisteredEndpoint {
 // TripBreaker opens the endpoint's circuit breaker by hand: requests get 503
 // until ResetBreaker or until reset_timeout lets trials through.
 func (o *Orchestrator) TripBreaker(id string) error {
-	rt := o.table.Load().byID[id]
+	rt := o.table.Load().route(id)
 	if rt == nil {
 		return fmt.Errorf("%w: %q", ErrNotFound, id)
 	}
@@ -1196,7 +1186,7 @@ func (o *Orchestrator) TripBreaker(id string) error {
 
 // ResetBreaker closes the endpoint's circuit breaker.
 func (o *Orchestrator) ResetBreaker(id string) error {
-	rt := o.table.Load().byID[id]
+	rt := o.table.Load().route(id)
 	if rt == nil {
 		return fmt.Errorf("%w: %q", ErrNotFound, id)
 	}

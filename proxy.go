@@ -281,7 +281,7 @@ func (o *Orchestrator) unavailable(w http.ResponseWriter, r *http.Request, rt *r
 		case FallbackEndpoint:
 			// A request whose body was already (partly) sent upstream cannot
 			// be replayed: it gets the error response instead.
-			if fb := o.table.Load().byID[rt.fallbackID]; fb != nil && !fb.ep.Disabled && !bodyConsumed && fb.allows(r.Method) {
+			if fb := o.table.Load().route(rt.fallbackID); fb != nil && !fb.ep.Disabled && !bodyConsumed && fb.allows(r.Method) {
 				o.routerLog.LogAttrs(r.Context(), slog.LevelDebug, "serving from fallback endpoint",
 					slog.String("request_id", ids.request), slog.String("endpoint_id", rt.id), slog.String("fallback_endpoint_id", fb.id))
 				return o.forward(w, r, fb, rest, ids, false)
