@@ -13,9 +13,10 @@ import (
 // case's median ns per lookup and its ratio to the 10-endpoint table
 // (target: at most 1.10). The cases:
 //
-//   - 10: a table of 10 endpoints, requests cycling over all 10;
-//   - 10000: a table of 10,000, requests cycling over the same 10 names:
-//     only the table's size differs;
+//   - 10: a table of 10 endpoints (svc0, svc1000, ... svc9000), requests
+//     cycling over all 10;
+//   - 10000: a table of 10,000 (svc0 ... svc9999), requests cycling over
+//     the same 10 names: only the table's size differs;
 //   - 10000-spread: the same table, requests cycling over 64 names spread
 //     across it: the traffic also touches more memory.
 func BenchmarkRouteLookupFlatness(b *testing.B) {
@@ -32,10 +33,22 @@ func BenchmarkRouteLookupFlatness(b *testing.B) {
 	}{{"10", 10, 10}, {"10000", 10000, 10}, {"10000-spread", 10000, 64}}
 	tables := make([]*table, len(cases))
 	for i, c := range cases {
-		o := scaleGateway(b, c.endpoints)
+		eps := scaleEndpoints(10000)
+		if c.endpoints == 10 {
+			// The names the 10,000-endpoint case sends its requests to.
+			for j := range 10 {
+				eps[j] = eps[j*1000]
+			}
+			eps = eps[:10]
+		}
+		o, err := New(WithMetrics(false), WithHealthCheck(HealthCheckConfig{Enabled: new(bool)}), WithEndpoints(eps...))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { o.Close() })
 		tb := &table{t: o.table.Load(), paths: make([]string, 64)}
 		for j := range tb.paths {
-			tb.paths[j] = fmt.Sprintf("/svc%d/v1/users/42", (j%c.hot)*(c.endpoints/c.hot))
+			tb.paths[j] = fmt.Sprintf("/svc%d/v1/users/42", (j%c.hot)*(10000/c.hot))
 		}
 		tables[i] = tb
 	}

@@ -11,7 +11,7 @@
 // 10-entry one in BenchmarkRouteLookup).
 //
 // An Index is 64 shards, chosen by the top bits of one maphash of the key;
-// a shard is an open-addressing array at most three quarters full, probed
+// a shard is an open-addressing array at most half full, probed
 // linearly from the key's low bits, with backward-shift deletion so that no
 // tombstones build up. An edit copies the array of shard pointers (512
 // bytes) and each shard it changes: about 1/64 of the index.
@@ -38,9 +38,14 @@ type Index[V comparable] struct {
 }
 
 type shard[V comparable] struct {
-	keys []string
-	vals []V // the zero V marks a free slot
-	used int
+	slots []slot[V]
+	used  int
+}
+
+// slot keeps a key beside its value: a probe reads one cache line.
+type slot[V comparable] struct {
+	key string
+	val V // the zero V marks a free slot
 }
 
 // New returns an empty index.
@@ -59,11 +64,11 @@ func (x *Index[V]) Get(k string) V {
 		var zero V
 		return zero
 	}
-	mask := uint64(len(s.keys) - 1)
+	mask := uint64(len(s.slots) - 1)
 	for i := h & mask; ; i = (i + 1) & mask {
 		var zero V
-		if s.vals[i] == zero || s.keys[i] == k {
-			return s.vals[i]
+		if sl := &s.slots[i]; sl.val == zero || sl.key == k {
+			return sl.val
 		}
 	}
 }
@@ -76,8 +81,8 @@ func (x *Index[V]) All() iter.Seq2[string, V] {
 			if s == nil {
 				continue
 			}
-			for i, v := range s.vals {
-				if v != zero && !yield(s.keys[i], v) {
+			for _, sl := range s.slots {
+				if sl.val != zero && !yield(sl.key, sl.val) {
 					return
 				}
 			}
@@ -109,16 +114,17 @@ func (e *Editor[V]) Set(k string, v V) {
 	}
 	h := maphash.String(e.x.seed, k)
 	s := e.writable(h, 1)
-	mask := uint64(len(s.keys) - 1)
+	mask := uint64(len(s.slots) - 1)
 	for i := h & mask; ; i = (i + 1) & mask {
-		if s.vals[i] == zero {
-			s.keys[i], s.vals[i] = k, v
+		sl := &s.slots[i]
+		if sl.val == zero {
+			*sl = slot[V]{k, v}
 			s.used++
 			e.x.len++
 			return
 		}
-		if s.keys[i] == k {
-			s.vals[i] = v
+		if sl.key == k {
+			sl.val = v
 			return
 		}
 	}
@@ -132,23 +138,22 @@ func (e *Editor[V]) Delete(k string) {
 		return
 	}
 	s := e.writable(h, 0)
-	mask := uint64(len(s.keys) - 1)
+	mask := uint64(len(s.slots) - 1)
 	i := h & mask
-	for ; s.keys[i] != k || s.vals[i] == zero; i = (i + 1) & mask {
-		if s.vals[i] == zero {
+	for ; s.slots[i].key != k || s.slots[i].val == zero; i = (i + 1) & mask {
+		if s.slots[i].val == zero {
 			return
 		}
 	}
-	s.keys[i], s.vals[i] = "", zero
+	s.slots[i] = slot[V]{}
 	s.used--
 	e.x.len--
 	// Move later entries of the probe run into the hole when the hole lies
 	// on their path from their home slot, so lookups never stop early.
-	for j := (i + 1) & mask; s.vals[j] != zero; j = (j + 1) & mask {
-		home := maphash.String(e.x.seed, s.keys[j]) & mask
+	for j := (i + 1) & mask; s.slots[j].val != zero; j = (j + 1) & mask {
+		home := maphash.String(e.x.seed, s.slots[j].key) & mask
 		if (j-home)&mask >= (j-i)&mask {
-			s.keys[i], s.vals[i] = s.keys[j], s.vals[j]
-			s.keys[j], s.vals[j] = "", zero
+			s.slots[i], s.slots[j] = s.slots[j], slot[V]{}
 			i = j
 		}
 	}
@@ -162,10 +167,10 @@ func (e *Editor[V]) writable(h uint64, adding int) *shard[V] {
 	switch {
 	case s == nil:
 		s = newShard[V](minSlots)
-	case 4*(s.used+adding) > 3*len(s.keys):
-		s = s.rehash(e.x.seed, 2*len(s.keys))
+	case 2*(s.used+adding) > len(s.slots):
+		s = s.rehash(e.x.seed, 2*len(s.slots))
 	case !e.copied[n]:
-		s = &shard[V]{keys: append([]string(nil), s.keys...), vals: append([]V(nil), s.vals...), used: s.used}
+		s = &shard[V]{slots: append([]slot[V](nil), s.slots...), used: s.used}
 	default:
 		return s
 	}
@@ -175,7 +180,7 @@ func (e *Editor[V]) writable(h uint64, adding int) *shard[V] {
 }
 
 func newShard[V comparable](slots int) *shard[V] {
-	return &shard[V]{keys: make([]string, slots), vals: make([]V, slots)}
+	return &shard[V]{slots: make([]slot[V], slots)}
 }
 
 // rehash returns a new shard of the given size holding s's entries.
@@ -183,15 +188,15 @@ func (s *shard[V]) rehash(seed maphash.Seed, slots int) *shard[V] {
 	var zero V
 	out := newShard[V](slots)
 	mask := uint64(slots - 1)
-	for j, v := range s.vals {
-		if v == zero {
+	for _, sl := range s.slots {
+		if sl.val == zero {
 			continue
 		}
-		i := maphash.String(seed, s.keys[j]) & mask
-		for out.vals[i] != zero {
+		i := maphash.String(seed, sl.key) & mask
+		for out.slots[i].val != zero {
 			i = (i + 1) & mask
 		}
-		out.keys[i], out.vals[i] = s.keys[j], v
+		out.slots[i] = sl
 		out.used++
 	}
 	return out
