@@ -122,7 +122,7 @@ func (m *configManager) load(ctx context.Context, force bool, trigger string) er
 	}
 	m.lastSeen = version
 	if len(data) >= largeConfig {
-		defer m.memory.release()
+		defer m.memory.releaseAfter(reloadReleaseDelay)
 	}
 	cfg, err := orchestrator.ParseConfig(data, m.path)
 	if err != nil {

@@ -171,7 +171,7 @@ func Run(ctx context.Context, opts Options) error {
 
 	configLog := logger.With(slog.String("logger", "orchestrator.config"))
 	manager := newConfigManager(opts.ConfigPath, gw, configLog)
-	defer manager.memory.wait()
+	defer manager.memory.close()
 	reloadOK := gw.MetricsSet().NewCounter(`orchestrator_config_reloads_total{result="success"}`)
 	reloadFailed := gw.MetricsSet().NewCounter(`orchestrator_config_reloads_total{result="failure"}`)
 	manager.onLoad = func(ok bool) {
