@@ -81,6 +81,13 @@ func parseFast(src []byte) (t *tree, ok bool) {
 
 func (p *fastParser) fail() { panic(bail{}) }
 
+// link appends child to a collection's children.
+func (p *fastParser) link(c *children, child int32) {
+	if !p.t.append(c, child) {
+		p.fail()
+	}
+}
+
 // peek finds the next line with content, skipping blank and comment-only
 // lines, and moves pos to its start.
 func (p *fastParser) peek() (line, bool) {
@@ -175,8 +182,8 @@ func (p *fastParser) parseSequence(n int) int32 {
 			p.next(l.end)
 			p.noDeeper(n)
 		}
-		p.t.append(&c, item)
-		p.t.nodes[c.parent].count++
+		p.link(&c, item)
+		p.t.counted(c)
 	}
 	p.depth--
 	return c.parent
@@ -204,9 +211,9 @@ func (p *fastParser) parseMapping(n, i, end int) int32 {
 			p.next(end)
 			p.noDeeper(n)
 		}
-		p.t.append(&c, key)
-		p.t.append(&c, value)
-		p.t.nodes[c.parent].count++
+		p.link(&c, key)
+		p.link(&c, value)
+		p.t.counted(c)
 
 		l, found := p.peek()
 		if !found || l.indent() < n {
@@ -584,16 +591,16 @@ func (p *fastParser) parseFlow(i, end, maps int) (int32, int) {
 			if j >= end || p.src[j] == ',' || p.src[j] == '}' || p.src[j] == '\n' || p.src[j] == '\r' {
 				p.fail() // a key without a value, or with it on the next line
 			}
+			p.link(&c, key)
 			value, after := p.flowValue(j, end, maps)
-			p.t.append(&c, key)
-			p.t.append(&c, value)
+			p.link(&c, value)
 			j = after
 		} else {
 			item, after := p.flowValue(j, end, maps)
-			p.t.append(&c, item)
+			p.link(&c, item)
 			j = after
 		}
-		p.t.nodes[c.parent].count++
+		p.t.counted(c)
 		j = p.skipBlank(j, end)
 		if j >= end {
 			p.fail()

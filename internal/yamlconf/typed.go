@@ -466,15 +466,15 @@ func (d *decoder) value(dst reflect.Value, pl *plan, n int32, depth int) {
 		if nd.kind != kindSequence {
 			d.fail()
 		}
-		s := reflect.MakeSlice(pl.typ, int(nd.count), int(nd.count))
+		s := reflect.MakeSlice(pl.typ, nd.count(), nd.count())
 		i := 0
-		for c := nd.first; c >= 0; c = d.t.nodes[c].next {
+		for c := d.t.first(n); c >= 0; c = d.t.nodes[c].next {
 			d.fresh(s.Index(i), pl.elem, c, depth+1)
 			i++
 		}
 		dst.Set(s)
 	case planMap:
-		d.mapping(dst, pl, nd, depth)
+		d.mapping(dst, pl, n, depth)
 	case planStruct:
 		if nd.kind != kindMapping {
 			d.fail()
@@ -484,7 +484,7 @@ func (d *decoder) value(dst reflect.Value, pl *plan, n int32, depth int) {
 		if len(pl.fields) > 64 {
 			setMany = make([]bool, len(pl.fields))
 		}
-		for k := nd.first; k >= 0; k = d.t.nodes[d.t.nodes[k].next].next {
+		for k := d.t.first(n); k >= 0; k = d.t.nodes[d.t.nodes[k].next].next {
 			key := &d.t.nodes[k]
 			if key.kind != kindString {
 				d.fail()
@@ -523,14 +523,15 @@ func (d *decoder) value(dst reflect.Value, pl *plan, n int32, depth int) {
 	}
 }
 
-func (d *decoder) mapping(dst reflect.Value, pl *plan, nd *node, depth int) {
+func (d *decoder) mapping(dst reflect.Value, pl *plan, n int32, depth int) {
+	nd := &d.t.nodes[n]
 	if nd.kind != kindMapping {
 		d.fail()
 	}
-	m := reflect.MakeMapWithSize(pl.typ, int(nd.count))
+	m := reflect.MakeMapWithSize(pl.typ, nd.count())
 	keyType, elemType := pl.typ.Key(), pl.typ.Elem()
 	plainKey := keyType == reflect.TypeFor[string]()
-	for k := nd.first; k >= 0; k = d.t.nodes[d.t.nodes[k].next].next {
+	for k := d.t.first(n); k >= 0; k = d.t.nodes[d.t.nodes[k].next].next {
 		key := &d.t.nodes[k]
 		if !key.kind.isScalar() {
 			d.fail()
@@ -596,8 +597,8 @@ func (d *decoder) any(n int32, depth int) any {
 	nd := &d.t.nodes[n]
 	switch nd.kind {
 	case kindMapping:
-		m := make(map[string]any, nd.count)
-		for k := nd.first; k >= 0; k = d.t.nodes[d.t.nodes[k].next].next {
+		m := make(map[string]any, nd.count())
+		for k := d.t.first(n); k >= 0; k = d.t.nodes[d.t.nodes[k].next].next {
 			key := &d.t.nodes[k]
 			var s string
 			switch key.kind {
@@ -614,8 +615,8 @@ func (d *decoder) any(n int32, depth int) any {
 		}
 		return m
 	case kindSequence:
-		s := make([]any, 0, nd.count)
-		for c := nd.first; c >= 0; c = d.t.nodes[c].next {
+		s := make([]any, 0, nd.count())
+		for c := d.t.first(n); c >= 0; c = d.t.nodes[c].next {
 			s = append(s, d.any(c, depth+1))
 		}
 		return s
