@@ -128,20 +128,37 @@ func allDigits(b []byte) bool {
 	return true
 }
 
-// intValue returns an int scalar's value as goccy/go-yaml decodes it: an
-// int64 when negative, else a uint64.
-func intValue(b []byte) any {
+// intValue returns an int scalar's value as goccy/go-yaml decodes it: a
+// uint64 when it is not negative, else an int64 (signed; v holds its
+// bits). ok is false when the text is not an integer.
+func intValue(b []byte) (v uint64, signed, ok bool) {
 	if len(b) > 0 && b[0] >= '1' && b[0] <= '9' && len(b) <= 18 && allDigits(b) {
-		var u uint64
 		for _, c := range b {
-			u = u*10 + uint64(c-'0')
+			v = v*10 + uint64(c-'0')
 		}
-		return u
+		return v, false, true
 	}
 	if num := token.ToNumber(string(b)); num != nil {
-		return num.Value
+		switch x := num.Value.(type) {
+		case uint64:
+			return x, false, true
+		case int64:
+			return uint64(x), true, true
+		}
 	}
-	return nil
+	return 0, false, false
+}
+
+// intAny is intValue as goccy/go-yaml's nodeToValue returns it.
+func intAny(b []byte) any {
+	v, signed, ok := intValue(b)
+	switch {
+	case !ok:
+		return nil
+	case signed:
+		return int64(v)
+	}
+	return v
 }
 
 // intChecks reports whether an int scalar fits an int64 as written, the
@@ -191,7 +208,7 @@ func (t *tree) scalarValue(n *node) any {
 	case kindBool:
 		return boolValue(b)
 	case kindInt:
-		return intValue(b)
+		return intAny(b)
 	case kindFloat:
 		return floatValue(b)
 	case kindInf:
@@ -215,13 +232,14 @@ func (t *tree) scalarString(n *node) string {
 	case kindBool:
 		return strconv.FormatBool(boolValue(b))
 	case kindInt:
-		switch v := intValue(b).(type) {
-		case uint64:
-			return strconv.FormatUint(v, 10)
-		case int64:
-			return strconv.FormatInt(v, 10)
+		v, signed, ok := intValue(b)
+		switch {
+		case !ok:
+			return ""
+		case signed:
+			return strconv.FormatInt(int64(v), 10)
 		}
-		return ""
+		return strconv.FormatUint(v, 10)
 	case kindFloat:
 		return fmt.Sprint(floatValue(b))
 	case kindInf:

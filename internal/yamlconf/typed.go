@@ -409,48 +409,31 @@ func (d *decoder) value(dst reflect.Value, pl *plan, n int32, depth int) {
 		if nd.kind != kindInt || !intChecks(d.t.text(nd)) {
 			d.fail()
 		}
-		switch v := intValue(d.t.text(nd)).(type) {
-		case int64:
-			if dst.OverflowInt(v) {
-				d.fail()
-			}
-			dst.SetInt(v)
-		case uint64:
-			if v > math.MaxInt64 || dst.OverflowInt(int64(v)) {
-				d.fail()
-			}
-			dst.SetInt(int64(v))
-		default:
+		v, signed, ok := intValue(d.t.text(nd))
+		if !ok || (!signed && v > math.MaxInt64) || dst.OverflowInt(int64(v)) {
 			d.fail()
 		}
+		dst.SetInt(int64(v))
 	case planUint:
 		if nd.kind != kindInt || !intChecks(d.t.text(nd)) {
 			d.fail()
 		}
-		switch v := intValue(d.t.text(nd)).(type) {
-		case int64:
-			if v < 0 || dst.OverflowUint(uint64(v)) {
-				d.fail()
-			}
-			dst.SetUint(uint64(v))
-		case uint64:
-			if dst.OverflowUint(v) {
-				d.fail()
-			}
-			dst.SetUint(v)
-		default:
+		v, signed, ok := intValue(d.t.text(nd))
+		if !ok || (signed && int64(v) < 0) || dst.OverflowUint(v) {
 			d.fail()
 		}
+		dst.SetUint(v)
 	case planFloat:
 		switch nd.kind {
 		case kindInt:
-			switch v := intValue(d.t.text(nd)).(type) {
-			case int64:
-				dst.SetFloat(float64(v))
-			case uint64:
-				dst.SetFloat(float64(v))
-			default:
+			v, signed, ok := intValue(d.t.text(nd))
+			switch {
+			case !ok:
 				d.fail()
+			case signed:
+				dst.SetFloat(float64(int64(v)))
+			default:
+				dst.SetFloat(float64(v))
 			}
 		case kindFloat:
 			dst.SetFloat(floatValue(d.t.text(nd)))
