@@ -215,6 +215,8 @@ var kitchenSeeds = []string{
 	"{\"s\": \"x\", \"i\": 1, \"strs\": [\"a\", \"b\"], \"item\": {\"name\": \"n\", \"port\": 2}}",
 	"{\"s\":\"x\",\"i\":1,\"strs\":[\"a\",\"b\"],\"item\":{\"name\":\"n\",\"port\":2}}",
 	"{\n  \"s\": \"x\",\n  \"ints\": [1, 2]\n}\n",
+	"{\n  \"s\": \"x\",\n  \"item\": {\n    \"name\": \"a\\u003cb\",\n    \"tags\": [\n      \"x\",\n      \"y\"\n    ],\n    \"port\": -1.5e3\n  },\n  \"any\": [true, null, {}, []]\n}\n",
+	"[\n  1,\n  [a, b],\n  {\"k\": v}\n]\n",
 	"s: x\ns: y\n",
 	"---\ns: x\n",
 	"s: x\n---\ns: y\n",
@@ -287,6 +289,7 @@ var (
 		"%x", "@x", "`x", "<<", "a<<", "?x", "? x", ":x", "é", "日本", "a\\b", "\"a\\tb\"", "\"a\\u00e9\"", "'a\\b'", "\"\\x41\\x4g\"", "\"\\\"q\\\"\"",
 		"\"\\U0001F600\\U00110000\"", "\"\\ud83d\\ude00\"", "\"\\0\\a\\b\\e\\ \\/\\N\\_\\L\\P\"", "\"x\\\"", "\"a\\qb\"",
 		"GET", "http://127.0.0.1:1", "https://api.example.com/v1", "/health", "static_response", "fallback_endpoint",
+		"[", "{", "1,", "\"a\",", "\"k\": 1,", "\"s\": \"x\",", "\"item\": {", "\"strs\": [", "],", "},", "]", "}", "{\"i\": 1,", "[1,",
 	}
 	fuzzTrails = []string{"", "", "", " # c", "  ", "#c", " #", "\t", "\r", " \r", "\r\r"}
 )
@@ -325,6 +328,66 @@ func FuzzDecodeLines(f *testing.F) {
 			b.WriteString("\n")
 		}
 		data := []byte(b.String())
+		compareTrees(t, data)
+		compareDecode[orchestrator.Config](t, data)
+		compareDecode[kitchen](t, data)
+	})
+}
+
+// Pools of FuzzDecodeFlow: keys, scalars and the blanks between tokens.
+var (
+	flowKeys = []string{
+		"\"s\"", "\"item\"", "\"name\"", "\"strs\"", "\"i\"", "\"m\"", "\"any\"", "\"tags\"", "\"port\"", "\"items\"", "\"mp\"",
+		"\"endpoints\"", "\"url\"", "\"timeout\"", "\"a b\"", "\"\\u0041\"", "k", "'n'", "\"\"",
+	}
+	flowScalars = []string{
+		"1", "-1.5e3", "0", "true", "false", "null", "\"x\"", "\"\"", "\"a\\nb\"", "'y'", "a", "http://x", "a:b", "1m",
+		"\"30s\"", ".inf", "0x10", "~", "é", "-", "-a", "a b", "\"http://127.0.0.1:1\"",
+	}
+	flowBlanks = []string{"", "", " ", "\n", "\n  ", "\r\n", "\n\n    ", "  ", " # c\n", "\n---\n"}
+)
+
+// FuzzDecodeFlow builds flow collections (JSON and its YAML relatives)
+// laid out over lines from pools of keys, scalars and blanks, and holds
+// the fast paths to the original path on them.
+func FuzzDecodeFlow(f *testing.F) {
+	f.Add([]byte{1, 0, 2, 3, 1, 4, 0, 2, 0, 5})
+	f.Add([]byte("{\"endpoints\": [{\"name\": \"a\"}]}"))
+	f.Fuzz(func(t *testing.T, choices []byte) {
+		next := func(n int) int {
+			if len(choices) == 0 {
+				return 0
+			}
+			c := choices[0]
+			choices = choices[1:]
+			return int(c) % n
+		}
+		pick := func(pool []string) string { return pool[next(len(pool))] }
+		var gen func(depth int) string
+		gen = func(depth int) string {
+			shape := next(3)
+			if depth > 3 || shape == 0 {
+				return pick(flowScalars)
+			}
+			var b strings.Builder
+			open, closer := "[", "]"
+			if shape == 1 {
+				open, closer = "{", "}"
+			}
+			b.WriteString(open + pick(flowBlanks))
+			for n := next(4); n > 0; n-- {
+				if shape == 1 {
+					b.WriteString(pick(flowKeys) + pick([]string{": ", ":", " : "}))
+				}
+				b.WriteString(gen(depth + 1))
+				if n > 1 {
+					b.WriteString(pick(flowBlanks) + "," + pick(flowBlanks))
+				}
+			}
+			b.WriteString(pick(flowBlanks) + closer)
+			return b.String()
+		}
+		data := []byte(pick(flowBlanks) + gen(1) + pick(flowBlanks))
 		compareTrees(t, data)
 		compareDecode[orchestrator.Config](t, data)
 		compareDecode[kitchen](t, data)

@@ -96,7 +96,7 @@ func (t *tree) dump(b *strings.Builder, n int32) {
 		}
 		b.WriteString(open)
 		count := 0
-		for c := nd.first; c >= 0; c = t.nodes[c].next {
+		for c := t.first(n); c >= 0; c = t.nodes[c].next {
 			if count > 0 {
 				if nd.kind == kindMapping && count%2 == 1 {
 					b.WriteString(": ")
@@ -108,8 +108,8 @@ func (t *tree) dump(b *strings.Builder, n int32) {
 			count++
 		}
 		b.WriteString(closer)
-		if want := int(nd.count); (nd.kind == kindMapping && count != 2*want) || (nd.kind == kindSequence && count != want) {
-			fmt.Fprintf(b, "(count %d)", nd.count)
+		if want := nd.count(); (nd.kind == kindMapping && count != 2*want) || (nd.kind == kindSequence && count != want) {
+			fmt.Fprintf(b, "(count %d)", want)
 		}
 	default:
 		fmt.Fprintf(b, "%s%q", kindNames[nd.kind], t.text(nd))

@@ -31,11 +31,15 @@ func TestFastPathTakesConfigFiles(t *testing.T) {
 	require.NoError(t, err)
 	compact, err := json.Marshal(seed)
 	require.NoError(t, err)
+	pretty, err := json.MarshalIndent(seed, "", "  ")
+	require.NoError(t, err)
 	docs := map[string]string{
 		"the seed config":        read("../../testdata/seed.yaml"),
 		"the documented example": read("../../examples/config.yaml"),
 		"many endpoints":         big.String(),
 		"compact JSON":           string(compact),
+		"pretty JSON":            string(pretty),
+		"pretty JSON, CRLF":      strings.ReplaceAll(string(pretty), "\n", "\r\n"),
 		"flow mappings and sequences, a list at its key's indent, comments": "# reload me\n" +
 			"server: {host: 127.0.0.1, port: 8080}\n" +
 			"health_check: {enabled: false}\n" +
@@ -71,29 +75,32 @@ func TestFastPathTakesConfigFiles(t *testing.T) {
 // What the fast parser does not handle it leaves to goccy/go-yaml.
 func TestFastPathLeavesTheRestToGoccy(t *testing.T) {
 	docs := map[string]string{
-		"an anchor and an alias":     "a: &x 1\nb: *x\n",
-		"a merge key":                "a: {b: 1}\nc:\n  <<: {b: 2}\n",
-		"a tag":                      "a: !!str 1\n",
-		"a literal block":            "a: |\n  text\n",
-		"a folded block":             "a: >\n  text\n",
-		"a multi-line plain scalar":  "a: one\n  two\n",
-		"a multi-line flow sequence": "a: [1,\n  2]\n",
-		"pretty JSON":                "{\n  \"a\": 1\n}\n",
-		"a document marker":          "---\na: 1\n",
-		"two documents":              "a: 1\n---\na: 2\n",
-		"a tab":                      "a:\n\tb: 1\n",
-		"a lone CR":                  "a: 1\rb: 2\n",
-		"an unknown escape":          "a: \"x\\qy\"\n",
-		"an escaped surrogate":       "a: \"\\ud800\"\n",
-		"an escaped line end":        "a: \"x\\\n  y\"\n",
-		"a duplicate key":            "a: 1\na: 2\n",
-		"a key and its quoted twin":  "a: 1\n\"a\": 2\n",
-		"a syntax error":             "a: [1, 2\n",
-		"a value after a value":      "a: b: c\n",
-		"a scalar document":          "just a string\n",
-		"a trailing comma":           "a: [1, 2, ]\n",
-		"an empty flow entry":        "a: [1, , 2]\n",
-		"invalid UTF-8":              "a: \xff\n",
+		"an anchor and an alias":             "a: &x 1\nb: *x\n",
+		"a merge key":                        "a: {b: 1}\nc:\n  <<: {b: 2}\n",
+		"a tag":                              "a: !!str 1\n",
+		"a literal block":                    "a: |\n  text\n",
+		"a folded block":                     "a: >\n  text\n",
+		"a multi-line plain scalar":          "a: one\n  two\n",
+		"a multi-line flow sequence":         "a: [1,\n  2]\n",
+		"a multi-line flow mapping":          "a: {b: 1,\n  c: 2}\n",
+		"JSON with a value on the next line": "{\"a\":\n  1}\n",
+		"JSON with a comment":                "{\"a\": 1 # one\n}\n",
+		"a document marker in JSON":          "[\n---\n]\n",
+		"a document marker":                  "---\na: 1\n",
+		"two documents":                      "a: 1\n---\na: 2\n",
+		"a tab":                              "a:\n\tb: 1\n",
+		"a lone CR":                          "a: 1\rb: 2\n",
+		"an unknown escape":                  "a: \"x\\qy\"\n",
+		"an escaped surrogate":               "a: \"\\ud800\"\n",
+		"an escaped line end":                "a: \"x\\\n  y\"\n",
+		"a duplicate key":                    "a: 1\na: 2\n",
+		"a key and its quoted twin":          "a: 1\n\"a\": 2\n",
+		"a syntax error":                     "a: [1, 2\n",
+		"a value after a value":              "a: b: c\n",
+		"a scalar document":                  "just a string\n",
+		"a trailing comma":                   "a: [1, 2, ]\n",
+		"an empty flow entry":                "a: [1, , 2]\n",
+		"invalid UTF-8":                      "a: \xff\n",
 	}
 	for name, doc := range docs {
 		t.Run(name, func(t *testing.T) {

@@ -9,14 +9,15 @@ import (
 )
 
 // This file is a small strict parser for the YAML that configuration files
-// are written in: block mappings and sequences, single-line flow
-// collections ([GET, POST], {enabled: false}), plain and quoted scalars on
-// one line, comments and blank lines, LF or CRLF line ends. It is a fast
-// path only: on anything else (anchors, tags, block scalars, multi-line
-// scalars or flow collections, several documents, tabs, any syntax error,
-// any doubt) it gives up and the caller parses the document with
-// goccy/go-yaml, whose results and error messages stay the reference. A
-// differential fuzz test holds the two to the same trees.
+// are written in: block mappings and sequences, flow collections on one
+// line ([GET, POST], {enabled: false}) or, at the root, on several (JSON),
+// plain and quoted scalars on one line, comments and blank lines, LF or
+// CRLF line ends. It is a fast path only: on anything else (anchors, tags,
+// block scalars, multi-line scalars, flow collections on several lines in
+// a block one, several documents, tabs, any syntax error, any doubt) it
+// gives up and the caller parses the document with goccy/go-yaml, whose
+// results and error messages stay the reference. A differential fuzz test
+// holds the two to the same trees.
 
 // line is one line of the source: [start, end) without its line feed;
 // content is the first byte after the indentation.
@@ -65,8 +66,7 @@ func parseFast(src []byte) (t *tree, ok bool) {
 	}()
 	if l, found := p.peek(); found {
 		if c := p.src[l.content]; c == '[' || c == '{' {
-			p.t.root = p.parseValue(l.content, l.end) // one-line JSON
-			p.next(l.end)
+			p.t.root = p.parseRootFlow(l.content) // JSON
 		} else if p.isSeqEntry(l.content, l.end) {
 			p.t.root = p.parseSequence(l.indent())
 		} else {
@@ -80,6 +80,13 @@ func parseFast(src []byte) (t *tree, ok bool) {
 }
 
 func (p *fastParser) fail() { panic(bail{}) }
+
+// link appends child to a collection's children.
+func (p *fastParser) link(c *children, child int32) {
+	if !p.t.append(c, child) {
+		p.fail()
+	}
+}
 
 // peek finds the next line with content, skipping blank and comment-only
 // lines, and moves pos to its start.
@@ -175,8 +182,8 @@ func (p *fastParser) parseSequence(n int) int32 {
 			p.next(l.end)
 			p.noDeeper(n)
 		}
-		p.t.append(&c, item)
-		p.t.nodes[c.parent].count++
+		p.link(&c, item)
+		p.t.counted(c)
 	}
 	p.depth--
 	return c.parent
@@ -187,35 +194,10 @@ func (p *fastParser) parseSequence(n int) int32 {
 func (p *fastParser) parseMapping(n, i, end int) int32 {
 	p.enter()
 	c := p.t.open(kindMapping)
-	var few [16]int32 // the keys so far, while there are few
-	keys := few[:0]
-	var seen map[string]struct{}
+	var keys keySet
 	for {
 		key, after := p.parseKey(i, end)
-		// goccy/go-yaml refuses a key written twice in one mapping (as
-		// text: 1 and "1" are the same key); let it say so.
-		kt := p.t.text(&p.t.nodes[key])
-		if seen != nil {
-			if _, dup := seen[string(kt)]; dup {
-				p.fail()
-			}
-			seen[string(kt)] = struct{}{}
-		} else {
-			for _, k := range keys {
-				if bytes.Equal(p.t.text(&p.t.nodes[k]), kt) {
-					p.fail()
-				}
-			}
-			if len(keys) < len(few) {
-				keys = append(keys, key)
-			} else {
-				seen = make(map[string]struct{}, 2*len(few))
-				for _, k := range keys {
-					seen[string(p.t.text(&p.t.nodes[k]))] = struct{}{}
-				}
-				seen[string(kt)] = struct{}{}
-			}
-		}
+		p.addKey(&keys, key)
 		var value int32
 		j := p.skipSpaces(after, end)
 		switch {
@@ -229,9 +211,9 @@ func (p *fastParser) parseMapping(n, i, end int) int32 {
 			p.next(end)
 			p.noDeeper(n)
 		}
-		p.t.append(&c, key)
-		p.t.append(&c, value)
-		p.t.nodes[c.parent].count++
+		p.link(&c, key)
+		p.link(&c, value)
+		p.t.counted(c)
 
 		l, found := p.peek()
 		if !found || l.indent() < n {
@@ -355,6 +337,40 @@ func (p *fastParser) checkKey(key int32) {
 	}
 }
 
+// keySet finds a key given twice in one mapping, which goccy/go-yaml
+// refuses (comparing keys as text: 1 and "1" are the same key).
+type keySet struct {
+	few  [16]int32 // the keys so far, while there are few
+	n    int
+	seen map[string]struct{}
+}
+
+func (p *fastParser) addKey(ks *keySet, key int32) {
+	kt := p.t.text(&p.t.nodes[key])
+	if ks.seen != nil {
+		if _, dup := ks.seen[string(kt)]; dup {
+			p.fail()
+		}
+		ks.seen[string(kt)] = struct{}{}
+		return
+	}
+	for _, k := range ks.few[:ks.n] {
+		if bytes.Equal(p.t.text(&p.t.nodes[k]), kt) {
+			p.fail()
+		}
+	}
+	if ks.n < len(ks.few) {
+		ks.few[ks.n] = key
+		ks.n++
+		return
+	}
+	ks.seen = make(map[string]struct{}, 2*len(ks.few))
+	for _, k := range ks.few {
+		ks.seen[string(p.t.text(&p.t.nodes[k]))] = struct{}{}
+	}
+	ks.seen[string(kt)] = struct{}{}
+}
+
 // plainStart reports whether a plain scalar may start at i in block
 // context: not with an indicator, nor with "- " (a sequence entry).
 func plainStart(src []byte, i, end int) bool {
@@ -362,7 +378,7 @@ func plainStart(src []byte, i, end int) bool {
 	case '?', ':', ',', '[', ']', '{', '}', '#', '&', '*', '!', '|', '>', '\'', '"', '%', '@', '`', '<':
 		return false
 	case '-':
-		return i+1 < end && src[i+1] != ' '
+		return i+1 < end && src[i+1] != ' ' && src[i+1] != '\n' && src[i+1] != '\r'
 	}
 	return true
 }
@@ -411,6 +427,8 @@ func (p *fastParser) quotedEnd(i, end int) (int, bool) {
 	q := p.src[i]
 	for j := i + 1; j < end; j++ {
 		switch c := p.src[j]; {
+		case c == '\n' || c == '\r':
+			return 0, false // multi-line
 		case c == '\\' && q == '"':
 			j++ // the escaped character; unescape checks it
 		case c != q:
@@ -509,9 +527,43 @@ func unescape(text []byte) (string, bool) {
 	return string(out), true
 }
 
-// parseFlow parses a flow sequence or mapping at i that closes on its line
+// parseRootFlow parses a flow collection that is the whole document, as
+// in a JSON file: unlike one in a block collection it may span lines,
+// between its entries.
+func (p *fastParser) parseRootFlow(i int) int32 {
+	v, j := p.parseFlow(i, len(p.src), 0)
+	end := len(p.src)
+	if k := bytes.IndexByte(p.src[j:], '\n'); k >= 0 {
+		end = j + k
+		if end > j && p.src[end-1] == '\r' {
+			end--
+		}
+	}
+	if !p.restIsEmpty(j, end) || (j < end && p.src[j] == '#') {
+		p.fail()
+	}
+	p.next(end)
+	return v
+}
+
+// skipBlank skips spaces, and line ends when the flow collection spans
+// lines (within one line, end is the line's end).
+func (p *fastParser) skipBlank(i, end int) int {
+	for i < end && (p.src[i] == ' ' || p.src[i] == '\n' || p.src[i] == '\r') {
+		if p.src[i] == '\n' && end-i > 3 {
+			if s := string(p.src[i+1 : i+4]); s == "---" || s == "..." {
+				p.fail() // document markers, even here
+			}
+		}
+		i++
+	}
+	return i
+}
+
+// parseFlow parses a flow sequence or mapping at i that closes before end
 // and returns the position after it. maps counts the flow mappings around
-// it, inside which goccy/go-yaml reads a colon differently.
+// it, inside which goccy/go-yaml reads a colon differently. Line ends may
+// come where spaces may, but for between a key and its value.
 func (p *fastParser) parseFlow(i, end, maps int) (int32, int) {
 	p.enter()
 	defer func() { p.depth-- }()
@@ -523,45 +575,39 @@ func (p *fastParser) parseFlow(i, end, maps int) (int32, int) {
 		maps++
 	}
 	c := p.t.open(k)
-	j := p.skipSpaces(i+1, end)
+	j := p.skipBlank(i+1, end)
 	if j < end && p.src[j] == closer {
 		return c.parent, j + 1
 	}
-	var keys [][]byte
+	var keys keySet
 	for {
 		if j >= end {
 			p.fail()
 		}
 		if k == kindMapping {
 			key, after := p.flowKey(j, end)
-			kt := p.t.text(&p.t.nodes[key])
-			for _, seen := range keys {
-				if bytes.Equal(seen, kt) {
-					p.fail()
-				}
-			}
-			keys = append(keys, kt)
+			p.addKey(&keys, key)
 			j = p.skipSpaces(after, end)
-			if j >= end || p.src[j] == ',' || p.src[j] == '}' {
-				p.fail() // a key without a value
+			if j >= end || p.src[j] == ',' || p.src[j] == '}' || p.src[j] == '\n' || p.src[j] == '\r' {
+				p.fail() // a key without a value, or with it on the next line
 			}
+			p.link(&c, key)
 			value, after := p.flowValue(j, end, maps)
-			p.t.append(&c, key)
-			p.t.append(&c, value)
+			p.link(&c, value)
 			j = after
 		} else {
 			item, after := p.flowValue(j, end, maps)
-			p.t.append(&c, item)
+			p.link(&c, item)
 			j = after
 		}
-		p.t.nodes[c.parent].count++
-		j = p.skipSpaces(j, end)
+		p.t.counted(c)
+		j = p.skipBlank(j, end)
 		if j >= end {
 			p.fail()
 		}
 		switch p.src[j] {
 		case ',':
-			j = p.skipSpaces(j+1, end)
+			j = p.skipBlank(j+1, end)
 			if j >= end || p.src[j] == ',' || p.src[j] == closer {
 				p.fail() // an empty entry, or a trailing comma
 			}
@@ -601,7 +647,7 @@ func (p *fastParser) flowKey(j, end int) (int32, int) {
 				return key, e + 1
 			}
 			p.fail()
-		case ',', '[', ']', '{', '}', '#', '"', '\'':
+		case ',', '[', ']', '{', '}', '#', '"', '\'', '\n', '\r':
 			p.fail()
 		}
 	}
@@ -619,7 +665,7 @@ func (p *fastParser) flowValue(j, end, maps int) (int32, int) {
 		if !ok {
 			p.fail()
 		}
-		if k := p.skipSpaces(after, end); k < end && p.src[k] == ':' {
+		if k := p.skipBlank(after, end); k < end && p.src[k] == ':' {
 			p.fail()
 		}
 		return v, after
@@ -631,14 +677,18 @@ func (p *fastParser) flowValue(j, end, maps int) (int32, int) {
 loop:
 	for ; e < end; e++ {
 		switch p.src[e] {
-		case ',', ']', '}':
+		case ',', ']', '}', '\n', '\r':
 			break loop
 		case '[', '{', '#':
 			p.fail()
 		case ':':
 			// In a flow mapping a colon always ends a key (but for
 			// "http://"); in a flow sequence only before a space.
-			if maps > 0 || e+1 == end || p.src[e+1] == ' ' || p.src[e+1] == ',' || p.src[e+1] == ']' || p.src[e+1] == '}' {
+			if maps > 0 || e+1 == end {
+				p.fail()
+			}
+			switch p.src[e+1] {
+			case ' ', ',', ']', '}', '\n', '\r':
 				p.fail()
 			}
 		}
@@ -656,7 +706,7 @@ func flowPlainStart(src []byte, j, end int) bool {
 	if !plainStart(src, j, end) {
 		return false
 	}
-	if src[j] == '-' && (src[j+1] == ',' || src[j+1] == ']' || src[j+1] == '}') {
+	if src[j] == '-' && (src[j+1] == ',' || src[j+1] == ']' || src[j+1] == '}') { // "[-]"
 		return false
 	}
 	return true

@@ -30,19 +30,30 @@ func (k kind) isScalar() bool { return k < kindMapping }
 
 // node is one value of a tree. All nodes of a document live in one slice
 // and refer to each other by index, so that a large document costs a few
-// allocations instead of several per value.
+// allocations instead of several per value. A collection's children follow
+// it in the slice: the first right after it, each next one after the
+// previous one's descendants. A mapping's children alternate key and value.
 type node struct {
 	kind kind
 	// extra says the text is in tree.extra rather than in the source.
 	extra bool
 	// start and end delimit a scalar's text: its value for strings, the
-	// text as written for other scalars ("0x1F", "TRUE", "~").
+	// text as written for other scalars ("0x1F", "TRUE", "~"). A
+	// collection keeps its number of items or pairs in end.
 	start, end int32
-	// first is the first child (-1 when none) and next the next sibling
-	// (-1 when last). A mapping's children alternate key and value.
-	first, next int32
-	// count is the number of items of a sequence or pairs of a mapping.
-	count int32
+	// next is the next sibling, -1 for the last.
+	next int32
+}
+
+// count is a collection's number of items, or of pairs for a mapping.
+func (n *node) count() int { return int(n.end) }
+
+// first returns the first child of the collection n, or -1.
+func (t *tree) first(n int32) int32 {
+	if t.nodes[n].end == 0 {
+		return -1
+	}
+	return n + 1
 }
 
 // maxDepth bounds the nesting the fast paths follow; deeper documents
@@ -70,7 +81,7 @@ func (t *tree) text(n *node) []byte {
 
 // add appends a childless node and returns its index.
 func (t *tree) add(k kind, start, end int, extra bool) int32 {
-	t.nodes = append(t.nodes, node{kind: k, extra: extra, start: int32(start), end: int32(end), first: -1, next: -1})
+	t.nodes = append(t.nodes, node{kind: k, extra: extra, start: int32(start), end: int32(end), next: -1})
 	return int32(len(t.nodes) - 1)
 }
 
@@ -90,14 +101,23 @@ func (t *tree) open(k kind) children {
 	return children{parent: t.add(k, 0, 0, false), last: -1}
 }
 
-func (t *tree) append(c *children, child int32) {
+// append links child, created after the previous child's descendants, as
+// the next child. It reports false if the child is not where first and
+// next expect it: a broken tree, which the callers give up on.
+func (t *tree) append(c *children, child int32) bool {
 	if c.last < 0 {
-		t.nodes[c.parent].first = child
+		if child != c.parent+1 {
+			return false
+		}
 	} else {
 		t.nodes[c.last].next = child
 	}
 	c.last = child
+	return true
 }
+
+// counted adds an item, or a pair, to a collection's count.
+func (t *tree) counted(c children) { t.nodes[c.parent].end++ }
 
 func allDigits(b []byte) bool {
 	for _, c := range b {
@@ -108,20 +128,37 @@ func allDigits(b []byte) bool {
 	return true
 }
 
-// intValue returns an int scalar's value as goccy/go-yaml decodes it: an
-// int64 when negative, else a uint64.
-func intValue(b []byte) any {
+// intValue returns an int scalar's value as goccy/go-yaml decodes it: a
+// uint64 when it is not negative, else an int64 (signed; v holds its
+// bits). ok is false when the text is not an integer.
+func intValue(b []byte) (v uint64, signed, ok bool) {
 	if len(b) > 0 && b[0] >= '1' && b[0] <= '9' && len(b) <= 18 && allDigits(b) {
-		var u uint64
 		for _, c := range b {
-			u = u*10 + uint64(c-'0')
+			v = v*10 + uint64(c-'0')
 		}
-		return u
+		return v, false, true
 	}
 	if num := token.ToNumber(string(b)); num != nil {
-		return num.Value
+		switch x := num.Value.(type) {
+		case uint64:
+			return x, false, true
+		case int64:
+			return uint64(x), true, true
+		}
 	}
-	return nil
+	return 0, false, false
+}
+
+// intAny is intValue as goccy/go-yaml's nodeToValue returns it.
+func intAny(b []byte) any {
+	v, signed, ok := intValue(b)
+	switch {
+	case !ok:
+		return nil
+	case signed:
+		return int64(v)
+	}
+	return v
 }
 
 // intChecks reports whether an int scalar fits an int64 as written, the
@@ -171,7 +208,7 @@ func (t *tree) scalarValue(n *node) any {
 	case kindBool:
 		return boolValue(b)
 	case kindInt:
-		return intValue(b)
+		return intAny(b)
 	case kindFloat:
 		return floatValue(b)
 	case kindInf:
@@ -195,13 +232,14 @@ func (t *tree) scalarString(n *node) string {
 	case kindBool:
 		return strconv.FormatBool(boolValue(b))
 	case kindInt:
-		switch v := intValue(b).(type) {
-		case uint64:
-			return strconv.FormatUint(v, 10)
-		case int64:
-			return strconv.FormatInt(v, 10)
+		v, signed, ok := intValue(b)
+		switch {
+		case !ok:
+			return ""
+		case signed:
+			return strconv.FormatInt(int64(v), 10)
 		}
-		return ""
+		return strconv.FormatUint(v, 10)
 	case kindFloat:
 		return fmt.Sprint(floatValue(b))
 	case kindInf:
@@ -256,11 +294,10 @@ func (t *tree) convert(n ast.Node, depth int) (int32, bool) {
 		c := t.open(kindSequence)
 		for _, item := range v.Values {
 			child, ok := t.convert(item, depth+1)
-			if !ok {
+			if !ok || !t.append(&c, child) {
 				return -1, false
 			}
-			t.append(&c, child)
-			t.nodes[c.parent].count++
+			t.counted(c)
 		}
 		return c.parent, true
 	case *ast.MappingNode:
@@ -291,15 +328,13 @@ func (t *tree) convertPair(c *children, kv *ast.MappingValueNode, depth int) boo
 		return false
 	}
 	key, ok := t.convert(kv.Key, depth+1)
-	if !ok {
+	if !ok || !t.append(c, key) {
 		return false
 	}
 	value, ok := t.convert(kv.Value, depth+1)
-	if !ok {
+	if !ok || !t.append(c, value) {
 		return false
 	}
-	t.append(c, key)
-	t.append(c, value)
-	t.nodes[c.parent].count++
+	t.counted(*c)
 	return true
 }

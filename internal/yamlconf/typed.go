@@ -409,48 +409,31 @@ func (d *decoder) value(dst reflect.Value, pl *plan, n int32, depth int) {
 		if nd.kind != kindInt || !intChecks(d.t.text(nd)) {
 			d.fail()
 		}
-		switch v := intValue(d.t.text(nd)).(type) {
-		case int64:
-			if dst.OverflowInt(v) {
-				d.fail()
-			}
-			dst.SetInt(v)
-		case uint64:
-			if v > math.MaxInt64 || dst.OverflowInt(int64(v)) {
-				d.fail()
-			}
-			dst.SetInt(int64(v))
-		default:
+		v, signed, ok := intValue(d.t.text(nd))
+		if !ok || (!signed && v > math.MaxInt64) || dst.OverflowInt(int64(v)) {
 			d.fail()
 		}
+		dst.SetInt(int64(v))
 	case planUint:
 		if nd.kind != kindInt || !intChecks(d.t.text(nd)) {
 			d.fail()
 		}
-		switch v := intValue(d.t.text(nd)).(type) {
-		case int64:
-			if v < 0 || dst.OverflowUint(uint64(v)) {
-				d.fail()
-			}
-			dst.SetUint(uint64(v))
-		case uint64:
-			if dst.OverflowUint(v) {
-				d.fail()
-			}
-			dst.SetUint(v)
-		default:
+		v, signed, ok := intValue(d.t.text(nd))
+		if !ok || (signed && int64(v) < 0) || dst.OverflowUint(v) {
 			d.fail()
 		}
+		dst.SetUint(v)
 	case planFloat:
 		switch nd.kind {
 		case kindInt:
-			switch v := intValue(d.t.text(nd)).(type) {
-			case int64:
-				dst.SetFloat(float64(v))
-			case uint64:
-				dst.SetFloat(float64(v))
-			default:
+			v, signed, ok := intValue(d.t.text(nd))
+			switch {
+			case !ok:
 				d.fail()
+			case signed:
+				dst.SetFloat(float64(int64(v)))
+			default:
+				dst.SetFloat(float64(v))
 			}
 		case kindFloat:
 			dst.SetFloat(floatValue(d.t.text(nd)))
@@ -466,15 +449,15 @@ func (d *decoder) value(dst reflect.Value, pl *plan, n int32, depth int) {
 		if nd.kind != kindSequence {
 			d.fail()
 		}
-		s := reflect.MakeSlice(pl.typ, int(nd.count), int(nd.count))
+		s := reflect.MakeSlice(pl.typ, nd.count(), nd.count())
 		i := 0
-		for c := nd.first; c >= 0; c = d.t.nodes[c].next {
+		for c := d.t.first(n); c >= 0; c = d.t.nodes[c].next {
 			d.fresh(s.Index(i), pl.elem, c, depth+1)
 			i++
 		}
 		dst.Set(s)
 	case planMap:
-		d.mapping(dst, pl, nd, depth)
+		d.mapping(dst, pl, n, depth)
 	case planStruct:
 		if nd.kind != kindMapping {
 			d.fail()
@@ -484,7 +467,7 @@ func (d *decoder) value(dst reflect.Value, pl *plan, n int32, depth int) {
 		if len(pl.fields) > 64 {
 			setMany = make([]bool, len(pl.fields))
 		}
-		for k := nd.first; k >= 0; k = d.t.nodes[d.t.nodes[k].next].next {
+		for k := d.t.first(n); k >= 0; k = d.t.nodes[d.t.nodes[k].next].next {
 			key := &d.t.nodes[k]
 			if key.kind != kindString {
 				d.fail()
@@ -523,14 +506,15 @@ func (d *decoder) value(dst reflect.Value, pl *plan, n int32, depth int) {
 	}
 }
 
-func (d *decoder) mapping(dst reflect.Value, pl *plan, nd *node, depth int) {
+func (d *decoder) mapping(dst reflect.Value, pl *plan, n int32, depth int) {
+	nd := &d.t.nodes[n]
 	if nd.kind != kindMapping {
 		d.fail()
 	}
-	m := reflect.MakeMapWithSize(pl.typ, int(nd.count))
+	m := reflect.MakeMapWithSize(pl.typ, nd.count())
 	keyType, elemType := pl.typ.Key(), pl.typ.Elem()
 	plainKey := keyType == reflect.TypeFor[string]()
-	for k := nd.first; k >= 0; k = d.t.nodes[d.t.nodes[k].next].next {
+	for k := d.t.first(n); k >= 0; k = d.t.nodes[d.t.nodes[k].next].next {
 		key := &d.t.nodes[k]
 		if !key.kind.isScalar() {
 			d.fail()
@@ -596,8 +580,8 @@ func (d *decoder) any(n int32, depth int) any {
 	nd := &d.t.nodes[n]
 	switch nd.kind {
 	case kindMapping:
-		m := make(map[string]any, nd.count)
-		for k := nd.first; k >= 0; k = d.t.nodes[d.t.nodes[k].next].next {
+		m := make(map[string]any, nd.count())
+		for k := d.t.first(n); k >= 0; k = d.t.nodes[d.t.nodes[k].next].next {
 			key := &d.t.nodes[k]
 			var s string
 			switch key.kind {
@@ -614,8 +598,8 @@ func (d *decoder) any(n int32, depth int) any {
 		}
 		return m
 	case kindSequence:
-		s := make([]any, 0, nd.count)
-		for c := nd.first; c >= 0; c = d.t.nodes[c].next {
+		s := make([]any, 0, nd.count())
+		for c := d.t.first(n); c >= 0; c = d.t.nodes[c].next {
 			s = append(s, d.any(c, depth+1))
 		}
 		return s

@@ -51,10 +51,12 @@ func (d *Document) syntax() *ast.File {
 }
 
 // Decode parses data, checks it against v's type and, when no problem was
-// found, decodes it into v (a pointer to a struct with yaml tags).
+// found, decodes it into v (a pointer to a struct with yaml tags). The
+// Document reads data again to locate paths: data must not change while
+// it is in use.
 //
-// Most configuration files take a fast path: a strict parser for the
-// block-style YAML they are written in and a typed decoder that follows
+// Most configuration files take a fast path: a strict parser for the YAML
+// (and JSON) they are written in and a typed decoder that follows
 // goccy/go-yaml's rules. Anything else, and every document with a problem,
 // takes the reference path (goccy/go-yaml's parser, the check, and its
 // decoder), so values and error messages are the same either way.
