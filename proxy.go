@@ -474,8 +474,8 @@ func (st *proxyState) setUpstreamURL(u, in *url.URL) {
 	rt := st.route
 	joined := urlpath.Join(rt.basePath, st.rest)
 	*u = url.URL{
-		Scheme: rt.target.Scheme,
-		Host:   rt.target.Host,
+		Scheme: rt.scheme,
+		Host:   rt.host,
 		// Byte for byte: httputil re-encodes queries it considers
 		// unparsable.
 		RawQuery:   in.RawQuery,

@@ -22,8 +22,11 @@ type route struct {
 	reg registration // the registry's bookkeeping; the config is ep
 	ep  Endpoint
 
-	target   *url.URL
-	basePath string // escaped path of the upstream base URL
+	// The upstream base URL, as the parts forwarding needs (a *url.URL
+	// would cost each of 10,000 endpoints 144 bytes more).
+	scheme   string
+	host     string
+	basePath string // escaped path
 	timeout  time.Duration
 
 	allowAll     bool   // no methods listed (the list is ep.Methods)
@@ -269,7 +272,7 @@ func (o *Orchestrator) Resolve(pathAndQuery string) Resolution {
 	if urlpath.HasDotSegment(rest) {
 		return Resolution{EndpointID: rt.id, Reason: "the path holds a dot segment and would be answered 400"}
 	}
-	u := *rt.target
+	u := url.URL{Scheme: rt.scheme, Host: rt.host}
 	u.RawPath = urlpath.Join(rt.basePath, rest)
 	u.Path, _ = url.PathUnescape(u.RawPath)
 	if hasQuery {

@@ -11,7 +11,7 @@
 // 10-entry one in BenchmarkRouteLookup).
 //
 // An Index is 64 shards, chosen by the top bits of one maphash of the key;
-// a shard is an open-addressing array at most half full, probed
+// a shard is an open-addressing array at most three quarters full, probed
 // linearly from the key's low bits, with backward-shift deletion so that no
 // tombstones build up. An edit copies the array of shard pointers (512
 // bytes) and each shard it changes: about 1/64 of the index.
@@ -167,7 +167,7 @@ func (e *Editor[V]) writable(h uint64, adding int) *shard[V] {
 	switch {
 	case s == nil:
 		s = newShard[V](minSlots)
-	case 2*(s.used+adding) > len(s.slots):
+	case 4*(s.used+adding) > 3*len(s.slots):
 		s = s.rehash(e.x.seed, 2*len(s.slots))
 	case !e.copied[n]:
 		s = &shard[V]{slots: append([]slot[V](nil), s.slots...), used: s.used}
