@@ -2,7 +2,6 @@ package orchestrator
 
 import (
 	"encoding/json"
-	"fmt"
 	"reflect"
 	"regexp"
 	"testing"
@@ -134,7 +133,7 @@ func FuzzValidSegment(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, s string) {
 		if want := re.MatchString(s); validSegment(s) != want {
-			t.Fatal(fmt.Sprintf("%q: validSegment %v, pattern %v", s, !want, want))
+			t.Fatalf("%q: validSegment %v, pattern %v", s, !want, want)
 		}
 	})
 }
