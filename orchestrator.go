@@ -675,16 +675,24 @@ func (o *Orchestrator) publishLocked() {
 		t, shadowed = buildTable(o.entries)
 	} else {
 		ids := prev.ids.Edit()
+		paths := prev.paths.Edit()
 		for id := range o.dirtyIDs {
+			// The path the endpoint's previous route served is given up
+			// first; the names loop below sets every touched name's paths
+			// to the routes that serve them now (a route it shadowed, say).
+			if old := prev.ids.Get(id); old != nil && prev.paths.Get(old.path) == old {
+				paths.Delete(old.path)
+			}
 			ids.Set(id, o.entries[id]) // nil deletes
 		}
-		names := prev.names.Edit()
 		for name := range o.dirtyNames {
-			byName, sh := groupByName(o.routesNamedLocked(name))
+			byPath, sh := servingRoutes(o.routesNamedLocked(name))
 			shadowed = append(shadowed, sh...)
-			names.Set(name, byName[name]) // nil deletes
+			for path, rt := range byPath {
+				paths.Set(path, rt)
+			}
 		}
-		t = &routeTable{ids: ids.Index(), names: names.Index()}
+		t = &routeTable{ids: ids.Index(), paths: paths.Index()}
 	}
 	// After a large change, fresh sets: clear keeps a map's full size, and
 	// these would hold room for 10,000 ids for good after one big reload.
@@ -728,6 +736,7 @@ func (o *Orchestrator) buildRoute(reg Registration, old *route) (*route, error) 
 		id:       ep.ID,
 		reg:      registration{Source: reg.Source, Revision: reg.Revision, RegisteredAt: reg.RegisteredAt},
 		ep:       ep,
+		path:     routeKeyString(ep.Name, ep.Version),
 		scheme:   target.Scheme,
 		host:     target.Host,
 		basePath: target.EscapedPath(),

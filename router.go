@@ -22,6 +22,10 @@ type route struct {
 	reg registration // the registry's bookkeeping; the config is ep
 	ep  Endpoint
 
+	// path is the route path it serves under the prefix: "/name/version",
+	// or "/name" for an unversioned endpoint.
+	path string
+
 	// The upstream base URL, as the parts forwarding needs (a *url.URL
 	// would cost each of 10,000 endpoints 144 bytes more).
 	scheme   string
@@ -92,29 +96,16 @@ func (rt *route) status() HealthStatus {
 // indexes are copy-on-write (internal/routeindex): a registration among
 // 10,000 endpoints copies about 1/64 of them.
 type routeTable struct {
-	ids   routeindex.Index[*route]
-	names routeindex.Index[*nameRoutes]
+	ids routeindex.Index[*route]
+	// paths maps each served route path, "/name/version" or "/name", to the
+	// route serving it. A request's first two segments are looked up as
+	// they stand in its path: one hash, one slot and the key's bytes, and
+	// no other object is read until the route is found, so that a lookup
+	// among 10,000 endpoints touches as little memory as among 10.
+	paths routeindex.Index[*route]
 }
 
-type nameRoutes struct {
-	name        string
-	unversioned *route
-	// versions is a short list (a name has a handful of versions): a scan
-	// compares a few strings, cheaper than hashing for a map.
-	versions []*route
-}
-
-// version returns the route of version v, or nil.
-func (nr *nameRoutes) version(v string) *route {
-	for _, rt := range nr.versions {
-		if rt.ep.Version == v {
-			return rt
-		}
-	}
-	return nil
-}
-
-var emptyTable = &routeTable{ids: routeindex.New[*route](), names: routeindex.New[*nameRoutes]()}
+var emptyTable = &routeTable{ids: routeindex.New[*route](), paths: routeindex.New[*route]()}
 
 // route returns the route of endpoint id, or nil.
 func (t *routeTable) route(id string) *route { return t.ids.Get(id) }
@@ -127,71 +118,51 @@ func (t *routeTable) lookup(p string) (*route, string) {
 	if !ok || name == "" {
 		return nil, ""
 	}
-	nr := t.names.Get(name)
-	if nr == nil {
-		return nil, ""
-	}
-	if len(nr.versions) > 0 {
-		if version, afterVersion, ok := urlpath.NextSegment(afterName); ok && version != "" {
-			if rt := nr.version(version); rt != nil {
-				return rt, afterVersion
-			}
+	if version, afterVersion, ok := urlpath.NextSegment(afterName); ok && version != "" {
+		// p up to the end of the version segment is "/name/version".
+		if rt := t.paths.Get(p[:len(p)-len(afterVersion)]); rt != nil {
+			return rt, afterVersion
 		}
 	}
-	if nr.unversioned != nil {
-		return nr.unversioned, afterName
+	if rt := t.paths.Get(p[:len(p)-len(afterName)]); rt != nil {
+		return rt, afterName
 	}
 	return nil, ""
 }
 
-// groupByName groups routes by route name. When two routes claim the same
-// name and version (possible only with an external registry written by
-// others), the earlier registration wins and the later is returned in
-// shadowed, left out of routing.
-func groupByName(routes map[string]*route) (byName map[string]*nameRoutes, shadowed []*route) {
-	byName = make(map[string]*nameRoutes)
-	claim := func(cur *route, rt *route) *route {
-		if cur == nil {
-			return rt
-		}
-		if earlier(cur, rt) {
-			shadowed = append(shadowed, rt)
-			return cur
-		}
-		shadowed = append(shadowed, cur)
-		return rt
-	}
+// servingRoutes picks the route serving each route path. When two routes
+// claim the same name and version (possible only with an external registry
+// written by others), the earlier registration wins and the later is
+// returned in shadowed, left out of routing.
+func servingRoutes(routes map[string]*route) (byPath map[string]*route, shadowed []*route) {
+	byPath = make(map[string]*route, len(routes))
 	for _, rt := range routes {
-		nr := byName[rt.ep.Name]
-		if nr == nil {
-			nr = &nameRoutes{name: rt.ep.Name}
-			byName[rt.ep.Name] = nr
-		}
-		if rt.ep.Version == "" {
-			nr.unversioned = claim(nr.unversioned, rt)
-			continue
-		}
-		if i := slices.IndexFunc(nr.versions, func(cur *route) bool { return cur.ep.Version == rt.ep.Version }); i >= 0 {
-			nr.versions[i] = claim(nr.versions[i], rt)
-		} else {
-			nr.versions = append(nr.versions, rt)
+		cur := byPath[rt.path]
+		switch {
+		case cur == nil:
+			byPath[rt.path] = rt
+		case earlier(cur, rt):
+			shadowed = append(shadowed, rt)
+		default:
+			shadowed = append(shadowed, cur)
+			byPath[rt.path] = rt
 		}
 	}
-	return byName, shadowed
+	return byPath, shadowed
 }
 
 // buildTable indexes every route afresh.
 func buildTable(routes map[string]*route) (*routeTable, []*route) {
-	byName, shadowed := groupByName(routes)
+	byPath, shadowed := servingRoutes(routes)
 	ids := emptyTable.ids.Edit()
 	for id, rt := range routes {
 		ids.Set(id, rt)
 	}
-	names := emptyTable.names.Edit()
-	for name, nr := range byName {
-		names.Set(name, nr)
+	paths := emptyTable.paths.Edit()
+	for path, rt := range byPath {
+		paths.Set(path, rt)
 	}
-	return &routeTable{ids: ids.Index(), names: names.Index()}, shadowed
+	return &routeTable{ids: ids.Index(), paths: paths.Index()}, shadowed
 }
 
 func earlier(a, b *route) bool {
@@ -222,23 +193,15 @@ type RouteInfo struct {
 func (o *Orchestrator) Routes() []RouteInfo {
 	t := o.table.Load()
 	out := make([]RouteInfo, 0, t.ids.Len())
-	for _, nr := range t.names.All() {
-		add := func(rt *route) {
-			out = append(out, RouteInfo{
-				EndpointID: rt.id,
-				Path:       o.prefix + routeKeyString(rt.ep.Name, rt.ep.Version),
-				Upstream:   rt.ep.URL,
-				Methods:    slices.Clone(rt.ep.Methods),
-				Disabled:   rt.ep.Disabled,
-				Status:     rt.status(),
-			})
-		}
-		if nr.unversioned != nil {
-			add(nr.unversioned)
-		}
-		for _, rt := range nr.versions {
-			add(rt)
-		}
+	for _, rt := range t.paths.All() {
+		out = append(out, RouteInfo{
+			EndpointID: rt.id,
+			Path:       o.prefix + rt.path,
+			Upstream:   rt.ep.URL,
+			Methods:    slices.Clone(rt.ep.Methods),
+			Disabled:   rt.ep.Disabled,
+			Status:     rt.status(),
+		})
 	}
 	slices.SortFunc(out, func(a, b RouteInfo) int { return strings.Compare(a.Path, b.Path) })
 	return out

@@ -20,6 +20,7 @@ package routeindex
 import (
 	"hash/maphash"
 	"iter"
+	"unsafe"
 )
 
 const (
@@ -42,10 +43,26 @@ type shard[V comparable] struct {
 	used  int
 }
 
-// slot keeps a key beside its value: a probe reads one cache line.
+// slot keeps a key beside its value and 32 bits of its hash, in the 24
+// bytes a string header and a pointer take: a probe reads one cache line,
+// and a probe that passes another key compares hashes, not that key's
+// bytes, which live elsewhere in memory. (Route paths are often the same
+// length, "/svc1234/v1", so comparing the strings would read them.)
 type slot[V comparable] struct {
-	key string
-	val V // the zero V marks a free slot
+	keyData *byte // the key's bytes; keeps them alive
+	keyLen  uint32
+	hash32  uint32
+	val     V // the zero V marks a free slot
+}
+
+func (sl *slot[V]) key() string { return unsafe.String(sl.keyData, sl.keyLen) }
+
+func (sl *slot[V]) is(k string, h uint64) bool {
+	return sl.hash32 == uint32(h>>32) && int(sl.keyLen) == len(k) && sl.key() == k
+}
+
+func newSlot[V comparable](k string, h uint64, v V) slot[V] {
+	return slot[V]{keyData: unsafe.StringData(k), keyLen: uint32(len(k)), hash32: uint32(h >> 32), val: v}
 }
 
 // New returns an empty index.
@@ -67,7 +84,7 @@ func (x *Index[V]) Get(k string) V {
 	mask := uint64(len(s.slots) - 1)
 	for i := h & mask; ; i = (i + 1) & mask {
 		var zero V
-		if sl := &s.slots[i]; sl.val == zero || sl.key == k {
+		if sl := &s.slots[i]; sl.val == zero || sl.is(k, h) {
 			return sl.val
 		}
 	}
@@ -82,7 +99,7 @@ func (x *Index[V]) All() iter.Seq2[string, V] {
 				continue
 			}
 			for _, sl := range s.slots {
-				if sl.val != zero && !yield(sl.key, sl.val) {
+				if sl.val != zero && !yield(sl.key(), sl.val) {
 					return
 				}
 			}
@@ -118,12 +135,12 @@ func (e *Editor[V]) Set(k string, v V) {
 	for i := h & mask; ; i = (i + 1) & mask {
 		sl := &s.slots[i]
 		if sl.val == zero {
-			*sl = slot[V]{k, v}
+			*sl = newSlot(k, h, v)
 			s.used++
 			e.x.len++
 			return
 		}
-		if sl.key == k {
+		if sl.is(k, h) {
 			sl.val = v
 			return
 		}
@@ -140,7 +157,7 @@ func (e *Editor[V]) Delete(k string) {
 	s := e.writable(h, 0)
 	mask := uint64(len(s.slots) - 1)
 	i := h & mask
-	for ; s.slots[i].key != k || s.slots[i].val == zero; i = (i + 1) & mask {
+	for ; s.slots[i].val == zero || !s.slots[i].is(k, h); i = (i + 1) & mask {
 		if s.slots[i].val == zero {
 			return
 		}
@@ -151,7 +168,7 @@ func (e *Editor[V]) Delete(k string) {
 	// Move later entries of the probe run into the hole when the hole lies
 	// on their path from their home slot, so lookups never stop early.
 	for j := (i + 1) & mask; s.slots[j].val != zero; j = (j + 1) & mask {
-		home := maphash.String(e.x.seed, s.slots[j].key) & mask
+		home := maphash.String(e.x.seed, s.slots[j].key()) & mask
 		if (j-home)&mask >= (j-i)&mask {
 			s.slots[i], s.slots[j] = s.slots[j], slot[V]{}
 			i = j
@@ -192,7 +209,7 @@ func (s *shard[V]) rehash(seed maphash.Seed, slots int) *shard[V] {
 		if sl.val == zero {
 			continue
 		}
-		i := maphash.String(seed, sl.key) & mask
+		i := maphash.String(seed, sl.key()) & mask
 		for out.slots[i].val != zero {
 			i = (i + 1) & mask
 		}
