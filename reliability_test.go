@@ -234,6 +234,7 @@ func TestReliabilityDotSegmentVariantsStayInsideTheEndpoint(t *testing.T) {
 		"/..%5ctenant2", "/%5c..", "/%5C..%5Ctenant2", "/x%5c..%5c..%5ctenant2",
 		// Path parameters.
 		"/..;/tenant2", "/..;jsessionid=1/tenant2", "/%2e%2e;x/tenant2", "/;/../tenant2", "/x;/..;/..;/tenant2",
+		"/..%3B/tenant2", "/..%3bjsessionid=1/tenant2", "/%2e%2e%3Bx/tenant2",
 		// NUL, where a C-string backend cuts the path.
 		"/%00", "/%00/../tenant2", "/..%00/tenant2", "/..%00x/tenant2", "/%2e%2e%00/tenant2", "/.%00/x", "/a%00/../../tenant2",
 		// Raw backslashes.

@@ -55,8 +55,14 @@ func HasDotSegment(p string) bool {
 // anything after an encoded NUL (where C-string servers cut the path, so
 // that "..%00x" reads as "..").
 func isDotSegment(s string) bool {
-	if i := strings.IndexByte(s, ';'); i >= 0 {
-		s = s[:i]
+	// A ;param ends the segment for servers that strip path parameters
+	// before resolving dot segments ("..;x" is ".." to them), and so does
+	// its percent-encoded form for those that decode first ("..%3B").
+	for i := 0; i < len(s); i++ {
+		if s[i] == ';' || s[i] == '%' && i+2 < len(s) && s[i+1] == '3' && (s[i+2] == 'b' || s[i+2] == 'B') {
+			s = s[:i]
+			break
+		}
 	}
 	if i := strings.Index(s, "%00"); i >= 0 {
 		s = s[:i]
