@@ -2,8 +2,11 @@ package routeindex
 
 import (
 	"fmt"
+	"hash/maphash"
 	"maps"
+	"math/bits"
 	"math/rand/v2"
+	"strings"
 	"testing"
 )
 
@@ -38,6 +41,9 @@ func TestIndexAgreesWithAMapAndEditsNeverChangeTheOriginal(t *testing.T) {
 	for i := range keys {
 		keys[i] = fmt.Sprintf("svc%d", i)
 	}
+	keys[1] = ""                           // stored as no bytes at all
+	keys[2] = strings.Repeat("long/", 100) // longer than any length byte
+	keys[3] = strings.Repeat("long/", 100)[1:]
 	x := New[*entry]()
 	want := map[string]*entry{}
 	type version struct {
@@ -103,5 +109,83 @@ func BenchmarkEditOneOf10000(b *testing.B) {
 		e := x.Edit()
 		e.Set("svc42", v)
 		_ = e.Index()
+	}
+}
+
+// The point of the design (see the package comment): nearly every key is
+// found by Get's fast path, the first slot of its home group with its
+// tag, at any size. At 10,000 keys a few in a thousand are not.
+func TestFewKeysLeaveTheFastPath(t *testing.T) {
+	for _, n := range []int{10, 1000, 10000, 100000} {
+		x := New[*entry]()
+		e := x.Edit()
+		for i := range n {
+			e.Set(fmt.Sprintf("/svc%d/v1", i), &entry{i})
+		}
+		x = e.Index()
+		slow := 0
+		for i := range n {
+			k := fmt.Sprintf("/svc%d/v1", i)
+			h := maphash.String(x.seed, k)
+			s := x.shards[h>>(64-shardBits)]
+			g, i := s.find(k, h)
+			home := &s.groups[s.home(h)]
+			if g != home || slotOf(bits.TrailingZeros64(match(&home.ctrl, tagOf(h)))) != i {
+				slow++
+			}
+		}
+		t.Logf("%d keys: %d off the fast path", n, slow)
+		if slow*200 > n {
+			t.Errorf("%d keys: %d off the fast path; want at most 0.5 %%", n, slow)
+		}
+	}
+}
+
+// Deleting from a group that has been full leaves a marker, so that keys
+// that overflowed it are still found; from a group with room, an empty
+// slot; and a rebuild drops the markers.
+func TestDeleteFromAFullGroupKeepsOverflowFindable(t *testing.T) {
+	x := New[*entry]()
+	s := (&shard[*entry]{}).rebuilt(x.seed, 2*groupSlots*fillRebuilt/20)
+	if len(s.groups) != 2 {
+		t.Fatalf("%d groups; the test wants 2", len(s.groups))
+	}
+	// Keys homed in group 0: a group's worth, then one that overflows.
+	var homed []string
+	for i := 0; len(homed) < groupSlots+1; i++ {
+		k := fmt.Sprint("k", i)
+		if s.home(maphash.String(x.seed, k)) == 0 {
+			homed = append(homed, k)
+		}
+	}
+	for i, k := range homed {
+		s.insert(k, maphash.String(x.seed, k), &entry{i})
+	}
+	overflow := homed[groupSlots]
+	if g, _ := s.find(overflow, maphash.String(x.seed, overflow)); g != &s.groups[1] {
+		t.Fatal("the ninth key did not overflow into group 1")
+	}
+	s.remove(s.find(homed[0], maphash.String(x.seed, homed[0])))
+	if s.deleted != 1 {
+		t.Fatalf("deleted = %d after a delete from a full group; want a marker", s.deleted)
+	}
+	if g, i := s.find(overflow, maphash.String(x.seed, overflow)); g == nil || g.slots[i].val.v != groupSlots {
+		t.Fatal("the overflowed key is lost after a delete in its home group")
+	}
+	if g, _ := s.find(homed[0], maphash.String(x.seed, homed[0])); g != nil {
+		t.Fatal("the deleted key is still found")
+	}
+	s.remove(s.find(overflow, maphash.String(x.seed, overflow)))
+	if s.deleted != 1 {
+		t.Fatalf("deleted = %d after a delete from a group with room; want no new marker", s.deleted)
+	}
+	r := s.rebuilt(x.seed, s.used)
+	if r.deleted != 0 || r.used != groupSlots-1 {
+		t.Fatalf("rebuilt: used %d, deleted %d; want %d, 0", r.used, r.deleted, groupSlots-1)
+	}
+	for i, k := range homed[1:groupSlots] {
+		if g, j := r.find(k, maphash.String(x.seed, k)); g == nil || g.slots[j].val.v != i+1 {
+			t.Fatalf("rebuilt: %q not found", k)
+		}
 	}
 }
