@@ -797,24 +797,7 @@ func (o *Orchestrator) buildRoute(reg Registration, old *route) (*route, error) 
 		rt.traffic = &trafficState{}
 	}
 
-	rt.fallbackStrategy = breakerCfg.FallbackStrategy
-	if f := ep.Fallback; f != nil {
-		if f.Strategy != "" {
-			rt.fallbackStrategy = f.Strategy
-		}
-		rt.fallbackID = f.Endpoint
-		rt.staticStatus = f.Status
-		rt.staticBody = []byte(f.Body)
-		if len(f.Headers) > 0 {
-			rt.staticHeader = make(http.Header, len(f.Headers))
-			for k, v := range f.Headers {
-				rt.staticHeader.Set(k, v)
-			}
-		}
-	}
-	if rt.staticStatus == 0 {
-		rt.staticStatus = http.StatusServiceUnavailable
-	}
+	rt.fallback = newFallbackPlan(breakerCfg.FallbackStrategy, ep.Fallback)
 	return rt, nil
 }
 

@@ -265,23 +265,23 @@ func (o *Orchestrator) limitBody(w http.ResponseWriter, body io.ReadCloser) io.R
 // configured, otherwise with a problem document.
 func (o *Orchestrator) unavailable(w http.ResponseWriter, r *http.Request, rt *route, rest string, ids reqIDs, allowFallback bool, status int, kind, detail string, retryAfter int, bodyConsumed bool) int {
 	if allowFallback {
-		switch rt.fallbackStrategy {
+		switch plan := rt.fallback; plan.strategy {
 		case FallbackStaticResponse:
 			h := w.Header()
-			for k, v := range rt.staticHeader {
+			for k, v := range plan.header {
 				h[k] = v
 			}
 			h["X-Request-Id"] = []string{ids.request}
-			if len(rt.staticBody) > 0 || h.Get("Content-Length") == "" {
+			if len(plan.body) > 0 || h.Get("Content-Length") == "" {
 				h.Del("Content-Length")
 			}
-			w.WriteHeader(rt.staticStatus)
-			w.Write(rt.staticBody)
-			return rt.staticStatus
+			w.WriteHeader(plan.status)
+			w.Write(plan.body)
+			return plan.status
 		case FallbackEndpoint:
 			// A request whose body was already (partly) sent upstream cannot
 			// be replayed: it gets the error response instead.
-			if fb := o.table.Load().route(rt.fallbackID); fb != nil && !fb.ep.Disabled && !bodyConsumed && fb.allows(r.Method) {
+			if fb := o.table.Load().route(plan.endpointID); fb != nil && !fb.ep.Disabled && !bodyConsumed && fb.allows(r.Method) {
 				o.routerLog.LogAttrs(r.Context(), slog.LevelDebug, "serving from fallback endpoint",
 					slog.String("request_id", ids.request), slog.String("endpoint_id", rt.id), slog.String("fallback_endpoint_id", fb.id))
 				return o.forward(w, r, fb, rest, ids, false)

@@ -46,11 +46,53 @@ type route struct {
 	health   *HealthCheckConfig // merged; shared by routes without an override
 	probeURL string
 
-	fallbackStrategy FallbackStrategy
-	fallbackID       string
-	staticStatus     int
-	staticHeader     http.Header
-	staticBody       []byte
+	fallback *fallbackPlan // never nil; shared by routes without their own
+}
+
+// fallbackPlan is what a route answers with when it cannot serve. It sits
+// behind a pointer because few endpoints configure one: the routes that
+// do not share a plan per strategy, which keeps each route 64 bytes
+// smaller (a smaller size class) at 10,000 endpoints.
+type fallbackPlan struct {
+	strategy   FallbackStrategy
+	endpointID string      // FallbackEndpoint
+	status     int         // FallbackStaticResponse
+	header     http.Header // FallbackStaticResponse
+	body       []byte      // FallbackStaticResponse
+}
+
+// sharedFallbacks are the plans of routes without a fallback section: the
+// strategy alone, and a bodiless 503 for a static response.
+var sharedFallbacks = map[FallbackStrategy]*fallbackPlan{
+	"":                     {status: http.StatusServiceUnavailable},
+	FallbackErrorResponse:  {strategy: FallbackErrorResponse, status: http.StatusServiceUnavailable},
+	FallbackStaticResponse: {strategy: FallbackStaticResponse, status: http.StatusServiceUnavailable},
+	FallbackEndpoint:       {strategy: FallbackEndpoint, status: http.StatusServiceUnavailable},
+}
+
+// newFallbackPlan is the plan of an endpoint whose circuit breaker
+// settings name strategy and whose own fallback section is f (or nil).
+func newFallbackPlan(strategy FallbackStrategy, f *FallbackConfig) *fallbackPlan {
+	if f == nil {
+		if plan := sharedFallbacks[strategy]; plan != nil {
+			return plan
+		}
+		return &fallbackPlan{strategy: strategy, status: http.StatusServiceUnavailable}
+	}
+	plan := &fallbackPlan{strategy: strategy, endpointID: f.Endpoint, status: f.Status, body: []byte(f.Body)}
+	if f.Strategy != "" {
+		plan.strategy = f.Strategy
+	}
+	if len(f.Headers) > 0 {
+		plan.header = make(http.Header, len(f.Headers))
+		for k, v := range f.Headers {
+			plan.header.Set(k, v)
+		}
+	}
+	if plan.status == 0 {
+		plan.status = http.StatusServiceUnavailable
+	}
+	return plan
 }
 
 // registration is a Registration without its Endpoint, which the route
