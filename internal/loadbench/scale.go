@@ -62,7 +62,7 @@ const (
 	scaleGoroutinesTarget = 1000
 	scaleReloads          = 3
 	scaleRegistrations    = 20
-	scaleHealthSamples    = 5
+	scaleHealthSamples    = 10
 )
 
 // scaleRow is one line of the scale report.
@@ -268,6 +268,7 @@ func scale(ctx context.Context, cfg config, stdout, stderr io.Writer) ([]scaleRo
 	note("Health checks on: %d of %d endpoints healthy %.1f s after the process started.", healthy, n, time.Since(t0).Seconds())
 	var maxG int
 	var maxRSS int64
+	var samples []string // RSS over time: "bounded" means it does not climb
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for i := range scaleHealthSamples {
@@ -287,7 +288,10 @@ func scale(ctx context.Context, cfg config, stdout, stderr io.Writer) ([]scaleRo
 			return nil, err
 		}
 		maxRSS, maxG = max(maxRSS, rss), max(maxG, g)
+		samples = append(samples, fmt.Sprintf("%.1f", mib(rss)))
 	}
+	note("Health checks on: RSS at the %d samples 1 s apart (a probe round each): %s MiB.",
+		scaleHealthSamples, strings.Join(samples, ", "))
 	rows = append(rows,
 		scaleRow{fmt.Sprintf("goroutines (go_goroutines), health checks on every 1s, max of %d samples 1 s apart", scaleHealthSamples), float64(maxG), "", scaleGoroutinesTarget},
 		scaleRow{"RSS, health checks on, max of the same samples", mib(maxRSS), "MiB", mib(scaleRSSTarget)})
