@@ -41,8 +41,8 @@ func TestIndexAgreesWithAMapAndEditsNeverChangeTheOriginal(t *testing.T) {
 	for i := range keys {
 		keys[i] = fmt.Sprintf("svc%d", i)
 	}
-	keys[1] = ""                           // stored as no bytes at all
-	keys[2] = strings.Repeat("long/", 100) // longer than any length byte
+	keys[1] = ""                           // no bytes in the shard at all
+	keys[2] = strings.Repeat("long/", 100) // 500 bytes; the next, the same less one
 	keys[3] = strings.Repeat("long/", 100)[1:]
 	x := New[*entry]()
 	want := map[string]*entry{}
