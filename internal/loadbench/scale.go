@@ -21,8 +21,9 @@ package main
 //     (POST /registry/endpoints) with the N endpoints present.
 //  2. health checks on (interval 1s, health_check_path /health on every
 //     endpoint; the backend answers it 200): once every endpoint is healthy,
-//     it samples go_goroutines from /metrics and VmRSS once a second for 5 s
-//     and reports the maximum of each.
+//     it samples go_goroutines from /metrics and VmRSS once a second, ten
+//     times, and reports the maximum of each and the RSS of every sample
+//     (a start-up peak that settles is bounded; a climb is not).
 //
 // It prints a markdown table with each figure, its target and whether it is
 // met. Only the median of each repeated measurement is in the table; the
