@@ -64,6 +64,16 @@ type ServerConfig struct {
 	MaxHeaderBytes int `json:"max_header_bytes,omitempty" yaml:"max_header_bytes,omitempty"`
 	// MaxBodyBytes caps request bodies (413 past it). Default: no limit.
 	MaxBodyBytes int64 `json:"max_body_bytes,omitempty" yaml:"max_body_bytes,omitempty"`
+	// MaxHeaderCount caps the number of request header field lines (431
+	// past it), as Envoy's max_headers_count does. Default 100.
+	MaxHeaderCount int `json:"max_header_count,omitempty" yaml:"max_header_count,omitempty"`
+	// MaxConfigBytes caps the size of the config file and of a
+	// POST /config/validate body. Default 8 MiB.
+	MaxConfigBytes int64 `json:"max_config_bytes,omitempty" yaml:"max_config_bytes,omitempty"`
+	// DrainDelay is how long the server keeps serving after SIGINT or
+	// SIGTERM while /health answers 503, so that load balancers and
+	// Kubernetes stop sending before the listeners close. Default 0.
+	DrainDelay Duration `json:"drain_delay,omitempty" yaml:"drain_delay,omitempty"`
 	// TLS serves HTTPS (with HTTP/2) when both files are set.
 	TLS TLSConfig `json:"tls" yaml:"tls"`
 	// TrustedProxies lists the CIDRs (or single addresses) whose
@@ -154,6 +164,8 @@ const (
 	DefaultReadHeaderTimeout = 10 * time.Second
 	DefaultIdleTimeout       = 120 * time.Second
 	DefaultMaxHeaderBytes    = 1 << 20
+	DefaultMaxHeaderCount    = 100
+	DefaultMaxConfigBytes    = 8 << 20
 )
 
 // WithDefaults returns c with every unset server and logging field filled
@@ -180,6 +192,12 @@ func (c Config) WithDefaults() Config {
 	}
 	if s.MaxHeaderBytes == 0 {
 		s.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if s.MaxHeaderCount == 0 {
+		s.MaxHeaderCount = DefaultMaxHeaderCount
+	}
+	if s.MaxConfigBytes == 0 {
+		s.MaxConfigBytes = DefaultMaxConfigBytes
 	}
 	if c.Logging.Level == "" {
 		c.Logging.Level = "info"
@@ -214,6 +232,15 @@ func (c Config) Validate() error {
 	}
 	if s.MaxBodyBytes < 0 {
 		errs.add("server.max_body_bytes", "must not be negative")
+	}
+	if s.MaxHeaderCount < 0 {
+		errs.add("server.max_header_count", "must not be negative")
+	}
+	if s.MaxConfigBytes < 0 {
+		errs.add("server.max_config_bytes", "must not be negative")
+	}
+	if s.DrainDelay < 0 {
+		errs.add("server.drain_delay", "must not be negative")
 	}
 	if (s.TLS.CertFile == "") != (s.TLS.KeyFile == "") {
 		errs.add("server.tls", "cert_file and key_file must be set together")
