@@ -567,31 +567,59 @@ type FieldError struct {
 // String formats the error as "field: message".
 func (e FieldError) String() string { return e.Field + ": " + e.Message }
 
-// ValidationError lists every problem found in a configuration. It is
-// returned (as error) by Endpoint.Validate, New and the registration methods.
+// MaxReportedErrors caps the problems a ValidationError or ConfigError
+// lists; the rest are only counted (Omitted). A file of 400,000 broken
+// endpoints would otherwise give a status body and a log line of tens of
+// megabytes, and nobody fixes a file from its ten-thousandth error.
+const MaxReportedErrors = 100
+
+// ValidationError lists the problems found in a configuration: the first
+// MaxReportedErrors of them, and how many more there were. It is returned
+// (as error) by Endpoint.Validate, New and the registration methods.
 type ValidationError struct {
 	// Errors holds one entry per problem, in the order found.
 	Errors []FieldError `json:"errors"`
+	// Omitted counts the problems past MaxReportedErrors that are not
+	// listed.
+	Omitted int `json:"omitted,omitempty"`
 }
 
 // Error joins every field error on one line each.
 func (e *ValidationError) Error() string {
-	parts := make([]string, len(e.Errors))
+	parts := make([]string, len(e.Errors), len(e.Errors)+1)
 	for i, fe := range e.Errors {
 		parts[i] = fe.String()
 	}
+	if e.Omitted > 0 {
+		parts = append(parts, moreProblems(e.Omitted))
+	}
 	return "invalid configuration: " + strings.Join(parts, "; ")
+}
+
+// Total is the number of problems found, listed or not.
+func (e *ValidationError) Total() int { return len(e.Errors) + e.Omitted }
+
+// moreProblems says how many problems were found but not listed.
+func moreProblems(n int) string {
+	if n == 1 {
+		return "and 1 more problem"
+	}
+	return fmt.Sprintf("and %d more problems", n)
 }
 
 // Is reports ErrInvalid as matching, so errors.Is(err, ErrInvalid) works.
 func (e *ValidationError) Is(target error) bool { return target == ErrInvalid }
 
 func (e *ValidationError) add(field, msg string) {
+	if len(e.Errors) >= MaxReportedErrors {
+		e.Omitted++
+		return
+	}
 	e.Errors = append(e.Errors, FieldError{Field: field, Message: msg})
 }
 
 func (e *ValidationError) orNil() error {
-	if e == nil || len(e.Errors) == 0 {
+	if e == nil || e.Total() == 0 {
 		return nil
 	}
 	return e

@@ -323,15 +323,22 @@ func ParseTrustedProxy(s string) (netip.Prefix, error) {
 	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
 }
 
-// ConfigError lists every problem of a configuration file, each located by
-// line and column. Its Error method prints one "file:line:column: message"
-// line per problem, the format editors and CI annotate.
+// ConfigError lists the problems of a configuration file, each located by
+// line and column: the first MaxReportedErrors of them, and how many more
+// there were. Its Error method prints one "file:line:column: message" line
+// per problem, the format editors and CI annotate.
 type ConfigError struct {
 	// File is the file name as given (may be empty for inline data).
 	File string `json:"file,omitempty"`
 	// Errors holds the problems in file order.
 	Errors []FieldError `json:"errors"`
+	// Omitted counts the problems past MaxReportedErrors that are not
+	// listed.
+	Omitted int `json:"omitted,omitempty"`
 }
+
+// Total is the number of problems found, listed or not.
+func (e *ConfigError) Total() int { return len(e.Errors) + e.Omitted }
 
 // Error prints one "file:line:column: field: message" per problem.
 func (e *ConfigError) Error() string {
@@ -350,6 +357,13 @@ func (e *ConfigError) Error() string {
 		}
 		b.WriteString(fe.Message)
 	}
+	if e.Omitted > 0 {
+		name := e.File
+		if name == "" {
+			name = "config"
+		}
+		fmt.Fprintf(&b, "\n%s: %s", name, moreProblems(e.Omitted))
+	}
 	return b.String()
 }
 
@@ -365,13 +379,18 @@ func ParseConfig(data []byte, name string) (*Config, error) {
 	if len(problems) > 0 {
 		ce := &ConfigError{File: name}
 		for _, p := range problems {
+			if len(ce.Errors) == MaxReportedErrors {
+				ce.Omitted++
+				continue
+			}
 			ce.Errors = append(ce.Errors, FieldError{Field: p.Path, Message: p.Message, Line: p.Line, Column: p.Column})
 		}
 		return nil, ce
 	}
 	if err := cfg.Validate(); err != nil {
-		ce := &ConfigError{File: name}
-		for _, fe := range err.(*ValidationError).Errors {
+		ve := err.(*ValidationError)
+		ce := &ConfigError{File: name, Omitted: ve.Omitted}
+		for _, fe := range ve.Errors {
 			fe.Line, fe.Column = doc.Locate(fe.Field)
 			ce.Errors = append(ce.Errors, fe)
 		}

@@ -55,11 +55,17 @@ func (h *Handler) problemFor(r *http.Request, err error) (problem.Details, http.
 	case errors.As(err, &confErr):
 		d.Status, kind, d.Title = http.StatusBadRequest, "invalid-config", "Invalid configuration"
 		fields = confErr.Errors
-		d.Detail = fmt.Sprintf("the configuration has %s; nothing was changed", plural(len(fields), "error"))
+		d.Detail = fmt.Sprintf("the configuration has %s; nothing was changed", plural(confErr.Total(), "error"))
+		if confErr.Omitted > 0 {
+			d.Detail += fmt.Sprintf(" (the first %d are listed)", len(fields))
+		}
 	case errors.As(err, &valErr):
 		d.Status, kind, d.Title = http.StatusBadRequest, "validation-failed", "Validation failed"
 		fields = valErr.Errors
-		d.Detail = fmt.Sprintf("the input has %s; nothing was changed", plural(len(fields), "error"))
+		d.Detail = fmt.Sprintf("the input has %s; nothing was changed", plural(valErr.Total(), "error"))
+		if valErr.Omitted > 0 {
+			d.Detail += fmt.Sprintf(" (the first %d are listed)", len(fields))
+		}
 	case errors.Is(err, orchestrator.ErrNotFound):
 		d.Status, kind, d.Title, d.Detail = http.StatusNotFound, "not-found", "Not found", err.Error()
 	case errors.Is(err, orchestrator.ErrConflict):
