@@ -351,7 +351,9 @@ type Endpoint struct {
 	Name string `json:"name" yaml:"name"`
 	// Version is the optional second path segment, such as "v1".
 	Version string `json:"version,omitempty" yaml:"version,omitempty"`
-	// Methods lists the allowed HTTP methods; empty allows all. Others get 405.
+	// Methods lists the allowed HTTP methods; others get 405. Empty allows
+	// every method but CONNECT and TRACE, which an endpoint gets only by
+	// listing them (a tunnel and a request echo are never implied).
 	Methods []string `json:"methods,omitempty" yaml:"methods,omitempty"`
 	// AuthType documents the backend's authentication; it changes nothing.
 	AuthType AuthType `json:"auth_type,omitempty" yaml:"auth_type,omitempty"`
@@ -662,6 +664,10 @@ func routeKeyString(name, version string) string {
 
 // ErrInvalid is matched (errors.Is) by every *ValidationError.
 var ErrInvalid = errors.New("orchestrator: invalid configuration")
+
+// allowAllHeader is the Allow header of an endpoint with no methods list,
+// which serves every method but CONNECT and TRACE.
+const allowAllHeader = "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT"
 
 func allowHeader(methods []string) string {
 	ms := slices.Clone(methods)

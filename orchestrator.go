@@ -746,7 +746,9 @@ func (o *Orchestrator) buildRoute(reg Registration, old *route) (*route, error) 
 	if rt.timeout == 0 {
 		rt.timeout = DefaultTimeout
 	}
-	if !rt.allowAll {
+	if rt.allowAll {
+		rt.allow = allowAllHeader
+	} else {
 		rt.allow = allowHeader(ep.Methods)
 	}
 

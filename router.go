@@ -105,7 +105,12 @@ type registration struct {
 
 func (rt *route) allows(method string) bool {
 	if rt.allowAll {
-		return true
+		// CONNECT would turn the gateway into a tunnel to wherever the
+		// backend lets it reach, and TRACE echoes the request back,
+		// credentials included (cross-site tracing). Neither is what an
+		// endpoint with no methods list means by "all": it gets them only
+		// by listing them.
+		return method != http.MethodConnect && method != http.MethodTrace
 	}
 	for _, m := range rt.ep.Methods {
 		if m == method {

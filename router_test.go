@@ -593,3 +593,32 @@ func TestRoutes(t *testing.T) {
 	}
 	assert.Equal(t, orchestrator.StatusDisabled, routes[2].Status, "disabled route status = %q; want disabled", routes[2].Status)
 }
+
+// TestRoutingRefusesConnectAndTraceUnlessListed: an endpoint with no
+// methods list serves every method but CONNECT (a tunnel) and TRACE (an echo
+// of the request, credentials included); one that lists them gets them.
+func TestRoutingRefusesConnectAndTraceUnlessListed(t *testing.T) {
+	b := rtNewBackend(t, "b")
+	o := rtNew(t, orchestrator.WithEndpoints(
+		orchestrator.Endpoint{Name: "svc", Version: "v1", URL: b.URL},
+		orchestrator.Endpoint{Name: "tunnel", Version: "v1", URL: b.URL, Methods: []string{"CONNECT", "TRACE"}},
+	))
+	for _, m := range []string{http.MethodConnect, http.MethodTrace} {
+		t.Run(m, func(t *testing.T) {
+			rec := rtServe(o, m, "/orchestrator/svc/v1/x", nil)
+			rtCheckProblem(t, rec, http.StatusMethodNotAllowed, "svc_v1")
+			allow := rec.Header().Get("Allow")
+			assert.Equal(t, "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT", allow)
+			assert.Equal(t, int64(0), b.hits.Load(), "the backend must not see a %s", m)
+
+			rec = rtServe(o, m, "/orchestrator/tunnel/v1/x", nil)
+			assert.Equal(t, http.StatusOK, rec.Code, "a listed %s is forwarded", m)
+			assert.Equal(t, "b "+m+" /x", rec.Body.String())
+			b.hits.Store(0)
+		})
+	}
+	for _, m := range []string{http.MethodGet, http.MethodPost, "PROPFIND"} {
+		rec := rtServe(o, m, "/orchestrator/svc/v1/x", nil)
+		assert.Equal(t, http.StatusOK, rec.Code, "%s status = %d; want 200", m, rec.Code)
+	}
+}
