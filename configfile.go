@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/goccy/go-yaml"
+
 	"github.com/orchestrator-go/orchestrator/internal/netguard"
 	"github.com/orchestrator-go/orchestrator/internal/yamlconf"
 )
@@ -118,7 +120,9 @@ type RegistryConfig struct {
 	// AllowedUpstreams lists CIDRs, IP addresses or host names that
 	// endpoints may point at although the upstream guard refuses them by
 	// default: link-local and cloud-metadata addresses (169.254.0.0/16,
-	// fe80::/10, fd00:ec2::254) and the gateway's own listeners.
+	// fe80::/10, fd00:ec2::254, 100.100.100.200, however they are written)
+	// and the gateway's own listeners. An IPv6 address that carries an IPv4
+	// one (NAT64, 6to4) is allowed when either is listed.
 	AllowedUpstreams []string `json:"allowed_upstreams,omitempty" yaml:"allowed_upstreams,omitempty"`
 }
 
@@ -387,6 +391,26 @@ func ParseConfig(data []byte, name string) (*Config, error) {
 		}
 		return nil, ce
 	}
+	limit := cfg.Server.MaxConfigBytes
+	if limit == 0 {
+		limit = DefaultMaxConfigBytes
+	}
+	if int64(len(data)) > limit {
+		// A file may raise its own cap; past the cap in force it is
+		// refused like any other bad file. (Reading is capped before this
+		// on reloads and POST /config/validate bodies.)
+		line, col := doc.Locate("server.max_config_bytes")
+		return nil, &ConfigError{File: name, Errors: []FieldError{{Field: "server.max_config_bytes", Line: line, Column: col,
+			Message: fmt.Sprintf("the file is %d bytes, more than the %d this allows", len(data), limit)}}}
+	}
+	if cfg.Endpoints == nil && endpointsIsNull(data) {
+		// "endpoints:" with nothing after it is what a file cut short
+		// while being written looks like; serving no endpoints is asked
+		// for with "endpoints: []".
+		line, col := doc.Locate("endpoints")
+		return nil, &ConfigError{File: name, Errors: []FieldError{{Field: "endpoints", Line: line, Column: col,
+			Message: "is null; write \"endpoints: []\" to serve no endpoints from the file"}}}
+	}
 	if err := cfg.Validate(); err != nil {
 		ve := err.(*ValidationError)
 		ce := &ConfigError{File: name, Omitted: ve.Omitted}
@@ -403,6 +427,18 @@ func ParseConfig(data []byte, name string) (*Config, error) {
 		return nil, ce
 	}
 	return &cfg, nil
+}
+
+// endpointsIsNull reports whether data holds an "endpoints" key whose value
+// is null. It decodes again, but only for the rare file that decoded to no
+// endpoints list at all.
+func endpointsIsNull(data []byte) bool {
+	var top map[string]any
+	if yaml.Unmarshal(data, &top) != nil {
+		return false
+	}
+	v, ok := top["endpoints"]
+	return ok && v == nil
 }
 
 // LoadConfig reads and parses a configuration file.

@@ -505,6 +505,9 @@ func TestConfigWithDefaults(t *testing.T) {
 		assert.Zero(t, got.Server.ReadTimeout, "got a read timeout; want none so uploads stream")
 		assert.Zero(t, got.Server.WriteTimeout, "got a write timeout; want none so streams live")
 		assert.Zero(t, got.Server.MaxBodyBytes, "got a body limit; want none by default")
+		assert.Equal(t, 100, got.Server.MaxHeaderCount)
+		assert.EqualValues(t, 8<<20, got.Server.MaxConfigBytes)
+		assert.Zero(t, got.Server.DrainDelay, "got a drain delay; want none by default")
 		assert.Equal(t, "info", got.Logging.Level)
 		assert.Equal(t, "json", got.Logging.Format)
 		assert.True(t, got.Logging.AccessLogEnabled(), "got access log off; want on by default")
@@ -514,6 +517,7 @@ func TestConfigWithDefaults(t *testing.T) {
 			Server: orchestrator.ServerConfig{
 				Host: "127.0.0.1", Port: 9000, Prefix: "/gw", ShutdownTimeout: orchestrator.Duration(time.Second),
 				ReadHeaderTimeout: orchestrator.Duration(2 * time.Second), IdleTimeout: orchestrator.Duration(3 * time.Second), MaxHeaderBytes: 512,
+				MaxHeaderCount: 20, MaxConfigBytes: 4096,
 			},
 			Logging: orchestrator.LoggingConfig{Level: "debug", Format: "text", AccessLog: cfBool(false)},
 		}

@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/orchestrator-go/orchestrator/internal/framing"
 )
 
 // Middleware returns a handler that serves requests under the prefix
@@ -18,7 +20,9 @@ func (o *Orchestrator) Middleware(next http.Handler) http.Handler {
 			o.serve(w, r, rest)
 			return
 		}
-		next.ServeHTTP(w, r)
+		// The smuggling guard covers next too: a request hidden behind an
+		// ambiguously framed one to next's routes could reach the gateway's.
+		next.ServeHTTP(framing.CloseAfter(w, r), r)
 	})
 }
 

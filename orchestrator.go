@@ -45,6 +45,7 @@ type Orchestrator struct {
 	healthDefaults  *HealthCheckConfig // never changed in place: routes share it
 	trustedProxies  []netip.Prefix
 	maxBodyBytes    int64
+	maxHeaderCount  int    // 0: no limit
 	adminAuth       string // "Bearer <admin token>", or "" when none is set
 	proxy           *httputil.ReverseProxy
 	guard           *netguard.Guard
@@ -89,6 +90,7 @@ type options struct {
 	trustedProxies   []netip.Prefix
 	probeWorkers     int
 	maxBodyBytes     int64
+	maxHeaderCount   int
 	adminToken       string
 	noMetrics        bool
 	accessLog        bool
@@ -238,6 +240,9 @@ func WithConfig(cfg *Config) Option {
 			o.trustedProxies = append(o.trustedProxies, p)
 		}
 		o.maxBodyBytes = cfg.Server.MaxBodyBytes
+		if cfg.Server.MaxHeaderCount > 0 {
+			o.maxHeaderCount = cfg.Server.MaxHeaderCount
+		}
 		o.allowedUpstreams = append(o.allowedUpstreams, cfg.Registry.AllowedUpstreams...)
 		o.breaker = cfg.CircuitBreaker
 		o.health = cfg.HealthCheck
@@ -255,6 +260,21 @@ func WithMaxBodyBytes(n int64) Option {
 			return fmt.Errorf("orchestrator: max body bytes %d must not be negative", n)
 		}
 		o.maxBodyBytes = n
+		return nil
+	}
+}
+
+// WithMaxHeaderCount caps the header field lines of a request: one with
+// more gets 431 and its connection is closed, as Envoy's max_headers_count
+// does. Go's server limits header bytes only (MaxHeaderBytes), so ten
+// thousand one-byte headers would otherwise be forwarded. Default
+// DefaultMaxHeaderCount (100); 0 turns the limit off.
+func WithMaxHeaderCount(n int) Option {
+	return func(o *options) error {
+		if n < 0 {
+			return fmt.Errorf("orchestrator: max header count %d must not be negative", n)
+		}
+		o.maxHeaderCount = n
 		return nil
 	}
 }
@@ -308,8 +328,9 @@ func WithTraceStart(enabled bool) Option {
 // WithAllowedUpstreams lists CIDRs, IP addresses or host names that
 // endpoints may point at even where the upstream guard would refuse them.
 // The guard refuses link-local and cloud-metadata addresses (169.254.0.0/16,
-// fe80::/10, fd00:ec2::254) and the gateway's own listeners
-// (SetListenAddrs): at registration through Register or Update (after DNS
+// fe80::/10, fd00:ec2::254, 100.100.100.200), however they are written (an
+// IPv6 zone, or an IPv4 address carried in IPv4-mapped, IPv4-compatible,
+// NAT64 or 6to4 IPv6), and the gateway's own listeners (SetListenAddrs): at registration through Register or Update (after DNS
 // resolution) and at every dial of the default transport, health probes
 // included. A custom WithTransport is not guarded.
 func WithAllowedUpstreams(entries ...string) Option {
@@ -390,7 +411,7 @@ func (o *Orchestrator) checkUpstream(ctx context.Context, ep Endpoint) error {
 // New builds an Orchestrator, registers the WithEndpoints endpoints, loads
 // the registry and starts health checking. Call Close to stop it.
 func New(opts ...Option) (*Orchestrator, error) {
-	cfg := options{prefix: DefaultPrefix, probeWorkers: 32}
+	cfg := options{prefix: DefaultPrefix, probeWorkers: 32, maxHeaderCount: DefaultMaxHeaderCount}
 	for _, opt := range opts {
 		if err := opt(&cfg); err != nil {
 			return nil, err
@@ -407,6 +428,7 @@ func New(opts ...Option) (*Orchestrator, error) {
 		breakerDefaults: cfg.breaker.withDefaults(),
 		trustedProxies:  cfg.trustedProxies,
 		maxBodyBytes:    cfg.maxBodyBytes,
+		maxHeaderCount:  cfg.maxHeaderCount,
 		adminAuth:       bearer(cfg.adminToken),
 		startTraces:     cfg.startTraces,
 		byName:          make(map[string][]*route),

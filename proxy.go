@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/orchestrator-go/orchestrator/internal/framing"
 	"github.com/orchestrator-go/orchestrator/internal/netguard"
 	"github.com/orchestrator-go/orchestrator/internal/problem"
 	"github.com/orchestrator-go/orchestrator/internal/requestid"
@@ -67,17 +68,18 @@ func requestID(r *http.Request) string {
 // access log) however it ends, panics included: httputil aborts a response
 // whose upstream body broke mid-copy with panic(http.ErrAbortHandler).
 func (o *Orchestrator) serve(w http.ResponseWriter, r *http.Request, rest string) {
-	if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 {
-		// Request smuggling guard (RFC 9112 §6.3): a request framed by
-		// Transfer-Encoding may also have carried a Content-Length, which
-		// Go's server drops without a trace and then keeps the connection
-		// open for whatever follows. Serve it by Transfer-Encoding and close
-		// the connection after the response, so nothing a front proxy might
-		// have framed differently is read as a next request.
-		w = &closingWriter{ResponseWriter: w}
-	}
+	// Request smuggling guard: a request whose framing another parser may
+	// read differently closes its connection after the response, so
+	// nothing a front proxy framed otherwise is read as a next request.
+	w = framing.CloseAfter(w, r)
 	start := time.Now()
 	ids := o.requestIDs(r)
+	if o.maxHeaderCount > 0 {
+		if n := framing.FieldLines(r); n > o.maxHeaderCount {
+			o.tooManyHeaders(w, r, ids, n, start)
+			return
+		}
+	}
 	rt, upstreamRest := o.table.Load().lookup(rest)
 	if rt != nil {
 		rt.traffic.inFlight.Add(1)
@@ -99,30 +101,17 @@ func (o *Orchestrator) serve(w http.ResponseWriter, r *http.Request, rest string
 	o.observe(r, rt, ids, status, start)
 }
 
-// closingWriter adds "Connection: close" to the final response header. It
-// keeps Flush and Hijack reachable through Unwrap (http.ResponseController).
-type closingWriter struct {
-	http.ResponseWriter
-	wrote bool
+// tooManyHeaders answers 431 to a request with more header field lines
+// than the limit, and closes the connection: a client that sends that many
+// is broken or hostile, and Go's server closes after its own 431 too.
+func (o *Orchestrator) tooManyHeaders(w http.ResponseWriter, r *http.Request, ids reqIDs, n int, start time.Time) {
+	h := w.Header()
+	h["X-Request-Id"] = []string{ids.request}
+	h["Connection"] = []string{"close"}
+	o.writeProblem(w, r, ids.request, nil, http.StatusRequestHeaderFieldsTooLarge, "too-many-headers", "Request Header Fields Too Large",
+		"the request has "+strconv.Itoa(n)+" header field lines; at most "+strconv.Itoa(o.maxHeaderCount)+" are accepted", 0)
+	o.observe(r, nil, ids, http.StatusRequestHeaderFieldsTooLarge, start)
 }
-
-func (c *closingWriter) WriteHeader(code int) {
-	if !c.wrote && code >= 200 {
-		c.wrote = true
-		c.ResponseWriter.Header().Set("Connection", "close")
-	}
-	c.ResponseWriter.WriteHeader(code)
-}
-
-func (c *closingWriter) Write(p []byte) (int, error) {
-	if !c.wrote {
-		c.WriteHeader(http.StatusOK)
-	}
-	return c.ResponseWriter.Write(p)
-}
-
-// Unwrap exposes the underlying writer to http.ResponseController.
-func (c *closingWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
 
 // abortedResponse wraps the panic with which httputil aborts a response
 // whose upstream body failed mid-copy (http.ErrAbortHandler), adding the

@@ -96,3 +96,76 @@ func TestBareLFInChunkedBodyIs400(t *testing.T) {
 	assert.Equal(t, http.StatusBadRequest, resp.StatusCode, "status: got %d; want 400", resp.StatusCode)
 	assert.Zero(t, hits.Load(), "the backend received a complete body")
 }
+
+// TestHTTP10RequestWithBodyClosesTheConnection: Go's server ignores
+// Transfer-Encoding on an HTTP/1.0 request and frames it by Content-Length,
+// so with "Connection: keep-alive" the rest of a chunked body would be read
+// as a second request and forwarded. RFC 9112 §6.1 calls such framing
+// faulty: every HTTP/1.0 request with a body is answered with
+// "Connection: close", and the backend sees exactly one request.
+func TestHTTP10RequestWithBodyClosesTheConnection(t *testing.T) {
+	var paths atomic.Value
+	paths.Store("")
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		paths.Store(paths.Load().(string) + r.Method + " " + r.URL.Path + "(" + string(body) + ") ")
+		io.WriteString(w, "ok")
+	}))
+	t.Cleanup(backend.Close)
+	o, err := orchestrator.New(orchestrator.WithEndpoints(orchestrator.Endpoint{Name: "svc", URL: backend.URL}))
+	require.NoError(t, err)
+	t.Cleanup(func() { o.Close() })
+	gw := httptest.NewServer(o)
+	t.Cleanup(gw.Close)
+
+	for name, raw := range map[string]string{
+		// A front proxy honouring Transfer-Encoding sees one request with
+		// the body "GET /orchestrator/svc/smuggled ..." cut in chunks; Go
+		// takes 4 bytes ("4\r\nG") and would read the rest as a request.
+		"te and cl": "POST /orchestrator/svc/first HTTP/1.0\r\nHost: gw\r\nConnection: keep-alive\r\n" +
+			"Transfer-Encoding: chunked\r\nContent-Length: 4\r\n\r\n" +
+			"4\r\nabcd\r\n0\r\n\r\n" +
+			"GET /orchestrator/svc/smuggled HTTP/1.0\r\nHost: gw\r\nConnection: keep-alive\r\n\r\n",
+		"cl only": "POST /orchestrator/svc/first HTTP/1.0\r\nHost: gw\r\nConnection: keep-alive\r\nContent-Length: 4\r\n\r\nabcd" +
+			"GET /orchestrator/svc/smuggled HTTP/1.0\r\nHost: gw\r\nConnection: keep-alive\r\n\r\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			paths.Store("")
+			conn, err := net.Dial("tcp", gw.Listener.Addr().String())
+			require.NoError(t, err)
+			defer conn.Close()
+			conn.SetDeadline(time.Now().Add(10 * time.Second))
+			_, err = io.WriteString(conn, raw)
+			require.NoError(t, err)
+
+			br := bufio.NewReader(conn)
+			resp, err := http.ReadResponse(br, nil)
+			require.NoError(t, err)
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			assert.Equal(t, http.StatusOK, resp.StatusCode)
+			assert.True(t, resp.Close, "the response must close the connection; Connection: %q", resp.Header.Get("Connection"))
+			_, err = http.ReadResponse(br, nil)
+			assert.Error(t, err, "a second response was served on the same connection")
+			got := paths.Load().(string)
+			assert.Equal(t, 1, strings.Count(got, "POST /first"), "backend saw %q", got)
+			assert.NotContains(t, got, "smuggled", "the bytes after the body reached the backend as a request")
+		})
+	}
+
+	// A bodyless HTTP/1.0 keep-alive request keeps its connection.
+	conn, err := net.Dial("tcp", gw.Listener.Addr().String())
+	require.NoError(t, err)
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	br := bufio.NewReader(conn)
+	for i := 0; i < 2; i++ {
+		_, err = io.WriteString(conn, "GET /orchestrator/svc/get HTTP/1.0\r\nHost: gw\r\nConnection: keep-alive\r\n\r\n")
+		require.NoError(t, err)
+		resp, err := http.ReadResponse(br, nil)
+		require.NoError(t, err, "request %d on one keep-alive connection", i+1)
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		assert.Equal(t, http.StatusOK, resp.StatusCode)
+	}
+}
