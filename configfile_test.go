@@ -3,6 +3,7 @@ package orchestrator_test
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -576,5 +577,51 @@ func TestConfigRedactsTheAdminToken(t *testing.T) {
 	})
 	t.Run("a config without a token stays without one", func(t *testing.T) {
 		assert.Empty(t, orchestrator.Config{}.Redacted().Admin.Token)
+	})
+}
+
+// TestConfigErrorsAreCapped: a file of thousands of broken endpoints lists
+// its first MaxReportedErrors problems and counts the rest, so that neither
+// /config/status nor the log line grows with the file (400,000 broken
+// endpoints used to give a 34.9 MB status body).
+func TestConfigErrorsAreCapped(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		entry string // one broken endpoint; %d numbers it
+		want  int    // problems per entry
+	}{
+		{"validation", "  - name: svc%d\n    url: ftp://x\n", 1},
+		{"decoding", "  - name: svc%d\n    url: http://127.0.0.1:9/\n    timout: 3\n", 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var b strings.Builder
+			b.WriteString("endpoints:\n")
+			const n = 5000
+			for i := 0; i < n; i++ {
+				fmt.Fprintf(&b, tc.entry, i)
+			}
+			_, err := orchestrator.ParseConfig([]byte(b.String()), "big.yaml")
+			var ce *orchestrator.ConfigError
+			require.ErrorAs(t, err, &ce)
+			assert.Len(t, ce.Errors, orchestrator.MaxReportedErrors)
+			assert.Equal(t, n*tc.want-orchestrator.MaxReportedErrors, ce.Omitted)
+			assert.Equal(t, n*tc.want, ce.Total())
+			msg := ce.Error()
+			assert.Equal(t, orchestrator.MaxReportedErrors+1, strings.Count(msg, "\n")+1, "one line per listed problem and one for the rest")
+			assert.True(t, strings.HasSuffix(msg, fmt.Sprintf("big.yaml: and %d more problems", ce.Omitted)), "last line: %q", msg[strings.LastIndexByte(msg, '\n')+1:])
+			assert.Less(t, len(msg), 16<<10, "the message stays small whatever the file's size")
+		})
+	}
+	t.Run("a registration's errors are capped too", func(t *testing.T) {
+		eps := make([]orchestrator.Endpoint, 300)
+		for i := range eps {
+			eps[i] = orchestrator.Endpoint{Name: fmt.Sprintf("svc%d", i), URL: "ftp://x"}
+		}
+		err := orchestrator.Config{Endpoints: eps}.Validate()
+		var ve *orchestrator.ValidationError
+		require.ErrorAs(t, err, &ve)
+		assert.Len(t, ve.Errors, orchestrator.MaxReportedErrors)
+		assert.Equal(t, 200, ve.Omitted)
+		assert.Contains(t, ve.Error(), "and 200 more problems")
 	})
 }
