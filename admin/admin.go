@@ -95,6 +95,13 @@ type Options struct {
 	// init registers the handlers on http.DefaultServeMux; orchestratord
 	// builds this handler when admin.pprof is true.
 	Pprof http.Handler
+	// MaxConfigBytes caps the body of POST /config/validate (413 past it),
+	// which takes a whole config file: the server passes its
+	// server.max_config_bytes, so that any file it would load can be
+	// validated first and none bigger is read into memory. 0 (or less)
+	// means orchestrator.DefaultMaxConfigBytes. The other routes take small
+	// JSON bodies and keep a fixed 1 MiB cap.
+	MaxConfigBytes int64
 }
 
 // Route describes one route the Handler serves.
@@ -124,6 +131,11 @@ type Handler struct {
 
 	tokenHash [sha256.Size]byte
 	origins   map[string]bool
+
+	// jsonBody is the body rule of every API route but POST
+	// /config/validate; configBody is that route's, with YAML types and
+	// the MaxConfigBytes cap.
+	jsonBody, configBody bodyRule
 
 	pages pages
 }
@@ -156,6 +168,11 @@ func New(o *orchestrator.Orchestrator, opts Options) *Handler {
 		origins: make(map[string]bool, len(opts.AllowedOrigins)),
 	}
 	h.opts.AllowedOrigins = slices.Clone(opts.AllowedOrigins)
+	if h.opts.MaxConfigBytes <= 0 {
+		h.opts.MaxConfigBytes = orchestrator.DefaultMaxConfigBytes
+	}
+	h.jsonBody = bodyRule{types: jsonTypes, limit: maxBodyBytes}
+	h.configBody = bodyRule{types: configTypes, limit: h.opts.MaxConfigBytes, setting: "server.max_config_bytes"}
 	for _, origin := range opts.AllowedOrigins {
 		h.origins[normalizeOrigin(origin)] = true
 	}
@@ -171,6 +188,7 @@ func New(o *orchestrator.Orchestrator, opts Options) *Handler {
 
 	h.routes = []route{
 		{Route{http.MethodGet, "/health", "Liveness of the gateway itself", true}, h.getHealth},
+		{Route{http.MethodGet, "/health/live", "Process liveness: 200 while the process serves, draining included", true}, h.getHealthLive},
 		{Route{http.MethodGet, "/health/status", "Gateway status, version, uptime and endpoint counts", false}, h.getHealthStatus},
 		{Route{http.MethodGet, "/health/endpoints", "Every endpoint with its health", false}, h.getHealthEndpoints},
 		{Route{http.MethodGet, "/health/endpoints/{id}", "One endpoint with its health", false}, h.getEndpoint},
@@ -239,7 +257,11 @@ func (h *Handler) buildMux() *http.ServeMux {
 	allow := map[string][]string{}
 	open := map[string]bool{}
 	for _, rt := range h.routes {
-		mux.Handle(rt.Method+" "+rt.Pattern, h.wrap(rt.Open, rt.fn))
+		body := &h.jsonBody
+		if rt.Method == http.MethodPost && rt.Pattern == "/config/validate" {
+			body = &h.configBody
+		}
+		mux.Handle(rt.Method+" "+rt.Pattern, h.wrap(rt.Open, body, rt.fn))
 		if _, seen := allow[rt.Pattern]; !seen {
 			paths = append(paths, rt.Pattern)
 			open[rt.Pattern] = true
@@ -254,31 +276,37 @@ func (h *Handler) buildMux() *http.ServeMux {
 		methods := allow[p]
 		mux.Handle(p, h.wrapFallback(open[p], methods))
 	}
+	// Any media type for these two: go tool pprof posts
+	// application/octet-stream to /debug/pprof/symbol, a lookup that
+	// changes nothing, and an unknown path answers 404 whatever its body.
+	anyBody := &bodyRule{limit: maxBodyBytes}
 	if pprof := h.opts.Pprof; pprof != nil {
-		mux.Handle("/debug/pprof/", h.wrap(false, func(w http.ResponseWriter, r *http.Request) error {
+		mux.Handle("/debug/pprof/", h.wrap(false, anyBody, func(w http.ResponseWriter, r *http.Request) error {
 			pprof.ServeHTTP(w, r)
 			return nil
 		}))
 	}
-	mux.Handle("/", h.wrap(false, func(w http.ResponseWriter, r *http.Request) error {
+	mux.Handle("/", h.wrap(false, anyBody, func(w http.ResponseWriter, r *http.Request) error {
 		return notFoundRoute(r)
 	}))
 	return mux
 }
 
-// wrap applies the security checks and the body cap, then runs fn and turns
-// its error into a problem document.
-func (h *Handler) wrap(open bool, fn handlerFunc) http.Handler {
+// wrap applies the security checks and the body rule, then runs fn and
+// turns its error into a problem document.
+func (h *Handler) wrap(open bool, body *bodyRule, fn handlerFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if err := h.guard(w, r, open); err != nil {
+		if err := h.guard(w, r, open, body); err != nil {
 			h.writeError(w, r, err)
 			return
 		}
-		if r.ContentLength > maxBodyBytes {
-			h.writeError(w, r, &http.MaxBytesError{Limit: maxBodyBytes})
+		// A declared length past the cap is refused before reading a byte;
+		// MaxBytesReader catches a chunked body as it streams.
+		if r.ContentLength > body.limit {
+			h.writeError(w, r, body.tooLarge())
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+		r.Body = http.MaxBytesReader(w, r.Body, body.limit)
 		// Admin answers describe live state and may be sensitive: never cache.
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("X-Content-Type-Options", "nosniff")
@@ -296,7 +324,8 @@ func (h *Handler) wrapFallback(open bool, methods []string) http.Handler {
 		if h.preflight(w, r, allow) {
 			return
 		}
-		if err := h.guard(w, r, open); err != nil {
+		// No body rule: the method is refused whatever the body is.
+		if err := h.guard(w, r, open, nil); err != nil {
 			h.writeError(w, r, err)
 			return
 		}

@@ -70,10 +70,15 @@ func (h *Handler) postConfigReload(w http.ResponseWriter, r *http.Request) error
 }
 
 // postConfigValidate parses a YAML or JSON config from the body exactly as
-// the server would load it, without applying anything.
+// the server would load it, without applying anything. wrap has capped the
+// body at Options.MaxConfigBytes, the server's server.max_config_bytes.
 func (h *Handler) postConfigValidate(w http.ResponseWriter, r *http.Request) error {
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return h.configBody.tooLarge()
+		}
 		return err
 	}
 	cfg, err := orchestrator.ParseConfig(body, "request")

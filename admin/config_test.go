@@ -122,7 +122,7 @@ func TestConfigValidate(t *testing.T) {
 	}
 	f := newFixture(t)
 	t.Run("accepts the seed config", func(t *testing.T) {
-		got := decode[result](t, call(f.h, http.MethodPost, "/config/validate", string(seed)), http.StatusOK)
+		got := decode[result](t, call(f.h, http.MethodPost, "/config/validate", string(seed), contentType("application/yaml")), http.StatusOK)
 		assert.Equal(t, result{Valid: true, Endpoints: 1}, got)
 	})
 	t.Run("accepts JSON", func(t *testing.T) {
@@ -132,8 +132,10 @@ func TestConfigValidate(t *testing.T) {
 	})
 	t.Run("answers 400 with every error located", func(t *testing.T) {
 		body := "endpoints:\n  - name: a\n    bogus: 1\n  - name: b\n    url: ftp://x\n"
-		p := requireProblem(t, call(f.h, http.MethodPost, "/config/validate", body), http.StatusBadRequest, "invalid-config")
+		rec := call(f.h, http.MethodPost, "/config/validate", body, contentType("application/yaml"))
+		p := requireProblem(t, rec, http.StatusBadRequest, "invalid-config")
 		require.NotEmpty(t, p.Errors)
+		assert.NotContains(t, rec.Body.String(), `"omitted"`, "nothing was omitted, so the member is absent")
 		for _, fe := range p.Errors {
 			assert.NotEmpty(t, fe.Field, "every error names its field: %+v", fe)
 			assert.NotEmpty(t, fe.Message, "every error has a message: %+v", fe)
@@ -146,8 +148,70 @@ func TestConfigValidate(t *testing.T) {
 		}
 		assert.Contains(t, strings.Join(fields, " "), "bogus", "the unknown field is named: %v", fields)
 	})
-	t.Run("answers 413 past 1 MiB", func(t *testing.T) {
-		body := "# " + strings.Repeat("x", 1<<20) + "\n"
-		requireProblem(t, call(f.h, http.MethodPost, "/config/validate", body), http.StatusRequestEntityTooLarge, "body-too-large")
+	t.Run("lists the first 100 errors and counts the rest", func(t *testing.T) {
+		// 150 endpoints, each with exactly one problem: an ftp URL.
+		var b strings.Builder
+		b.WriteString("endpoints:\n")
+		for i := range 150 {
+			fmt.Fprintf(&b, "  - name: e%d\n    url: ftp://127.0.0.1/%d\n", i, i)
+		}
+		_, err := orchestrator.ParseConfig([]byte(b.String()), "request")
+		var ce *orchestrator.ConfigError
+		require.ErrorAs(t, err, &ce)
+		require.Equal(t, 150, ce.Total(), "the validator finds one problem per endpoint: %v", err)
+
+		rec := call(f.h, http.MethodPost, "/config/validate", b.String(), contentType("application/yaml"))
+		p := requireProblem(t, rec, http.StatusBadRequest, "invalid-config")
+		assert.Len(t, p.Errors, orchestrator.MaxReportedErrors)
+		assert.Equal(t, 50, p.Omitted, "the problems past the first 100 are counted: %s", rec.Body)
+		assert.Contains(t, p.Detail, "150 errors")
+		assert.Equal(t, "endpoints[0].url", p.Errors[0].Field)
+		assert.Equal(t, "endpoints[99].url", p.Errors[99].Field)
+	})
+}
+
+// TestConfigValidateLimit: POST /config/validate takes a config up to
+// server.max_config_bytes (Options.MaxConfigBytes), the cap of the config
+// file itself, rather than the 1 MiB of the JSON routes.
+func TestConfigValidateLimit(t *testing.T) {
+	comment := func(n int) string { // a valid config of exactly n bytes
+		return "#" + strings.Repeat("x", n-2) + "\n"
+	}
+	t.Run("defaults to orchestrator.DefaultMaxConfigBytes", func(t *testing.T) {
+		f := newFixture(t)
+		rec := call(f.h, http.MethodPost, "/config/validate", comment(2<<20), contentType("application/yaml"))
+		assert.Equal(t, http.StatusOK, rec.Code, "a 2 MiB config is under the 8 MiB default: %.300s", rec.Body)
+		p := requireProblem(t, call(f.h, http.MethodPost, "/config/validate", comment(orchestrator.DefaultMaxConfigBytes+1), contentType("application/yaml")),
+			http.StatusRequestEntityTooLarge, "body-too-large")
+		assert.Contains(t, p.Detail, "server.max_config_bytes")
+		assert.Contains(t, p.Detail, fmt.Sprint(orchestrator.DefaultMaxConfigBytes))
+	})
+	small := func(o *admin.Options) { o.MaxConfigBytes = 1024 }
+	t.Run("accepts a config of exactly the limit", func(t *testing.T) {
+		f := newFixture(t, small)
+		rec := call(f.h, http.MethodPost, "/config/validate", comment(1024), contentType("application/yaml"))
+		assert.Equal(t, http.StatusOK, rec.Code, "%s", rec.Body)
+	})
+	for _, tt := range []struct {
+		name string
+		opts []reqOption
+	}{
+		{"of a known length", nil},
+		{"of unknown length", []reqOption{chunked}},
+	} {
+		t.Run("answers 413 naming server.max_config_bytes past the limit, body "+tt.name, func(t *testing.T) {
+			f := newFixture(t, small)
+			opts := append([]reqOption{contentType("application/yaml")}, tt.opts...)
+			p := requireProblem(t, call(f.h, http.MethodPost, "/config/validate", comment(1025), opts...),
+				http.StatusRequestEntityTooLarge, "body-too-large")
+			assert.Contains(t, p.Detail, "server.max_config_bytes")
+			assert.Contains(t, p.Detail, "1024 bytes")
+		})
+	}
+	t.Run("the other routes keep their 1 MiB cap", func(t *testing.T) {
+		f := newFixture(t, func(o *admin.Options) { o.MaxConfigBytes = 4 << 20 })
+		body := `{"name":"x","url":"http://127.0.0.1:1","fallback":{"body":"` + strings.Repeat("a", 1<<20) + `"}}`
+		p := requireProblem(t, call(f.h, http.MethodPost, "/registry/endpoints", body), http.StatusRequestEntityTooLarge, "body-too-large")
+		assert.NotContains(t, p.Detail, "max_config_bytes")
 	})
 }

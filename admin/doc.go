@@ -20,10 +20,13 @@
 // {"endpoints": [...], "count": N}. Every error is an RFC 9457 problem
 // document (application/problem+json) whose type is
 // "urn:orchestrator:problem:<kind>", with title, status, detail, instance and,
-// for rejected input, an "errors" list naming every offending field
-// (with line and column for config files). Request bodies are capped at
-// 1 MiB (413 past it) and JSON bodies are decoded strictly: an unknown
-// field, a wrong type or trailing data is a 400 that names the problem.
+// for rejected input, an "errors" list naming each offending field (with
+// line and column for config files): every one, or the first 100 and an
+// "omitted" count of the rest. Request bodies are capped at 1 MiB (413 past
+// it), but for POST /config/validate's, capped at Options.MaxConfigBytes
+// (server.max_config_bytes, default 8 MiB) as the config file is; JSON
+// bodies are decoded strictly: an unknown field, a wrong type or trailing
+// data is a 400 that names the problem.
 //
 // # Security
 //
@@ -35,7 +38,15 @@
 // rebinding. A request whose Origin header is neither listed in
 // Options.AllowedOrigins nor the admin's own origin is refused with 403,
 // which stops a web page from driving a local admin API with "simple"
-// cross-origin requests. The token is never logged nor shown by any route.
+// cross-origin requests. Two more checks cover browsers that send no Origin:
+// a write (POST, PUT, PATCH, DELETE) the browser marks "Sec-Fetch-Site:
+// cross-site" gets 403, token or not, unless its Origin is allowed; and a
+// write with a body must label it application/json or an application/*+json
+// type (POST /config/validate also takes YAML types), else 415 with an Accept
+// header, since text/plain, form and multipart bodies are what a page can
+// send cross-site without a CORS preflight. A write without a body (a reload,
+// a breaker lever, a DELETE) needs no Content-Type. The token is never logged
+// nor shown by any route.
 //
 // A reverse proxy running on the same host makes every client it forwards
 // look like a loopback client: put a token on the admin API in that setup.

@@ -179,9 +179,22 @@ func host(h string) reqOption      { return func(r *http.Request) { r.Host = h }
 func header(k, v string) reqOption { return func(r *http.Request) { r.Header.Add(k, v) } }
 func bearer(tok string) reqOption  { return header("Authorization", "Bearer "+tok) }
 
+// contentType sets the request's Content-Type, replacing call's default.
+func contentType(v string) reqOption {
+	return func(r *http.Request) { r.Header.Set("Content-Type", v) }
+}
+
+// noContentType sends the body without any Content-Type, as curl -T or a
+// bare fetch may. The key stays, empty, so that call adds no default.
+func noContentType(r *http.Request) { r.Header["Content-Type"] = []string{} }
+
+// chunked sends the body with Transfer-Encoding: chunked, its length unknown.
+func chunked(r *http.Request) { r.ContentLength, r.TransferEncoding = -1, []string{"chunked"} }
+
 // call sends one request through h. By default it comes from a loopback
 // client addressed to localhost, the only client a token-less admin API
-// answers.
+// answers, and a body is labelled application/json, as the /docs page and
+// any well-behaved client label it, unless an option sets Content-Type.
 func call(h http.Handler, method, target, body string, opts ...reqOption) *httptest.ResponseRecorder {
 	var rd io.Reader
 	if body != "" {
@@ -192,6 +205,9 @@ func call(h http.Handler, method, target, body string, opts ...reqOption) *httpt
 	req.Host = "localhost:9000"
 	for _, o := range opts {
 		o(req)
+	}
+	if _, set := req.Header["Content-Type"]; body != "" && !set {
+		req.Header.Set("Content-Type", "application/json")
 	}
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
@@ -206,6 +222,7 @@ type problemDoc struct {
 	Detail   string                    `json:"detail"`
 	Instance string                    `json:"instance"`
 	Errors   []orchestrator.FieldError `json:"errors"`
+	Omitted  int                       `json:"omitted"`
 }
 
 // requireProblem asserts that rec is a problem document of the kind and

@@ -95,6 +95,18 @@ func (h *Handler) getHealth(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, liveness{Status: "ok"})
 }
 
+// getHealthLive is the process's liveness, for a Kubernetes livenessProbe:
+// 200 as long as the process answers, draining included. /health turns 503
+// on SIGTERM so that readiness takes the instance out of rotation; a
+// liveness probe on it would have the kubelet kill a gateway that is only
+// finishing its drain.
+func (h *Handler) getHealthLive(w http.ResponseWriter, r *http.Request) error {
+	if h.draining() {
+		return writeJSON(w, http.StatusOK, liveness{Status: "draining"})
+	}
+	return writeJSON(w, http.StatusOK, liveness{Status: "ok"})
+}
+
 func (h *Handler) getHealthStatus(w http.ResponseWriter, r *http.Request) error {
 	sum := summarize(h.o.Endpoints())
 	uptime := time.Since(h.started)

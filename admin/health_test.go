@@ -30,6 +30,19 @@ func TestHealth(t *testing.T) {
 	}
 }
 
+// TestHealthLive: the liveness route stays 200 through a drain, when
+// /health already answers 503, so a Kubernetes liveness probe never kills
+// a gateway that is finishing its requests.
+func TestHealthLive(t *testing.T) {
+	f := newFixture(t)
+	got := decode[map[string]string](t, call(f.h, http.MethodGet, "/health/live", ""), http.StatusOK)
+	assert.Equal(t, map[string]string{"status": "ok"}, got)
+	f.draining.Store(true)
+	got = decode[map[string]string](t, call(f.h, http.MethodGet, "/health/live", ""), http.StatusOK)
+	assert.Equal(t, map[string]string{"status": "draining"}, got)
+	decode[map[string]string](t, call(f.h, http.MethodGet, "/health", ""), http.StatusServiceUnavailable)
+}
+
 func TestHealthStatus(t *testing.T) {
 	type status struct {
 		Status        string `json:"status"`

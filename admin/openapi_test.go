@@ -16,7 +16,7 @@ import (
 // TestRoutesMatchDesign pins the route list to DESIGN.md's "Admin API".
 func TestRoutesMatchDesign(t *testing.T) {
 	want := []string{
-		"GET /health", "GET /health/status", "GET /health/endpoints", "GET /health/endpoints/{id}", "GET /health/unhealthy", "GET /health/summary",
+		"GET /health", "GET /health/live", "GET /health/status", "GET /health/endpoints", "GET /health/endpoints/{id}", "GET /health/unhealthy", "GET /health/summary",
 		"POST /health/check/{id}",
 		"GET /config/status", "GET /config/endpoints", "POST /config/reload", "POST /config/validate",
 		"GET /registry/endpoints", "GET /registry/endpoints/{id}", "GET /registry/stats",
@@ -129,6 +129,38 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 			assert.NotNil(t, lookup(doc, ref), "$ref %q resolves", ref)
 		})
 	})
+}
+
+// TestOpenAPIRequestBodies: every operation that takes a body documents the
+// 415 of a body in another media type, and accepts each media type its
+// requestBody lists; the /docs page sends the first of them as
+// Content-Type, so a mismatch would break the page's own requests.
+func TestOpenAPIRequestBodies(t *testing.T) {
+	f := newFixture(t)
+	rec := call(f.h, http.MethodGet, "/openapi.json", "")
+	require.Equal(t, http.StatusOK, rec.Code)
+	var doc map[string]any
+	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &doc))
+	withBody := 0
+	for path, item := range doc["paths"].(map[string]any) {
+		for _, m := range operationMethods {
+			op, ok := item.(map[string]any)[m].(map[string]any)
+			if !ok || op["requestBody"] == nil {
+				continue
+			}
+			withBody++
+			responses := op["responses"].(map[string]any)
+			assert.Contains(t, responses, "415", "%s %s takes a body and documents 415", m, path)
+			content := resolveRef(t, doc, op["requestBody"])["content"].(map[string]any)
+			require.NotEmpty(t, content, "%s %s lists its body's media types", m, path)
+			target := strings.NewReplacer("{id}", "orders").Replace(path)
+			for mediaType := range content {
+				rec := call(f.h, strings.ToUpper(m), target, "{}", contentType(mediaType))
+				assert.NotEqual(t, http.StatusUnsupportedMediaType, rec.Code, "%s %s accepts its documented %s: %s", m, path, mediaType, rec.Body)
+			}
+		}
+	}
+	assert.Equal(t, 3, withBody, "POST /config/validate, POST and PUT /registry/endpoints take bodies")
 }
 
 func resolveRef(t *testing.T, doc map[string]any, v any) map[string]any {

@@ -31,10 +31,20 @@ type apiError struct {
 
 func (e *apiError) Error() string { return e.detail }
 
+// document is an admin problem document: RFC 9457's members and errors,
+// plus the extension member (RFC 9457 §3.2) "omitted", the number of
+// problems of a rejected config past the MaxReportedErrors listed in
+// errors, absent when none were left out. It tells a client that fixing
+// every listed error is not the end, which the detail alone says in prose.
+type document struct {
+	problem.Details
+	Omitted int `json:"omitted,omitempty"`
+}
+
 // problemFor is the one place where errors become problem documents. It
 // returns the document and any extra headers.
-func (h *Handler) problemFor(r *http.Request, err error) (problem.Details, http.Header) {
-	d := problem.Details{Instance: r.URL.EscapedPath()}
+func (h *Handler) problemFor(r *http.Request, err error) (document, http.Header) {
+	d := document{Details: problem.Details{Instance: r.URL.EscapedPath()}}
 	var (
 		header   http.Header
 		api      *apiError
@@ -55,6 +65,7 @@ func (h *Handler) problemFor(r *http.Request, err error) (problem.Details, http.
 	case errors.As(err, &confErr):
 		d.Status, kind, d.Title = http.StatusBadRequest, "invalid-config", "Invalid configuration"
 		fields = confErr.Errors
+		d.Omitted = confErr.Omitted
 		d.Detail = fmt.Sprintf("the configuration has %s; nothing was changed", plural(confErr.Total(), "error"))
 		if confErr.Omitted > 0 {
 			d.Detail += fmt.Sprintf(" (the first %d are listed)", len(fields))
@@ -62,6 +73,7 @@ func (h *Handler) problemFor(r *http.Request, err error) (problem.Details, http.
 	case errors.As(err, &valErr):
 		d.Status, kind, d.Title = http.StatusBadRequest, "validation-failed", "Validation failed"
 		fields = valErr.Errors
+		d.Omitted = valErr.Omitted
 		d.Detail = fmt.Sprintf("the input has %s; nothing was changed", plural(valErr.Total(), "error"))
 		if valErr.Omitted > 0 {
 			d.Detail += fmt.Sprintf(" (the first %d are listed)", len(fields))
@@ -106,7 +118,25 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 			rec.err = d.Detail
 		}
 	}
-	problem.Write(w, d, 0)
+	writeDocument(w, d)
+}
+
+// writeDocument sends d with its status and the headers problem.Write
+// sends; problem.Details has no room for the "omitted" member.
+func writeDocument(w http.ResponseWriter, d document) {
+	body, err := json.Marshal(d)
+	if err != nil {
+		// document holds only strings and ints; Errors is built by problemFor.
+		body = []byte(`{"type":"about:blank","title":"Internal Server Error","status":500}`)
+		d.Status = http.StatusInternalServerError
+	}
+	hdr := w.Header()
+	hdr.Set("Content-Type", "application/problem+json")
+	hdr.Set("Content-Length", strconv.Itoa(len(body)+1))
+	hdr.Set("X-Content-Type-Options", "nosniff")
+	hdr.Set("Cache-Control", "no-store")
+	w.WriteHeader(d.Status)
+	w.Write(append(body, '\n'))
 }
 
 // redact removes the admin tokens (ours and the applied config's) from a

@@ -177,7 +177,7 @@ func TestOpenRoutes(t *testing.T) {
 		{"without a token", []func(*admin.Options){metrics}},
 	}
 	for _, mode := range modes {
-		for _, target := range []string{"/health", "/metrics"} {
+		for _, target := range []string{"/health", "/health/live", "/metrics"} {
 			t.Run(target+" is open to a remote client "+mode.name, func(t *testing.T) {
 				f := newFixture(t, mode.conf...)
 				rec := call(f.h, http.MethodGet, target, "", remote("198.51.100.20:6000"), host("gateway.example.com"))
@@ -185,7 +185,7 @@ func TestOpenRoutes(t *testing.T) {
 			})
 		}
 	}
-	t.Run("Routes marks exactly /health and /metrics open", func(t *testing.T) {
+	t.Run("Routes marks exactly /health, /health/live and /metrics open", func(t *testing.T) {
 		f := newFixture(t)
 		var open []string
 		for _, r := range f.h.Routes() {
@@ -193,7 +193,7 @@ func TestOpenRoutes(t *testing.T) {
 				open = append(open, r.Method+" "+r.Pattern)
 			}
 		}
-		assert.Equal(t, []string{"GET /health", "GET /metrics"}, open)
+		assert.Equal(t, []string{"GET /health", "GET /health/live", "GET /metrics"}, open)
 	})
 }
 
@@ -271,10 +271,205 @@ func TestPprof(t *testing.T) {
 		requireProblem(t, call(f.h, http.MethodGet, "/debug/pprof/", "", remote("203.0.113.7:5000")), http.StatusForbidden, "not-loopback")
 		requireProblem(t, call(f.h, http.MethodGet, "/debug/pprof/", "", host("evil.example")), http.StatusForbidden, "host-not-allowed")
 	})
+	t.Run("go tool pprof's symbol lookup keeps its octet-stream body", func(t *testing.T) {
+		// The pprof tool posts addresses as application/octet-stream; the
+		// lookup changes nothing, so the JSON-only rule does not apply.
+		f := newFixture(t, withPprof)
+		rec := call(f.h, http.MethodPost, "/debug/pprof/symbol", "0x1234", contentType("application/octet-stream"))
+		assert.Equal(t, http.StatusOK, rec.Code, "%s", rec.Body)
+		requireProblem(t, call(f.h, http.MethodPost, "/debug/pprof/symbol", "0x1234", header("Sec-Fetch-Site", "cross-site")),
+			http.StatusForbidden, "cross-site")
+	})
+	t.Run("an unknown path answers 404 whatever the body", func(t *testing.T) {
+		f := newFixture(t)
+		requireProblem(t, call(f.h, http.MethodPost, "/nope", "x", contentType("text/plain")), http.StatusNotFound, "no-admin-route")
+	})
 	t.Run("not part of the documented routes", func(t *testing.T) {
 		f := newFixture(t, withPprof)
 		for _, r := range f.h.Routes() {
 			assert.NotContains(t, r.Pattern, "pprof")
 		}
+	})
+}
+
+// TestWriteMediaType: a write that carries a body must label it JSON (or
+// YAML on /config/validate). text/plain, form and multipart bodies are what
+// a browser sends cross-origin without a preflight, so refusing them closes
+// the CSRF hole of a browser that omits Origin; a bodyless write needs no
+// Content-Type at all.
+func TestWriteMediaType(t *testing.T) {
+	const create = `{"name":"csrf","url":"http://127.0.0.1:1"}`
+	refused := []struct {
+		name   string
+		method string
+		target string
+		body   string
+		opts   []reqOption
+	}{
+		{"a text/plain POST", http.MethodPost, "/registry/endpoints", create, []reqOption{contentType("text/plain")}},
+		{"a text/plain POST with a charset", http.MethodPost, "/registry/endpoints", create, []reqOption{contentType("text/plain; charset=utf-8")}},
+		{"a form POST", http.MethodPost, "/registry/endpoints", "name=csrf&url=http://127.0.0.1:1", []reqOption{contentType("application/x-www-form-urlencoded")}},
+		{"a multipart POST", http.MethodPost, "/registry/endpoints", "--b\r\n\r\n" + create + "\r\n--b--\r\n", []reqOption{contentType("multipart/form-data; boundary=b")}},
+		{"a POST without Content-Type", http.MethodPost, "/registry/endpoints", create, []reqOption{noContentType}},
+		{"a chunked POST without Content-Type", http.MethodPost, "/registry/endpoints", create, []reqOption{noContentType, chunked}},
+		{"a POST with an unparseable Content-Type", http.MethodPost, "/registry/endpoints", create, []reqOption{contentType("json")}},
+		{"a POST labelled YAML off /config/validate", http.MethodPost, "/registry/endpoints", create, []reqOption{contentType("application/yaml")}},
+		{"a text/plain PUT", http.MethodPut, "/registry/endpoints/orders", create, []reqOption{contentType("text/plain")}},
+		{"a text/plain DELETE with a body", http.MethodDelete, "/registry/endpoints/orders", "x", []reqOption{contentType("text/plain")}},
+		{"a form POST to a lever", http.MethodPost, "/circuit-breaker/trip/orders", "a=b", []reqOption{contentType("application/x-www-form-urlencoded")}},
+		{"a text/plain body to /config/validate", http.MethodPost, "/config/validate", "endpoints: []\n", []reqOption{contentType("text/plain")}},
+	}
+	for _, tt := range refused {
+		t.Run("refuses "+tt.name+" with 415", func(t *testing.T) {
+			f := newFixture(t)
+			rec := call(f.h, tt.method, tt.target, tt.body, tt.opts...)
+			p := requireProblem(t, rec, http.StatusUnsupportedMediaType, "unsupported-media-type")
+			assert.Contains(t, p.Detail, "application/json", "the detail says what is accepted")
+			accept := rec.Header().Get("Accept")
+			assert.Contains(t, accept, "application/json", "Accept lists the accepted media types (RFC 9110 §15.5.16)")
+			if tt.target == "/config/validate" {
+				assert.Contains(t, accept, "application/yaml")
+			} else {
+				assert.NotContains(t, accept, "yaml")
+			}
+			assert.Len(t, f.o.Endpoints(), 3, "nothing was registered or removed")
+			ep, err := f.o.Endpoint("orders")
+			require.NoError(t, err)
+			assert.Equal(t, "closed", string(ep.CircuitBreakerState), "nothing was tripped")
+		})
+	}
+	t.Run("the 415 names the Content-Type received", func(t *testing.T) {
+		f := newFixture(t)
+		p := requireProblem(t, call(f.h, http.MethodPost, "/registry/endpoints", create, contentType("text/plain; charset=utf-8")),
+			http.StatusUnsupportedMediaType, "unsupported-media-type")
+		assert.Contains(t, p.Detail, "text/plain; charset=utf-8")
+		p = requireProblem(t, call(f.h, http.MethodPost, "/registry/endpoints", create, noContentType),
+			http.StatusUnsupportedMediaType, "unsupported-media-type")
+		assert.Contains(t, p.Detail, "no Content-Type")
+	})
+
+	accepted := []struct {
+		name   string
+		method string
+		target string
+		body   string
+		opts   []reqOption
+		status int
+	}{
+		{"application/json", http.MethodPost, "/registry/endpoints", create, []reqOption{contentType("application/json")}, http.StatusCreated},
+		{"application/json with a charset", http.MethodPost, "/registry/endpoints", create, []reqOption{contentType("application/json; charset=utf-8")}, http.StatusCreated},
+		{"application/json in upper case", http.MethodPost, "/registry/endpoints", create, []reqOption{contentType("Application/JSON; Charset=UTF-8")}, http.StatusCreated},
+		{"a +json type", http.MethodPost, "/registry/endpoints", create, []reqOption{contentType("application/merge-patch+json")}, http.StatusCreated},
+		{"JSON on a PUT", http.MethodPut, "/registry/endpoints/orders", `{"name":"orders","url":"http://127.0.0.1:7"}`, nil, http.StatusConflict},
+		{"application/yaml on /config/validate", http.MethodPost, "/config/validate", "endpoints: []\n", []reqOption{contentType("application/yaml")}, http.StatusOK},
+		{"application/x-yaml on /config/validate", http.MethodPost, "/config/validate", "endpoints: []\n", []reqOption{contentType("application/x-yaml")}, http.StatusOK},
+		{"text/yaml on /config/validate", http.MethodPost, "/config/validate", "endpoints: []\n", []reqOption{contentType("text/yaml; charset=utf-8")}, http.StatusOK},
+		{"text/x-yaml on /config/validate", http.MethodPost, "/config/validate", "endpoints: []\n", []reqOption{contentType("text/x-yaml")}, http.StatusOK},
+		{"JSON on /config/validate", http.MethodPost, "/config/validate", `{"endpoints":[]}`, nil, http.StatusOK},
+		{"a bodyless reload", http.MethodPost, "/config/reload", "", nil, http.StatusOK},
+		{"a bodyless trip", http.MethodPost, "/circuit-breaker/trip/orders", "", nil, http.StatusOK},
+		{"a bodyless trip labelled text/plain", http.MethodPost, "/circuit-breaker/trip/orders", "", []reqOption{contentType("text/plain")}, http.StatusOK},
+		{"a bodyless reset-all", http.MethodPost, "/circuit-breaker/reset-all", "", nil, http.StatusOK},
+		{"a bodyless sync", http.MethodPost, "/registry/sync", "", nil, http.StatusOK},
+		{"a bodyless DELETE", http.MethodDelete, "/registry/endpoints/orders", "", nil, http.StatusConflict},
+		{"a GET with a text/plain body", http.MethodGet, "/registry/endpoints", "x", []reqOption{contentType("text/plain")}, http.StatusOK},
+	}
+	for _, tt := range accepted {
+		t.Run("accepts "+tt.name, func(t *testing.T) {
+			f := newFixture(t)
+			rec := call(f.h, tt.method, tt.target, tt.body, tt.opts...)
+			assert.Equal(t, tt.status, rec.Code, "%s", rec.Body)
+		})
+	}
+	t.Run("deletes an API-owned endpoint without a body", func(t *testing.T) {
+		f := newFixture(t)
+		require.Equal(t, http.StatusCreated, call(f.h, http.MethodPost, "/registry/endpoints", create).Code)
+		rec := call(f.h, http.MethodDelete, "/registry/endpoints/csrf", "")
+		assert.Equal(t, http.StatusNoContent, rec.Code, "%s", rec.Body)
+	})
+	t.Run("a caller without the token learns 401, not what bodies are accepted", func(t *testing.T) {
+		f := newFixture(t, withToken)
+		requireProblem(t, call(f.h, http.MethodPost, "/registry/endpoints", create, contentType("text/plain")), http.StatusUnauthorized, "unauthorized")
+		requireProblem(t, call(f.h, http.MethodPost, "/registry/endpoints", create, contentType("text/plain"), bearer(testToken)),
+			http.StatusUnsupportedMediaType, "unsupported-media-type")
+	})
+	t.Run("the /docs page's own request passes", func(t *testing.T) {
+		// docs.js sends the requestBody's media type, same-origin, with the token.
+		f := newFixture(t, withToken)
+		rec := call(f.h, http.MethodPost, "/registry/endpoints", create, bearer(testToken), contentType("application/json"),
+			header("Origin", "http://localhost:9000"), header("Sec-Fetch-Site", "same-origin"))
+		assert.Equal(t, http.StatusCreated, rec.Code, "%s", rec.Body)
+	})
+}
+
+// TestCrossSiteWrites: a browser marks a request from another site
+// Sec-Fetch-Site: cross-site, a header no page can forge. Such a write is
+// refused even with the token and even without Origin; reads, and writes
+// the browser calls same-origin, same-site or user-initiated ("none"), pass.
+func TestCrossSiteWrites(t *testing.T) {
+	refused := []struct {
+		name   string
+		method string
+		target string
+		body   string
+		opts   []reqOption
+	}{
+		{"a bodyless lever", http.MethodPost, "/circuit-breaker/trip/orders", "", nil},
+		{"a JSON POST", http.MethodPost, "/registry/endpoints", `{"name":"csrf","url":"http://127.0.0.1:1"}`, nil},
+		{"a DELETE", http.MethodDelete, "/registry/endpoints/orders", "", nil},
+		{"a reload", http.MethodPost, "/config/reload", "", nil},
+		{"a lever with the header in upper case", http.MethodPost, "/circuit-breaker/trip/orders", "", []reqOption{header("Sec-Fetch-Site", "Cross-Site")}},
+		{"a method the path does not serve", http.MethodPatch, "/registry/endpoints/orders", "", nil},
+	}
+	for _, mode := range []struct {
+		name string
+		conf []func(*admin.Options)
+		auth []reqOption
+	}{
+		{"without a token", nil, nil},
+		{"with a valid token", []func(*admin.Options){withToken}, []reqOption{bearer(testToken)}},
+	} {
+		for _, tt := range refused {
+			t.Run("refuses "+tt.name+" "+mode.name, func(t *testing.T) {
+				f := newFixture(t, mode.conf...)
+				opts := append(append([]reqOption{}, mode.auth...), tt.opts...)
+				if len(tt.opts) == 0 {
+					opts = append(opts, header("Sec-Fetch-Site", "cross-site"))
+				}
+				p := requireProblem(t, call(f.h, tt.method, tt.target, tt.body, opts...), http.StatusForbidden, "cross-site")
+				assert.Contains(t, p.Detail, "Sec-Fetch-Site")
+				assert.Len(t, f.o.Endpoints(), 3, "nothing was registered or removed")
+				ep, err := f.o.Endpoint("orders")
+				require.NoError(t, err)
+				assert.Equal(t, "closed", string(ep.CircuitBreakerState), "nothing was tripped")
+			})
+		}
+	}
+	for _, site := range []string{"same-origin", "same-site", "none"} {
+		t.Run("accepts a write marked "+site, func(t *testing.T) {
+			f := newFixture(t)
+			rec := call(f.h, http.MethodPost, "/circuit-breaker/trip/orders", "", header("Sec-Fetch-Site", site))
+			assert.Equal(t, http.StatusOK, rec.Code, "%s", rec.Body)
+		})
+	}
+	t.Run("accepts a cross-site read", func(t *testing.T) {
+		f := newFixture(t)
+		rec := call(f.h, http.MethodGet, "/registry/endpoints", "", header("Sec-Fetch-Site", "cross-site"))
+		decode[endpointList](t, rec, http.StatusOK)
+	})
+	t.Run("accepts a cross-site write from an allowed origin", func(t *testing.T) {
+		// Listing an origin in allowed_origins is the operator's consent to
+		// that site's dashboard; it preflights and must send JSON anyway.
+		f := newFixture(t, withToken, func(o *admin.Options) { o.AllowedOrigins = []string{"https://ops.example.net"} })
+		rec := call(f.h, http.MethodPost, "/circuit-breaker/trip/orders", "", bearer(testToken),
+			header("Origin", "https://ops.example.net"), header("Sec-Fetch-Site", "cross-site"))
+		assert.Equal(t, http.StatusOK, rec.Code, "%s", rec.Body)
+		assert.Equal(t, "https://ops.example.net", rec.Header().Get("Access-Control-Allow-Origin"))
+	})
+	t.Run("a foreign origin is still refused as such", func(t *testing.T) {
+		f := newFixture(t)
+		rec := call(f.h, http.MethodPost, "/circuit-breaker/trip/orders", "",
+			header("Origin", "https://evil.example"), header("Sec-Fetch-Site", "cross-site"))
+		requireProblem(t, rec, http.StatusForbidden, "origin-not-allowed")
 	})
 }
