@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/goccy/go-yaml"
 
@@ -176,8 +177,9 @@ type k8sObject struct {
 					RunAsNonRoot *bool `yaml:"runAsNonRoot"`
 					RunAsUser    int   `yaml:"runAsUser"`
 				} `yaml:"securityContext"`
-				Containers []k8sContainer `yaml:"containers"`
-				Volumes    []struct {
+				TerminationGracePeriodSeconds int            `yaml:"terminationGracePeriodSeconds"`
+				Containers                    []k8sContainer `yaml:"containers"`
+				Volumes                       []struct {
 					Name      string `yaml:"name"`
 					ConfigMap *struct {
 						Name string `yaml:"name"`
@@ -284,10 +286,24 @@ func TestKubernetesManifest(t *testing.T) {
 	if len(c.Resources.Requests) == 0 || len(c.Resources.Limits) == 0 {
 		t.Error("the container has no resource requests or limits")
 	}
-	for name, p := range map[string]*k8sProbe{"livenessProbe": c.LivenessProbe, "readinessProbe": c.ReadinessProbe} {
-		if p == nil || p.HTTPGet == nil || p.HTTPGet.Path != "/health" {
-			t.Errorf("%s must be an httpGet on /health", name)
+	// Readiness follows /health, which turns 503 for the drain; liveness
+	// must stay 200 meanwhile (/health/live), or the kubelet would kill a
+	// gateway that is finishing its requests.
+	for name, want := range map[string]string{"readinessProbe": "/health", "livenessProbe": "/health/live"} {
+		p := map[string]*k8sProbe{"livenessProbe": c.LivenessProbe, "readinessProbe": c.ReadinessProbe}[name]
+		if p == nil || p.HTTPGet == nil || p.HTTPGet.Path != want {
+			t.Errorf("%s must be an httpGet on %s", name, want)
 		}
+	}
+	// The kubelet sends SIGKILL after the grace period: it must cover the
+	// drain, the in-flight requests' shutdown_timeout and a margin.
+	settings := cfg.WithDefaults().Server
+	if settings.DrainDelay == 0 {
+		t.Error("the ConfigMap's config.yaml sets no server.drain_delay; without it the pod closes its listener while endpoints still route to it")
+	}
+	need := settings.DrainDelay.Std() + settings.ShutdownTimeout.Std() + 5*time.Second
+	if grace := time.Duration(pod.TerminationGracePeriodSeconds) * time.Second; grace < need {
+		t.Errorf("terminationGracePeriodSeconds is %v; want at least drain_delay + shutdown_timeout + 5s = %v", grace, need)
 	}
 	if len(c.Ports) == 0 || c.Ports[0].ContainerPort != 8000 {
 		t.Errorf("the container must expose port 8000, has %+v", c.Ports)

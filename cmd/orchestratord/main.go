@@ -80,6 +80,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The first signal starts a graceful shutdown; once it has, the
+	// signals go back to their default, so a second one ends the process
+	// at once (as Caddy and Traefik do) instead of waiting out the drain.
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	if err := server.Run(ctx, opts); err != nil {
 		fmt.Fprintf(stderr, "orchestratord: %v\n", err)
 		return 1

@@ -381,3 +381,65 @@ func TestTLSWithAMissingCertificateFails(t *testing.T) {
 	require.Error(t, err, "got a server started with a missing certificate; want an error")
 	assert.True(t, errors.Is(err, os.ErrNotExist), "got %v; want a not-exist error naming the file", err)
 }
+
+// TestDrainDelay: on SIGTERM, for server.drain_delay the server keeps
+// serving while /health answers 503, so load balancers and Kubernetes
+// readiness see the instance leave before its listeners close; HTTP/1.1
+// responses carry "Connection: close" meanwhile, so clients reconnect
+// elsewhere. Only then do the listeners close. The drain's clock is the
+// test's, so nothing here depends on timing.
+func TestDrainDelay(t *testing.T) {
+	a := backend(t, "a")
+	path := configFile(t, "server:\n  drain_delay: 1h\n  shutdown_timeout: 10s\nendpoints:\n"+endpointYAML("svc", a.URL))
+	drainAsked := make(chan time.Duration, 1)
+	endDrain := make(chan time.Time)
+	s := startServer(t, server.Options{ConfigPath: path, After: func(d time.Duration) <-chan time.Time {
+		drainAsked <- d
+		return endDrain
+	}})
+	resp, err := s.client.Get(s.base + "/health")
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+
+	stopped := make(chan error, 1)
+	go func() { stopped <- s.stop() }()
+	select {
+	case d := <-drainAsked:
+		assert.Equal(t, time.Hour, d, "the drain lasts server.drain_delay")
+	case <-time.After(waitFor):
+		t.Fatal("the drain never started")
+	}
+
+	t.Run("health answers 503 while the listener still serves", func(t *testing.T) {
+		eventually(t, "/health to answer 503", func() bool {
+			code, _, err := s.get("/health")
+			return err == nil && code == http.StatusServiceUnavailable
+		})
+	})
+	t.Run("proxied requests are served, each closing its connection", func(t *testing.T) {
+		for i := 0; i < 3; i++ {
+			resp, err := s.client.Get(s.base + "/orchestrator/svc/x")
+			require.NoError(t, err)
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			assert.Equal(t, "200 a /x", fmt.Sprint(resp.StatusCode, " ", string(body)))
+			assert.True(t, resp.Close, "Connection: %q; want close while draining", resp.Header.Get("Connection"))
+		}
+	})
+	select {
+	case err := <-stopped:
+		t.Fatalf("Run returned (%v) before the drain ended", err)
+	default:
+	}
+
+	close(endDrain)
+	select {
+	case err := <-stopped:
+		assert.NoError(t, err)
+	case <-time.After(3 * waitFor):
+		t.Fatal("Run did not return after the drain")
+	}
+	_, err = net.DialTimeout("tcp", s.addr, time.Second)
+	assert.Error(t, err, "the listener is closed after the drain")
+}

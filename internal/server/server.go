@@ -29,6 +29,8 @@ import (
 
 	"github.com/orchestrator-go/orchestrator"
 	"github.com/orchestrator-go/orchestrator/admin"
+	"github.com/orchestrator-go/orchestrator/internal/framing"
+	"github.com/orchestrator-go/orchestrator/internal/problem"
 	"github.com/orchestrator-go/orchestrator/internal/statefile"
 )
 
@@ -58,11 +60,15 @@ type Options struct {
 	// Ready, when set, is called with the bound addresses once serving
 	// (admin is nil when the admin API shares the main listener).
 	Ready func(main, admin net.Addr)
+	// After is the clock that times server.drain_delay; nil means
+	// time.After. Tests end the drain when they have seen it.
+	After func(time.Duration) <-chan time.Time
 }
 
-// Run serves until ctx ends, then shuts down gracefully: new connections are
-// refused, in-flight requests finish within server.shutdown_timeout, health
-// probes stop. It returns nil after a clean shutdown.
+// Run serves until ctx ends, then shuts down gracefully: /health answers
+// 503 while serving goes on for server.drain_delay, then new connections
+// are refused, in-flight requests finish within server.shutdown_timeout and
+// health probes stop. It returns nil after a clean shutdown.
 func Run(ctx context.Context, opts Options) error {
 	if opts.Stdout == nil {
 		opts.Stdout = os.Stdout
@@ -171,6 +177,7 @@ func Run(ctx context.Context, opts Options) error {
 
 	configLog := logger.With(slog.String("logger", "orchestrator.config"))
 	manager := newConfigManager(opts.ConfigPath, gw, configLog)
+	manager.maxBytes = settings.MaxConfigBytes
 	defer manager.memory.close()
 	reloadOK := gw.MetricsSet().NewCounter(`orchestrator_config_reloads_total{result="success"}`)
 	reloadFailed := gw.MetricsSet().NewCounter(`orchestrator_config_reloads_total{result="failure"}`)
@@ -213,6 +220,7 @@ func Run(ctx context.Context, opts Options) error {
 		Metrics:        gw.MetricsHandler(true),
 		Logger:         logger,
 		Version:        opts.Version,
+		MaxConfigBytes: settings.MaxConfigBytes,
 	}
 	if full.Admin.Pprof {
 		adminOpts.Pprof = pprofHandler()
@@ -223,9 +231,13 @@ func Run(ctx context.Context, opts Options) error {
 	if len(full.CORS.AllowedOrigins) > 0 {
 		gatewayHandler = orchestrator.CORS(full.CORS)(gw)
 	}
-	var fallthroughHandler http.Handler = adminHandler
+	// The gateway applies the framing and header-count rules itself; the
+	// admin API and the 404s beside it get the same rules here, so that a
+	// request smuggled behind an admin request cannot reach the gateway.
+	guardedAdmin := guardRequests(adminHandler, settings.MaxHeaderCount)
+	fallthroughHandler := guardedAdmin
 	if full.Admin.Listen != "" {
-		fallthroughHandler = http.NotFoundHandler()
+		fallthroughHandler = guardRequests(http.NotFoundHandler(), settings.MaxHeaderCount)
 	}
 	mainHandler := routeByPrefix(gw.Prefix(), gatewayHandler, fallthroughHandler)
 
@@ -278,7 +290,7 @@ func Run(ctx context.Context, opts Options) error {
 		adminAddr = adminLn.Addr()
 		gw.SetListenAddrs(adminAddr.String())
 		adminSrv = &http.Server{
-			Handler:           adminHandler,
+			Handler:           guardedAdmin,
 			ReadHeaderTimeout: settings.ReadHeaderTimeout.Std(),
 			IdleTimeout:       settings.IdleTimeout.Std(),
 			MaxHeaderBytes:    settings.MaxHeaderBytes,
@@ -307,8 +319,23 @@ func Run(ctx context.Context, opts Options) error {
 	}
 
 	// Graceful shutdown: /health turns 503 so load balancers stop sending,
-	// listeners close, in-flight requests get shutdown_timeout to finish.
+	// and for drain_delay the server keeps serving those that have not
+	// noticed yet, closing each HTTP/1.1 connection after its response so
+	// that clients reconnect elsewhere. Then the listeners close and
+	// in-flight requests get shutdown_timeout to finish.
 	draining.Store(true)
+	if delay := settings.DrainDelay.Std(); delay > 0 {
+		srv.SetKeepAlivesEnabled(false)
+		if adminSrv != nil {
+			adminSrv.SetKeepAlivesEnabled(false)
+		}
+		logger.Info("draining: /health answers 503 while serving goes on", slog.String("logger", "orchestrator.server"), slog.String("drain_delay", settings.DrainDelay.String()))
+		after := opts.After
+		if after == nil {
+			after = time.After
+		}
+		<-after(delay)
+	}
 	stopWatching()
 	logger.Info("shutting down", slog.String("logger", "orchestrator.server"), slog.String("timeout", settings.ShutdownTimeout.String()))
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), settings.ShutdownTimeout.Std())
@@ -359,6 +386,30 @@ func pprofHandler() http.Handler {
 
 // routeByPrefix sends paths under prefix to the gateway and everything else
 // to rest. Admin routes therefore can never be reached through the prefix.
+// guardRequests applies the gateway's request rules to a handler that is
+// not the gateway: a request whose framing another parser may read
+// differently closes its connection after the response, and one with more
+// than maxHeaderCount header field lines gets 431 (0: no limit).
+func guardRequests(next http.Handler, maxHeaderCount int) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w = framing.CloseAfter(w, r)
+		if maxHeaderCount > 0 {
+			if n := framing.FieldLines(r); n > maxHeaderCount {
+				w.Header().Set("Connection", "close")
+				problem.Write(w, problem.Details{
+					Type:     problem.TypePrefix + "too-many-headers",
+					Title:    "Request Header Fields Too Large",
+					Status:   http.StatusRequestHeaderFieldsTooLarge,
+					Detail:   fmt.Sprintf("the request has %d header field lines; at most %d are accepted (server.max_header_count)", n, maxHeaderCount),
+					Instance: r.URL.EscapedPath(),
+				}, 0)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 func routeByPrefix(prefix string, gateway, rest http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := r.URL.EscapedPath()
