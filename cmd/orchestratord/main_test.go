@@ -129,6 +129,27 @@ logging:
 			assert.Regexp(t, line, l)
 		}
 	})
+	t.Run("a file with no document or a null endpoints list exits 1", func(t *testing.T) {
+		// A file truncated for a rewrite must not pass for a config that
+		// serves nothing; "endpoints: []" says so on purpose.
+		for _, content := range []string{"", "  \n", "# only a comment\n", "---\n", "endpoints: ~\n", "endpoints:\n"} {
+			path := writeConfig(t, content)
+			code, stdout, stderr := runSync("validate", path)
+			assert.Equal(t, 1, code, "%q: got exit %d; want 1", content, code)
+			assert.Empty(t, stdout, "%q", content)
+			assert.Regexp(t, `^`+regexp.QuoteMeta(path)+`:\d+:\d+: \S`, stderr, "%q", content)
+		}
+		path := writeConfig(t, "endpoints: []\n")
+		code, stdout, _ := runSync("validate", path)
+		assert.Equal(t, 0, code)
+		assert.Equal(t, path+": ok\n", stdout)
+	})
+	t.Run("a second document exits 1 naming its line", func(t *testing.T) {
+		path := writeConfig(t, "endpoints: []\n---\nendpoints: []\n")
+		code, _, stderr := runSync("validate", path)
+		assert.Equal(t, 1, code)
+		assert.Contains(t, stderr, path+":2:")
+	})
 	t.Run("a missing file exits 1 naming it", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "absent.yaml")
 		code, stdout, stderr := runSync("validate", path)

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -30,6 +31,10 @@ type configManager struct {
 	o      *orchestrator.Orchestrator
 	log    *slog.Logger
 	onLoad func(ok bool) // counts reloads by result; may be nil
+
+	// maxBytes caps what a reload reads (server.max_config_bytes, as the
+	// server started with); 0 means the default.
+	maxBytes int64
 
 	// memory hands back what decoding a large file used (see largeConfig).
 	memory memoryReleaser
@@ -112,14 +117,59 @@ func (m *configManager) load(ctx context.Context, force bool, trigger string) er
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	data, err := os.ReadFile(m.path)
+	data, err := m.read()
 	if err != nil {
 		return m.failLocked(err, trigger)
 	}
 	version := contentVersion(data)
-	if !force && version == m.lastSeen {
-		return nil // an event that changed nothing (chmod, touch, a sibling file)
+	if !force && m.unchangedLocked(version) {
+		return nil
 	}
+	return m.applyLocked(ctx, data, version, trigger)
+}
+
+// read reads the file, refusing one larger than the cap before it is
+// parsed: a file being replaced by something huge must not balloon the
+// running server.
+func (m *configManager) read() ([]byte, error) {
+	f, err := os.Open(m.path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	limit := m.maxBytes
+	if limit <= 0 {
+		limit = orchestrator.DefaultMaxConfigBytes
+	}
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%s: the file is larger than server.max_config_bytes (%d bytes); it was not read further", m.path, limit)
+	}
+	return data, nil
+}
+
+// unchangedLocked reports whether content of this version needs no
+// reload: it is what was read last (an event that changed nothing, such as
+// a chmod, a touch or a sibling file). When it is also the applied
+// version, an error left by an unreadable moment (the file deleted, then
+// restored as it was) is cleared: the file reads back good.
+func (m *configManager) unchangedLocked(version string) bool {
+	if version == m.version && m.lastErr != "" {
+		m.lastErr = ""
+		m.lastErrAt = time.Time{}
+		m.lastSeen = version
+		m.log.Info("config file reads back as the applied version; error cleared", slog.String("path", m.path), slog.String("version", version))
+		return true
+	}
+	return version == m.lastSeen
+}
+
+// applyLocked parses, validates and applies data; on any problem the last
+// good config keeps serving.
+func (m *configManager) applyLocked(ctx context.Context, data []byte, version, trigger string) error {
 	m.lastSeen = version
 	if len(data) >= largeConfig {
 		defer m.memory.releaseAfter(reloadReleaseDelay)
@@ -143,6 +193,30 @@ func (m *configManager) load(ctx context.Context, force bool, trigger string) er
 	m.log.Info("config applied", slog.String("path", m.path), slog.String("version", version),
 		slog.Int("endpoints", len(cfg.Endpoints)), slog.String("trigger", trigger))
 	return nil
+}
+
+// settle is one step of a watched reload. A change is applied only once
+// two reads a debounce apart agree: a tool that truncates the file and then
+// writes it (a shell's ">", some editors) leaves it empty or half written
+// for a moment, and that moment must never be applied. It returns the
+// version to compare the next read with, or "" when nothing is pending.
+func (m *configManager) settle(ctx context.Context, pending string) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	data, err := m.read()
+	if err != nil {
+		m.failLocked(err, "watch")
+		return ""
+	}
+	version := contentVersion(data)
+	if m.unchangedLocked(version) {
+		return ""
+	}
+	if version != pending {
+		return version // read again after a quiet debounce
+	}
+	m.applyLocked(ctx, data, version, "watch")
+	return ""
 }
 
 func (m *configManager) failLocked(err error, trigger string) error {
@@ -193,6 +267,7 @@ func (m *configManager) watch(ctx context.Context) (<-chan struct{}, error) {
 	debounce.Stop()
 	done := make(chan struct{})
 	go func() {
+		var pending string // version read once, waiting for a second read
 		defer close(done)
 		defer w.Close()
 		defer m.watching.Store(false)
@@ -207,7 +282,9 @@ func (m *configManager) watch(ctx context.Context) (<-chan struct{}, error) {
 				}
 				debounce.Reset(reloadDebounce)
 			case <-fire:
-				m.load(ctx, false, "watch")
+				if pending = m.settle(ctx, pending); pending != "" {
+					debounce.Reset(reloadDebounce)
+				}
 			case err, ok := <-w.Errors:
 				if !ok {
 					return

@@ -448,3 +448,74 @@ func TestStartingWithABrokenEndpointKeepsServerSettings(t *testing.T) {
 	code, body = s.mustGet("/gw/svc/x")
 	assert.Equal(t, "200 a /x", fmt.Sprint(code, " ", body))
 }
+
+// TestTruncatedFileKeepsEndpoints: a tool that truncates the file and then
+// writes it (a shell's ">") leaves it empty for a moment. An empty file,
+// one of only comments or "---", and "endpoints:" with nothing after it
+// are errors, so the last good config keeps serving whatever the moment
+// the watcher reads; "endpoints: []" written on purpose still applies.
+func TestTruncatedFileKeepsEndpoints(t *testing.T) {
+	a := backend(t, "a")
+	good := "endpoints:\n" + endpointYAML("svc", a.URL)
+	path := configFile(t, good)
+	s := startServer(t, server.Options{ConfigPath: path, Watch: true})
+	var reloads int64
+	for _, content := range []string{"", "# being rewritten\n", "---\n", "endpoints: ~\n", "endpoints:\n"} {
+		t.Run(fmt.Sprintf("%q", content), func(t *testing.T) {
+			require.NoError(t, os.WriteFile(path, []byte(content), 0o600)) // truncate in place, as ">" does
+			st := s.waitError()
+			assert.Equal(t, reloads, st.ReloadCount, "the broken file was applied")
+			code, body := s.mustGet("/orchestrator/svc/x")
+			assert.Equal(t, "200 a /x", fmt.Sprint(code, " ", body))
+			require.NoError(t, os.WriteFile(path, []byte(good), 0o600))
+			// The good content is the applied one: it reads back good and
+			// clears the error without a reload.
+			eventually(t, "the error cleared", func() bool { return s.status().LastError == nil })
+			assert.Equal(t, reloads, s.status().ReloadCount)
+		})
+	}
+	t.Run("endpoints: [] applies", func(t *testing.T) {
+		writeFile(t, path, "endpoints: []\n")
+		s.waitReloads(reloads + 1)
+		code, _ := s.mustGet("/orchestrator/svc/x")
+		assert.Equal(t, http.StatusNotFound, code)
+	})
+}
+
+// TestRestoredFileClearsLastError: a file deleted and then restored with
+// the content that is being served reads back good, so /config/status
+// stops showing the deletion's error (its hash was unchanged, so it used
+// to stay).
+func TestRestoredFileClearsLastError(t *testing.T) {
+	a := backend(t, "a")
+	content := "endpoints:\n" + endpointYAML("svc", a.URL)
+	path := configFile(t, content)
+	s := startServer(t, server.Options{ConfigPath: path, Watch: true})
+	require.NoError(t, os.Remove(path))
+	st := s.waitError()
+	assert.Contains(t, *st.LastError, "config.yaml")
+	writeFile(t, path, content)
+	eventually(t, "last_error cleared once the file reads back good", func() bool {
+		return s.status().LastError == nil
+	})
+	st = s.status()
+	assert.Nil(t, st.LastErrorAt)
+	assert.Zero(t, st.ReloadCount, "the same content is not applied again")
+	code, body := s.mustGet("/orchestrator/svc/x")
+	assert.Equal(t, "200 a /x", fmt.Sprint(code, " ", body))
+}
+
+// TestOversizedConfigFileIsRefused: server.max_config_bytes caps what a
+// reload reads; a larger file is refused before it is parsed and the last
+// good config keeps serving.
+func TestOversizedConfigFileIsRefused(t *testing.T) {
+	a := backend(t, "a")
+	content := "server:\n  max_config_bytes: 4096\nendpoints:\n" + endpointYAML("svc", a.URL)
+	path := configFile(t, content)
+	s := startServer(t, server.Options{ConfigPath: path, Watch: true})
+	writeFile(t, path, content+"# "+strings.Repeat("x", 5000)+"\n")
+	st := s.waitError()
+	assert.Contains(t, *st.LastError, "server.max_config_bytes (4096 bytes)")
+	code, body := s.mustGet("/orchestrator/svc/x")
+	assert.Equal(t, "200 a /x", fmt.Sprint(code, " ", body))
+}
