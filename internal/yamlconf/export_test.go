@@ -1,24 +1,40 @@
 package yamlconf
 
 import (
+	"bytes"
 	"fmt"
 	"reflect"
 	"strings"
 
 	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/lexer"
 	"github.com/goccy/go-yaml/parser"
 )
 
+// prepare is what Decode does before goccy/go-yaml reads data: it skips a
+// byte-order mark, and refuses what prescan refuses.
+func prepare(data []byte) ([]byte, []Problem) {
+	data = bytes.TrimPrefix(data, bom)
+	if p := prescan(data); p != nil {
+		return data, []Problem{*p}
+	}
+	return data, nil
+}
+
 // DecodeOriginal is Decode as it was before its fast paths, kept as the
 // reference Decode is held to: goccy/go-yaml parses, check finds the
-// problems, then goccy/go-yaml parses again and decodes.
+// problems, then goccy/go-yaml parses again and decodes. The limits and
+// the one-document rule apply before, as in Decode.
 func DecodeOriginal(data []byte, v any) (*Document, []Problem) {
-	file, err := parser.ParseBytes(data, 0)
-	if err != nil {
-		return nil, []Problem{fromYAMLError(err)}
+	data, problems := prepare(data)
+	if problems != nil {
+		return nil, problems
+	}
+	file, problems := parseGuarded(data)
+	if problems != nil {
+		return nil, problems
 	}
 	doc := &Document{src: data, file: file}
-	var problems []Problem
 	for _, d := range file.Docs {
 		if d.Body == nil {
 			continue
@@ -35,7 +51,32 @@ func DecodeOriginal(data []byte, v any) (*Document, []Problem) {
 }
 
 // DecodeChecked is Decode without the fast parser.
-var DecodeChecked = decodeChecked
+func DecodeChecked(data []byte, v any) (*Document, []Problem) {
+	data, problems := prepare(data)
+	if problems != nil {
+		return nil, problems
+	}
+	return decodeChecked(data, v)
+}
+
+// Prescan is the check Decode makes before any parser reads data.
+func Prescan(data []byte) []Problem {
+	_, problems := prepare(data)
+	return problems
+}
+
+// GuardTokens is the check of goccy/go-yaml's tokens of data, or nil when
+// its scanner finds an error.
+func GuardTokens(data []byte) []Problem {
+	tokens := lexer.Tokenize(string(data))
+	if tokens.InvalidToken() != nil {
+		return nil
+	}
+	if p := guardTokens(tokens); p != nil {
+		return []Problem{*p}
+	}
+	return nil
+}
 
 // FastTree returns the fast parser's tree as text, or false when the
 // document is outside its subset.

@@ -109,3 +109,34 @@ func TestFastPathLeavesTheRestToGoccy(t *testing.T) {
 		})
 	}
 }
+
+// The fast parser holds to the limits on its own (Decode runs it before
+// prescan): it leaves nesting past 64 levels, and block mappings of more
+// than 256 keys, to the reference path, which refuses them.
+func TestFastParserKeepsToTheLimits(t *testing.T) {
+	for _, s := range shapes {
+		if s.name == "compact block sequences" {
+			continue // "- - x" is outside its subset
+		}
+		t.Run(s.name, func(t *testing.T) {
+			_, ok := yamlconf.FastTree([]byte(s.build(64)))
+			assert.True(t, ok, "got 64 levels left to goccy/go-yaml; want the fast parser to read them")
+			_, ok = yamlconf.FastTree([]byte(s.build(65)))
+			assert.False(t, ok, "got 65 levels read; want them left to the reference path")
+			_, ok = yamlconf.FastTree([]byte(s.build(1000)))
+			assert.False(t, ok, "got 1,000 levels read; want them left to the reference path")
+		})
+	}
+	keys := func(n int) []byte {
+		var b strings.Builder
+		b.WriteString("m:\n")
+		for i := 0; i < n; i++ {
+			fmt.Fprintf(&b, "  k%d: 1\n", i)
+		}
+		return []byte(b.String())
+	}
+	_, ok := yamlconf.FastTree(keys(256))
+	assert.True(t, ok, "got 256 keys left to goccy/go-yaml; want the fast parser to read them")
+	_, ok = yamlconf.FastTree(keys(257))
+	assert.False(t, ok, "got 257 keys read; want them left to the reference path")
+}

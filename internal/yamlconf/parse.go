@@ -32,10 +32,20 @@ type fastParser struct {
 	pos   int // start of the next line not yet consumed
 	t     *tree
 	depth int
+	// path is the length of the path of the value being parsed, as
+	// prescan counts it ("$", ".key" and "[12]").
+	path int
 }
 
 // parseFast parses src into a tree, or reports false when src is outside
 // the subset it handles.
+//
+// Decode runs it first, and prescan only on what it leaves, so it holds to
+// prescan's limits (see limits.go) on its own: it leaves to the reference
+// path, where prescan refuses them, nesting, block mappings' keys and runs
+// of '<' past the limits as prescan counts them, paths past it counted as
+// at least as long (a key's bytes for its characters), and tabs, document
+// markers and files with no document, all of them.
 func parseFast(src []byte) (t *tree, ok bool) {
 	if len(src) >= math.MaxInt32 {
 		return nil, false
@@ -48,10 +58,13 @@ func parseFast(src []byte) (t *tree, ok bool) {
 			return nil, false // tabs, lone CRs, other controls
 		}
 	}
+	if lessRun(src) >= 0 {
+		return nil, false
+	}
 	if !utf8.Valid(src) || bytes.HasPrefix(src, []byte("\xef\xbb\xbf")) {
 		return nil, false
 	}
-	p := &fastParser{src: src, t: &tree{src: src, root: -1}}
+	p := &fastParser{src: src, t: &tree{src: src, root: -1}, path: 1}
 	// A key and a value per line, and a mapping every few lines: one
 	// allocation for most documents.
 	lines := bytes.Count(src, []byte{'\n'})
@@ -133,6 +146,22 @@ func (p *fastParser) enter() {
 	}
 }
 
+// pathTo sets the path of a value of the collection c whose path is base:
+// under key, or, for -1, at the next index. Past maxPathLength it fails.
+// A key counts its bytes, prescan its characters: the fast path leaves a
+// path of many-byte characters to the reference path a little early.
+func (p *fastParser) pathTo(c children, base int, key int32) {
+	if key < 0 {
+		p.path = base + 2 + digits(p.t.nodes[c.parent].count())
+	} else {
+		n := &p.t.nodes[key]
+		p.path = base + 1 + int(n.end-n.start)
+	}
+	if p.path > maxPathLength {
+		p.fail()
+	}
+}
+
 func (p *fastParser) isSeqEntry(i, end int) bool {
 	return p.src[i] == '-' && (i+1 == end || p.src[i+1] == ' ')
 }
@@ -156,6 +185,7 @@ func (p *fastParser) restIsEmpty(i, end int) bool {
 func (p *fastParser) parseSequence(n int) int32 {
 	p.enter()
 	c := p.t.open(kindSequence)
+	base := p.path
 	for {
 		l, found := p.peek()
 		if !found || l.indent() < n {
@@ -168,6 +198,7 @@ func (p *fastParser) parseSequence(n int) int32 {
 			break // a key of a mapping at the same indent: the parent's
 		}
 		var item int32
+		p.pathTo(c, base, -1)
 		j := p.skipSpaces(l.content+1, l.end)
 		switch {
 		case j == l.end || p.src[j] == '#':
@@ -186,6 +217,7 @@ func (p *fastParser) parseSequence(n int) int32 {
 		p.t.counted(c)
 	}
 	p.depth--
+	p.path = base
 	return c.parent
 }
 
@@ -195,9 +227,14 @@ func (p *fastParser) parseMapping(n, i, end int) int32 {
 	p.enter()
 	c := p.t.open(kindMapping)
 	var keys keySet
-	for {
+	base := p.path
+	for count := 1; ; count++ {
+		if count > maxMappingKeys {
+			p.fail()
+		}
 		key, after := p.parseKey(i, end)
 		p.addKey(&keys, key)
+		p.pathTo(c, base, key)
 		var value int32
 		j := p.skipSpaces(after, end)
 		switch {
@@ -228,6 +265,7 @@ func (p *fastParser) parseMapping(n, i, end int) int32 {
 		i, end = l.content, l.end
 	}
 	p.depth--
+	p.path = base
 	return c.parent
 }
 
@@ -566,7 +604,8 @@ func (p *fastParser) skipBlank(i, end int) int {
 // come where spaces may, but for between a key and its value.
 func (p *fastParser) parseFlow(i, end, maps int) (int32, int) {
 	p.enter()
-	defer func() { p.depth-- }()
+	base := p.path
+	defer func() { p.depth--; p.path = base }()
 	open := p.src[i]
 	closer := byte(']')
 	k := kindSequence
@@ -587,6 +626,7 @@ func (p *fastParser) parseFlow(i, end, maps int) (int32, int) {
 		if k == kindMapping {
 			key, after := p.flowKey(j, end)
 			p.addKey(&keys, key)
+			p.pathTo(c, base, key)
 			j = p.skipSpaces(after, end)
 			if j >= end || p.src[j] == ',' || p.src[j] == '}' || p.src[j] == '\n' || p.src[j] == '\r' {
 				p.fail() // a key without a value, or with it on the next line
@@ -596,6 +636,7 @@ func (p *fastParser) parseFlow(i, end, maps int) (int32, int) {
 			p.link(&c, value)
 			j = after
 		} else {
+			p.pathTo(c, base, -1)
 			item, after := p.flowValue(j, end, maps)
 			p.link(&c, item)
 			j = after

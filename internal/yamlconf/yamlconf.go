@@ -6,6 +6,7 @@
 package yamlconf
 
 import (
+	"bytes"
 	"encoding"
 	"errors"
 	"fmt"
@@ -60,22 +61,34 @@ func (d *Document) syntax() *ast.File {
 // goccy/go-yaml's rules. Anything else, and every document with a problem,
 // takes the reference path (goccy/go-yaml's parser, the check, and its
 // decoder), so values and error messages are the same either way.
+//
+// Either way, a file must hold one YAML document (after a UTF-8
+// byte-order mark, which is skipped), within limits on what it costs to
+// read (nesting, aliases, mapping size, path length: see limits.go), or it
+// is refused with one problem where it crosses the line, and no Document:
+// whatever the input, Decode takes time and memory linear in its size.
+// The fast path holds to the limits itself; the rest is checked (prescan)
+// before goccy/go-yaml reads it.
 func Decode(data []byte, v any) (*Document, []Problem) {
-	if t, ok := parseFast(data); ok && decodeTree(t, v) {
+	data = bytes.TrimPrefix(data, bom)
+	if t, ok := parseFast(data); ok && t.root >= 0 && decodeTree(t, v) {
 		return &Document{src: data}, nil
+	}
+	if p := prescan(data); p != nil {
+		return nil, []Problem{*p}
 	}
 	return decodeChecked(data, v)
 }
 
 // decodeChecked is the reference path: goccy/go-yaml parses, check finds
-// the problems, and the document is decoded from the syntax tree.
+// the problems, and the document is decoded from the syntax tree. data has
+// been prepared.
 func decodeChecked(data []byte, v any) (*Document, []Problem) {
-	file, err := parser.ParseBytes(data, 0)
-	if err != nil {
-		return nil, []Problem{fromYAMLError(err)}
+	file, problems := parseGuarded(data)
+	if problems != nil {
+		return nil, problems
 	}
 	doc := &Document{src: data, file: file}
-	var problems []Problem
 	for _, d := range file.Docs {
 		if d.Body == nil {
 			continue

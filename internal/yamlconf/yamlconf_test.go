@@ -160,10 +160,10 @@ func TestDecodeSyntaxErrors(t *testing.T) {
 		assert.Positive(t, problems[0].Column, "got column %d; want > 0", problems[0].Column)
 		assert.NotEmpty(t, problems[0].Message)
 	})
-	t.Run("an empty document decodes to nothing without problems", func(t *testing.T) {
+	t.Run("a file with no document is one problem at its top, with no document", func(t *testing.T) {
 		d, document, problems := decodeDoc(t, "")
-		assert.Empty(t, problems)
-		assert.NotNil(t, document)
+		assert.Nil(t, document)
+		assert.Equal(t, []string{"1:1 : the file holds no YAML document; write `endpoints: []` to serve no endpoints from the file"}, problemLines(problems))
 		assert.Equal(t, doc{}, d)
 	})
 	t.Run("a null value is accepted anywhere", func(t *testing.T) {
