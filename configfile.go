@@ -1,6 +1,7 @@
 package orchestrator
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -434,7 +435,7 @@ func ParseConfig(data []byte, name string) (*Config, error) {
 // endpoints list at all.
 func endpointsIsNull(data []byte) bool {
 	var top map[string]any
-	if yaml.Unmarshal(data, &top) != nil {
+	if yaml.Unmarshal(bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")), &top) != nil {
 		return false
 	}
 	v, ok := top["endpoints"]

@@ -366,15 +366,38 @@ func TestConfigJSON(t *testing.T) {
 }
 
 func TestConfigEmptyAndMissingFiles(t *testing.T) {
-	t.Run("an empty file is a valid config with no endpoints", func(t *testing.T) {
-		cfg, err := orchestrator.ParseConfig(nil, "empty.yaml")
+	// A file truncated for a rewrite is empty for a moment: it must never
+	// pass for a config that serves nothing.
+	for name, content := range map[string]string{
+		"an empty file":                     "",
+		"a file of comments only":           "# nothing yet\n",
+		"a lone document marker":            "---\n",
+		"a null endpoints list":             "endpoints: ~\n",
+		"an endpoints key with no value":    "server:\n  port: 8000\nendpoints:\n",
+		"a null endpoints list after a BOM": "\xef\xbb\xbfendpoints: ~\n",
+	} {
+		t.Run(name+" is an error", func(t *testing.T) {
+			_, err := orchestrator.ParseConfig([]byte(content), "c.yaml")
+			var ce *orchestrator.ConfigError
+			require.ErrorAs(t, err, &ce)
+			assert.Regexp(t, `^c\.yaml:\d+:\d+: `, err.Error())
+		})
+	}
+	t.Run("endpoints: [] is a valid config with no endpoints", func(t *testing.T) {
+		cfg, err := orchestrator.ParseConfig([]byte("endpoints: []\n"), "e.yaml")
 		require.NoError(t, err)
 		assert.Empty(t, cfg.Endpoints)
 	})
-	t.Run("a file of comments only is a valid config", func(t *testing.T) {
-		cfg, err := orchestrator.ParseConfig([]byte("# nothing yet\n"), "c.yaml")
-		require.NoError(t, err)
-		assert.Empty(t, cfg.Endpoints)
+	t.Run("a null endpoints list is located", func(t *testing.T) {
+		_, err := orchestrator.ParseConfig([]byte("server:\n  port: 8000\nendpoints:\n"), "c.yaml")
+		require.Error(t, err)
+		assert.Regexp(t, `^c\.yaml:3:\d+: endpoints: is null; write "endpoints: \[\]"`, err.Error())
+	})
+	t.Run("a file past its server.max_config_bytes is refused", func(t *testing.T) {
+		content := "server:\n  max_config_bytes: 64\nendpoints: []\n# " + strings.Repeat("x", 64) + "\n"
+		_, err := orchestrator.ParseConfig([]byte(content), "big.yaml")
+		require.Error(t, err)
+		assert.Contains(t, err.Error(), "big.yaml:2:21: server.max_config_bytes: the file is")
 	})
 	t.Run("LoadConfig of a missing file answers a not-exist error", func(t *testing.T) {
 		_, err := orchestrator.LoadConfig(filepath.Join(t.TempDir(), "absent.yaml"))

@@ -519,3 +519,67 @@ func TestOversizedConfigFileIsRefused(t *testing.T) {
 	code, body := s.mustGet("/orchestrator/svc/x")
 	assert.Equal(t, "200 a /x", fmt.Sprint(code, " ", body))
 }
+
+// TestTruncateThenWriteUnderLoad replays the hostile case: under load, a
+// tool truncates the file, the watcher reads it empty, and only then is the
+// content written back. Each round waits until the server has judged the
+// empty file (its error shows in /config/status), so the moment a
+// half-written file is read is certain, not a race. Not one request may
+// fail: before the fix the empty file was applied and the endpoint 404ed.
+func TestTruncateThenWriteUnderLoad(t *testing.T) {
+	a := backend(t, "a")
+	good := "endpoints:\n" + endpointYAML("svc", a.URL)
+	path := configFile(t, good)
+	s := startServer(t, server.Options{ConfigPath: path, Watch: true})
+
+	var (
+		ok, failed atomic.Int64
+		firstErr   atomic.Value
+		wg         sync.WaitGroup
+	)
+	ctx, stopClients := context.WithCancel(context.Background())
+	defer stopClients()
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			client := &http.Client{Transport: &http.Transport{}}
+			defer client.CloseIdleConnections()
+			for ctx.Err() == nil {
+				res, err := client.Get(s.base + "/orchestrator/svc/ping")
+				if err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err.Error())
+					continue
+				}
+				io.Copy(io.Discard, res.Body)
+				res.Body.Close()
+				if res.StatusCode != http.StatusOK {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, res.Status)
+					continue
+				}
+				ok.Add(1)
+			}
+		}()
+	}
+	eventually(t, "the clients' first successes", func() bool { return ok.Load() > 0 })
+
+	const rounds = 10
+	for i := 0; i < rounds; i++ {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0o600) // a shell's ">"
+		require.NoError(t, err)
+		st := s.waitError()
+		assert.Zero(t, st.ReloadCount, "round %d: the empty file was applied", i)
+		before := ok.Load()
+		eventually(t, "requests served while the file is empty", func() bool { return ok.Load() > before })
+		_, err = f.WriteString(good)
+		require.NoError(t, err)
+		require.NoError(t, f.Close())
+		eventually(t, "the error to clear once the file is whole again", func() bool { return s.status().LastError == nil })
+	}
+	stopClients()
+	wg.Wait()
+	t.Logf("%d requests across %d truncate-then-write rounds, %d failed", ok.Load()+failed.Load(), rounds, failed.Load())
+	assert.Zero(t, failed.Load(), "got %d failed requests (first: %v) out of %d; want none", failed.Load(), firstErr.Load(), ok.Load()+failed.Load())
+}
