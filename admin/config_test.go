@@ -175,7 +175,8 @@ func TestConfigValidate(t *testing.T) {
 // file itself, rather than the 1 MiB of the JSON routes.
 func TestConfigValidateLimit(t *testing.T) {
 	comment := func(n int) string { // a valid config of exactly n bytes
-		return "#" + strings.Repeat("x", n-2) + "\n"
+		const doc = "endpoints: []\n"
+		return doc + "#" + strings.Repeat("x", n-len(doc)-2) + "\n"
 	}
 	t.Run("defaults to orchestrator.DefaultMaxConfigBytes", func(t *testing.T) {
 		f := newFixture(t)

@@ -314,7 +314,7 @@ func TestSettingsPrecedence(t *testing.T) {
 		t.Setenv("PORT", busy)
 		t.Setenv("CONFIG_PATH", filepath.Join(t.TempDir(), "absent.yaml"))
 		t.Setenv("LOG_LEVEL", "error")
-		good := writeConfig(t, "")
+		good := writeConfig(t, "endpoints: []\n")
 		s := serve(t, "--host", "127.0.0.1", "--port", "0", "--config", good, "--log-level", "info")
 		assert.Equal(t, "127.0.0.1", s.host)
 		assert.NotEqual(t, busy, s.port, "got the environment's port; want the flag's")
@@ -373,7 +373,7 @@ func TestSettingsPrecedence(t *testing.T) {
 	})
 	t.Run("--watch=false turns hot reload off", func(t *testing.T) {
 		clearEnv(t)
-		path := writeConfig(t, "")
+		path := writeConfig(t, "endpoints: []\n")
 		s := serve(t, "--config", path, "--watch=false", "--host", "127.0.0.1", "--port", "0")
 		assert.Contains(t, s.stdout.String(), "(watching: false)")
 		_, body := s.get("/config/status")
@@ -381,7 +381,7 @@ func TestSettingsPrecedence(t *testing.T) {
 	})
 	t.Run("watching is on by default", func(t *testing.T) {
 		clearEnv(t)
-		path := writeConfig(t, "")
+		path := writeConfig(t, "endpoints: []\n")
 		s := serve(t, "--config", path, "--host", "127.0.0.1", "--port", "0")
 		assert.Contains(t, s.stdout.String(), "(watching: true)")
 	})

@@ -154,17 +154,20 @@ func (m *configManager) read() ([]byte, error) {
 // unchangedLocked reports whether content of this version needs no
 // reload: it is what was read last (an event that changed nothing, such as
 // a chmod, a touch or a sibling file). When it is also the applied
-// version, an error left by an unreadable moment (the file deleted, then
-// restored as it was) is cleared: the file reads back good.
+// version, an error left by a moment the file could not be read (deleted,
+// then restored as it was) is cleared: the file reads back good. Content
+// that differs from the last read, even if it is the applied version
+// again, is applied as any change is.
 func (m *configManager) unchangedLocked(version string) bool {
+	if version != m.lastSeen {
+		return false
+	}
 	if version == m.version && m.lastErr != "" {
 		m.lastErr = ""
 		m.lastErrAt = time.Time{}
-		m.lastSeen = version
 		m.log.Info("config file reads back as the applied version; error cleared", slog.String("path", m.path), slog.String("version", version))
-		return true
 	}
-	return version == m.lastSeen
+	return true
 }
 
 // applyLocked parses, validates and applies data; on any problem the last

@@ -468,10 +468,9 @@ func TestTruncatedFileKeepsEndpoints(t *testing.T) {
 			code, body := s.mustGet("/orchestrator/svc/x")
 			assert.Equal(t, "200 a /x", fmt.Sprint(code, " ", body))
 			require.NoError(t, os.WriteFile(path, []byte(good), 0o600))
-			// The good content is the applied one: it reads back good and
-			// clears the error without a reload.
-			eventually(t, "the error cleared", func() bool { return s.status().LastError == nil })
-			assert.Equal(t, reloads, s.status().ReloadCount)
+			reloads++
+			st = s.waitReloads(reloads)
+			assert.Nil(t, st.LastError, "the good file clears the error")
 		})
 	}
 	t.Run("endpoints: [] applies", func(t *testing.T) {
@@ -570,13 +569,14 @@ func TestTruncateThenWriteUnderLoad(t *testing.T) {
 		f, err := os.OpenFile(path, os.O_WRONLY|os.O_TRUNC, 0o600) // a shell's ">"
 		require.NoError(t, err)
 		st := s.waitError()
-		assert.Zero(t, st.ReloadCount, "round %d: the empty file was applied", i)
+		assert.Equal(t, int64(i), st.ReloadCount, "round %d: the empty file was applied", i)
 		before := ok.Load()
 		eventually(t, "requests served while the file is empty", func() bool { return ok.Load() > before })
 		_, err = f.WriteString(good)
 		require.NoError(t, err)
 		require.NoError(t, f.Close())
-		eventually(t, "the error to clear once the file is whole again", func() bool { return s.status().LastError == nil })
+		st = s.waitReloads(int64(i + 1))
+		assert.Nil(t, st.LastError, "the whole file clears the error")
 	}
 	stopClients()
 	wg.Wait()
