@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -267,4 +268,65 @@ func endpointYAML(name, url string, extra ...string) string {
 		s += "    " + e + "\n"
 	}
 	return s
+}
+
+// load is traffic from several clients against one URL, counting answers
+// that pass a check and those that do not, until stopped.
+type load struct {
+	ok, failed atomic.Int64
+	firstErr   atomic.Value // the first failure, as text
+	cancel     context.CancelFunc
+	wg         sync.WaitGroup
+}
+
+// startLoad starts n clients sending GET url in a loop; good judges each
+// answer. The test's cleanup stops them if the test does not.
+func startLoad(t *testing.T, n int, url string, good func(status int, body string) bool) *load {
+	t.Helper()
+	l := &load{}
+	ctx, cancel := context.WithCancel(context.Background())
+	l.cancel = cancel
+	for range n {
+		l.wg.Add(1)
+		go func() {
+			defer l.wg.Done()
+			client := &http.Client{Transport: &http.Transport{}}
+			defer client.CloseIdleConnections()
+			for ctx.Err() == nil {
+				res, err := client.Get(url)
+				if err != nil {
+					l.fail(err.Error())
+					continue
+				}
+				body, err := io.ReadAll(res.Body)
+				res.Body.Close()
+				if err != nil || !good(res.StatusCode, string(body)) {
+					l.fail(fmt.Sprintf("%d %q %v", res.StatusCode, body, err))
+					continue
+				}
+				l.ok.Add(1)
+			}
+		}()
+	}
+	t.Cleanup(l.stop)
+	eventually(t, "the clients' first successes", func() bool { return l.ok.Load() > 0 })
+	return l
+}
+
+func (l *load) fail(what string) {
+	l.failed.Add(1)
+	l.firstErr.CompareAndSwap(nil, what)
+}
+
+// stop ends the traffic and waits for every client.
+func (l *load) stop() {
+	l.cancel()
+	l.wg.Wait()
+}
+
+// servedMore waits until the clients have had another good answer.
+func (l *load) servedMore(t *testing.T, what string) {
+	t.Helper()
+	before := l.ok.Load()
+	eventually(t, what, func() bool { return l.ok.Load() > before })
 }

@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,8 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -314,57 +311,24 @@ func TestReloadsUnderLoad(t *testing.T) {
 	path := configFile(t, content(0))
 	s := startServer(t, server.Options{ConfigPath: path, Watch: true})
 
-	const clients = 4
-	var (
-		ok, failed atomic.Int64
-		firstErr   atomic.Value
-		wg         sync.WaitGroup
-	)
-	ctx, stopClients := context.WithCancel(context.Background())
-	defer stopClients()
-	for range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			client := &http.Client{Transport: &http.Transport{}}
-			defer client.CloseIdleConnections()
-			for ctx.Err() == nil {
-				req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, s.base+"/orchestrator/stable/ping", nil)
-				res, err := client.Do(req)
-				if err != nil {
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, err.Error())
-					continue
-				}
-				body, err := io.ReadAll(res.Body)
-				res.Body.Close()
-				if err != nil || res.StatusCode != http.StatusOK || string(body) != "stable /ping" {
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, fmt.Sprintf("%d %q %v", res.StatusCode, body, err))
-					continue
-				}
-				ok.Add(1)
-			}
-		}()
-	}
-	eventually(t, "the clients' first successes", func() bool { return ok.Load() > 0 })
+	l := startLoad(t, 4, s.base+"/orchestrator/stable/ping", func(status int, body string) bool {
+		return status == http.StatusOK && body == "stable /ping"
+	})
 
 	const reloads = 20
 	for i := 1; i <= reloads; i++ {
-		before := ok.Load()
 		writeFile(t, path, content(i))
 		st := s.waitReloads(int64(i))
 		require.Nil(t, st.LastError, "reload %d failed: %v", i, st.LastError)
 		// Requests keep flowing across every reload.
-		eventually(t, fmt.Sprintf("requests served after reload %d", i), func() bool { return ok.Load() > before })
+		l.servedMore(t, fmt.Sprintf("requests served after reload %d", i))
 	}
 	code, body := s.mustGet("/orchestrator/other/x")
 	assert.Equal(t, fmt.Sprintf("200 other /r%d/x", (reloads+1)/2), fmt.Sprint(code, " ", body), "got the wrong final config")
 
-	stopClients()
-	wg.Wait()
-	assert.Zero(t, failed.Load(), "got %d failed requests (first: %v) out of %d; want none", failed.Load(), firstErr.Load(), ok.Load()+failed.Load())
-	assert.Greater(t, ok.Load(), int64(reloads), "got %d successful requests; want traffic throughout", ok.Load())
+	l.stop()
+	assert.Zero(t, l.failed.Load(), "got %d failed requests (first: %v) out of %d; want none", l.failed.Load(), l.firstErr.Load(), l.ok.Load()+l.failed.Load())
+	assert.Greater(t, l.ok.Load(), int64(reloads), "got %d successful requests; want traffic throughout", l.ok.Load())
 }
 
 // TestReloadNeverCutsARequestInFlight holds a request open in the upstream
@@ -531,38 +495,7 @@ func TestTruncateThenWriteUnderLoad(t *testing.T) {
 	path := configFile(t, good)
 	s := startServer(t, server.Options{ConfigPath: path, Watch: true})
 
-	var (
-		ok, failed atomic.Int64
-		firstErr   atomic.Value
-		wg         sync.WaitGroup
-	)
-	ctx, stopClients := context.WithCancel(context.Background())
-	defer stopClients()
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			client := &http.Client{Transport: &http.Transport{}}
-			defer client.CloseIdleConnections()
-			for ctx.Err() == nil {
-				res, err := client.Get(s.base + "/orchestrator/svc/ping")
-				if err != nil {
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, err.Error())
-					continue
-				}
-				io.Copy(io.Discard, res.Body)
-				res.Body.Close()
-				if res.StatusCode != http.StatusOK {
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, res.Status)
-					continue
-				}
-				ok.Add(1)
-			}
-		}()
-	}
-	eventually(t, "the clients' first successes", func() bool { return ok.Load() > 0 })
+	l := startLoad(t, 4, s.base+"/orchestrator/svc/ping", func(status int, _ string) bool { return status == http.StatusOK })
 
 	const rounds = 10
 	for i := 0; i < rounds; i++ {
@@ -570,16 +503,14 @@ func TestTruncateThenWriteUnderLoad(t *testing.T) {
 		require.NoError(t, err)
 		st := s.waitError()
 		assert.Equal(t, int64(i), st.ReloadCount, "round %d: the empty file was applied", i)
-		before := ok.Load()
-		eventually(t, "requests served while the file is empty", func() bool { return ok.Load() > before })
+		l.servedMore(t, "requests served while the file is empty")
 		_, err = f.WriteString(good)
 		require.NoError(t, err)
 		require.NoError(t, f.Close())
 		st = s.waitReloads(int64(i + 1))
 		assert.Nil(t, st.LastError, "the whole file clears the error")
 	}
-	stopClients()
-	wg.Wait()
-	t.Logf("%d requests across %d truncate-then-write rounds, %d failed", ok.Load()+failed.Load(), rounds, failed.Load())
-	assert.Zero(t, failed.Load(), "got %d failed requests (first: %v) out of %d; want none", failed.Load(), firstErr.Load(), ok.Load()+failed.Load())
+	l.stop()
+	t.Logf("%d requests across %d truncate-then-write rounds, %d failed", l.ok.Load()+l.failed.Load(), rounds, l.failed.Load())
+	assert.Zero(t, l.failed.Load(), "got %d failed requests (first: %v) out of %d; want none", l.failed.Load(), l.firstErr.Load(), l.ok.Load()+l.failed.Load())
 }
