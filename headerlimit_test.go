@@ -1,18 +1,14 @@
 package orchestrator_test
 
 import (
-	"bufio"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
 
 	"github.com/orchestrator-go/orchestrator"
 )
@@ -79,10 +75,7 @@ func TestMaxHeaderCountOverTheWire(t *testing.T) {
 	o := rtNew(t, orchestrator.WithEndpoints(orchestrator.Endpoint{Name: "svc", URL: b.URL}))
 	gw := httptest.NewServer(o)
 	t.Cleanup(gw.Close)
-	conn, err := net.Dial("tcp", gw.Listener.Addr().String())
-	require.NoError(t, err)
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	conn, br := rawConn(t, gw.Listener.Addr().String())
 	var req strings.Builder
 	req.WriteString("GET /orchestrator/svc/x HTTP/1.1\r\nHost: gw\r\n")
 	for i := 0; i < 10_000; i++ {
@@ -90,11 +83,7 @@ func TestMaxHeaderCountOverTheWire(t *testing.T) {
 	}
 	req.WriteString("\r\n")
 	go io.WriteString(conn, req.String())
-	br := bufio.NewReader(conn)
-	resp, err := http.ReadResponse(br, nil)
-	require.NoError(t, err)
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
+	resp, _ := readResponse(t, br)
 	assert.Equal(t, http.StatusRequestHeaderFieldsTooLarge, resp.StatusCode)
 	assert.True(t, resp.Close)
 	assert.EqualValues(t, 0, b.hits.Load())

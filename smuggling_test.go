@@ -104,15 +104,8 @@ func TestBareLFInChunkedBodyIs400(t *testing.T) {
 // faulty: every HTTP/1.0 request with a body is answered with
 // "Connection: close", and the backend sees exactly one request.
 func TestHTTP10RequestWithBodyClosesTheConnection(t *testing.T) {
-	var paths atomic.Value
-	paths.Store("")
-	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		body, _ := io.ReadAll(r.Body)
-		paths.Store(paths.Load().(string) + r.Method + " " + r.URL.Path + "(" + string(body) + ") ")
-		io.WriteString(w, "ok")
-	}))
-	t.Cleanup(backend.Close)
-	o, err := orchestrator.New(orchestrator.WithEndpoints(orchestrator.Endpoint{Name: "svc", URL: backend.URL}))
+	backendURL, seen, reset := seenBackend(t)
+	o, err := orchestrator.New(orchestrator.WithEndpoints(orchestrator.Endpoint{Name: "svc", URL: backendURL}))
 	require.NoError(t, err)
 	t.Cleanup(func() { o.Close() })
 	gw := httptest.NewServer(o)
@@ -130,42 +123,63 @@ func TestHTTP10RequestWithBodyClosesTheConnection(t *testing.T) {
 			"GET /orchestrator/svc/smuggled HTTP/1.0\r\nHost: gw\r\nConnection: keep-alive\r\n\r\n",
 	} {
 		t.Run(name, func(t *testing.T) {
-			paths.Store("")
-			conn, err := net.Dial("tcp", gw.Listener.Addr().String())
+			reset()
+			conn, br := rawConn(t, gw.Listener.Addr().String())
+			_, err := io.WriteString(conn, raw)
 			require.NoError(t, err)
-			defer conn.Close()
-			conn.SetDeadline(time.Now().Add(10 * time.Second))
-			_, err = io.WriteString(conn, raw)
-			require.NoError(t, err)
-
-			br := bufio.NewReader(conn)
-			resp, err := http.ReadResponse(br, nil)
-			require.NoError(t, err)
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
+			resp, _ := readResponse(t, br)
 			assert.Equal(t, http.StatusOK, resp.StatusCode)
 			assert.True(t, resp.Close, "the response must close the connection; Connection: %q", resp.Header.Get("Connection"))
 			_, err = http.ReadResponse(br, nil)
 			assert.Error(t, err, "a second response was served on the same connection")
-			got := paths.Load().(string)
+			got := seen()
 			assert.Equal(t, 1, strings.Count(got, "POST /first"), "backend saw %q", got)
 			assert.NotContains(t, got, "smuggled", "the bytes after the body reached the backend as a request")
 		})
 	}
 
 	// A bodyless HTTP/1.0 keep-alive request keeps its connection.
-	conn, err := net.Dial("tcp", gw.Listener.Addr().String())
-	require.NoError(t, err)
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(10 * time.Second))
-	br := bufio.NewReader(conn)
+	conn, br := rawConn(t, gw.Listener.Addr().String())
 	for i := 0; i < 2; i++ {
 		_, err = io.WriteString(conn, "GET /orchestrator/svc/get HTTP/1.0\r\nHost: gw\r\nConnection: keep-alive\r\n\r\n")
 		require.NoError(t, err)
-		resp, err := http.ReadResponse(br, nil)
-		require.NoError(t, err, "request %d on one keep-alive connection", i+1)
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		assert.Equal(t, http.StatusOK, resp.StatusCode)
+		resp, _ := readResponse(t, br)
+		assert.Equal(t, http.StatusOK, resp.StatusCode, "request %d on one keep-alive connection", i+1)
 	}
+}
+
+// seenBackend is a backend that records every request it serves as
+// "METHOD /path(body) ", so a test can tell one request from two.
+func seenBackend(t *testing.T) (url string, seen func() string, reset func()) {
+	t.Helper()
+	var log atomic.Value
+	log.Store("")
+	b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		log.Store(log.Load().(string) + r.Method + " " + r.URL.Path + "(" + string(body) + ") ")
+		io.WriteString(w, "ok")
+	}))
+	t.Cleanup(b.Close)
+	return b.URL, func() string { return log.Load().(string) }, func() { log.Store("") }
+}
+
+// rawConn dials addr for a test that writes requests byte by byte; the
+// connection is closed when the test ends.
+func rawConn(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	require.NoError(t, err)
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	return conn, bufio.NewReader(conn)
+}
+
+// readResponse reads one response and its whole body.
+func readResponse(t *testing.T, br *bufio.Reader) (*http.Response, string) {
+	t.Helper()
+	resp, err := http.ReadResponse(br, nil)
+	require.NoError(t, err)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, string(body)
 }
