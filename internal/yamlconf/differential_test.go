@@ -106,6 +106,12 @@ func compareDecode[T any](t *testing.T, data []byte) {
 	t.Helper()
 	var want T
 	wantProblems := decodeOrPanic(yamlconf.DecodeOriginal, data, &want)
+	// The check on the fast parser's tree, whenever it is sure of its
+	// problems, finds those of the original path (even where Decode would
+	// not need it: the typed decoder gives up only on some documents).
+	if problems, exact := yamlconf.CheckTree(data, new(T)); exact && len(problems) > 0 {
+		require.Equal(t, wantProblems, problems, "CheckTree of %T: problems differ for %q", want, data)
+	}
 	for _, c := range []struct {
 		name   string
 		decode func([]byte, any) (*yamlconf.Document, []yamlconf.Problem)
@@ -259,6 +265,7 @@ func FuzzDecode(f *testing.F) {
 	addSeeds(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		compareTrees(t, data)
+		compareLocate(t, data)
 		compareDecode[orchestrator.Config](t, data)
 		compareDecode[kitchen](t, data)
 	})
@@ -329,6 +336,7 @@ func FuzzDecodeLines(f *testing.F) {
 		}
 		data := []byte(b.String())
 		compareTrees(t, data)
+		compareLocate(t, data)
 		compareDecode[orchestrator.Config](t, data)
 		compareDecode[kitchen](t, data)
 	})
@@ -389,7 +397,90 @@ func FuzzDecodeFlow(f *testing.F) {
 		}
 		data := []byte(pick(flowBlanks) + gen(1) + pick(flowBlanks))
 		compareTrees(t, data)
+		compareLocate(t, data)
 		compareDecode[orchestrator.Config](t, data)
 		compareDecode[kitchen](t, data)
 	})
+}
+
+// compareLocate checks that Locate on the fast parser's tree, whenever it
+// answers, answers what it does on goccy/go-yaml's syntax tree, for the
+// paths of data and some that are not there.
+func compareLocate(t *testing.T, data []byte) {
+	t.Helper()
+	paths, ok := yamlconf.LocatePaths(data, 300)
+	if !ok {
+		return
+	}
+	for _, l := range yamlconf.LocateBoth(data, paths, false) {
+		if l.FastOK {
+			require.Equal(t, [2]int{l.GoccyLine, l.GoccyColumn}, [2]int{l.FastLine, l.FastColumn}, "Locate(%q) differs for %q", l.Path, data)
+		}
+	}
+}
+
+// TestLocateFromTree holds Locate on the fast parser's tree to goccy/go-yaml's
+// on the seeds, the corpora and configuration files such as users write,
+// and checks that the tree answers for the paths of the latter.
+func TestLocateFromTree(t *testing.T) {
+	docs := append([]string(nil), kitchenSeeds...)
+	for _, pattern := range []string{"../../testdata/seed.yaml", "../../examples/config.yaml", "testdata/fuzz/*/*", "../../testdata/fuzz/*/*"} {
+		files, err := filepath.Glob(pattern)
+		require.NoError(t, err)
+		for _, p := range files {
+			b, err := os.ReadFile(p)
+			require.NoError(t, err)
+			s := string(b)
+			if lines := strings.SplitN(s, "\n", 3); len(lines) >= 2 && strings.HasPrefix(lines[1], "[]byte(") {
+				if u, err := strconv.Unquote(strings.TrimSuffix(strings.TrimPrefix(lines[1], "[]byte("), ")")); err == nil {
+					s = u
+				}
+			}
+			docs = append(docs, s)
+		}
+	}
+	configs := []string{
+		"server:\n  port: 8080\nendpoints:\n  - name: a\n    url: ftp://x\n    methods: [GET, 'BAD METHOD', \"é\"]\n  -   name: \"b\\tc\"\n      url: 'it''s'\n      timeout: 3\n",
+		"# c\r\nendpoints:\r\n- name: é日本\r\n  url: \"x\"\r\n  headers: {a: b, c: {d: [1, 2]}}\r\n",
+		"{\n  \"endpoints\": [\n    {\"name\": \"a\", \"url\": \"ftp://b\", \"methods\": [\"GET\", \"x\\u0041\"]},\n    {}\n  ],\n  \"server\": {\"port\": 1}\n}\n",
+		"endpoints: []\nserver: {}\nhealth_check:\n  enabled: ~\n  interval: null\n",
+		"endpoints:\n  - name:\n    url:   # none\n  -\n  - name: b\n    methods:\n\n# c\nserver:\n  port: 1\n",
+	}
+	docs = append(docs, configs...)
+	for _, d := range docs {
+		compareLocate(t, []byte(d))
+	}
+	for _, d := range configs {
+		if strings.Contains(d, "\r") {
+			continue // CRLF files are left to goccy/go-yaml
+		}
+		paths, ok := yamlconf.LocatePaths([]byte(d), 1000)
+		require.True(t, ok, "%q", d)
+		for _, l := range yamlconf.LocateBoth([]byte(d), paths, false) {
+			// Only CRLF files, the unwritten null of "key:" at the end of
+			// the file and paths with special characters are left to
+			// goccy/go-yaml.
+			require.True(t, l.FastOK, "the tree does not locate %q in %q", l.Path, d)
+		}
+	}
+}
+
+// TestProblemsFromTree checks that the problems of files the fast parser
+// reads come from its tree, the same as the original path's.
+func TestProblemsFromTree(t *testing.T) {
+	for _, d := range []string{
+		"endpoints:\n  - name: a\n    url: http://x\n    timout: 3\n",
+		"server:\n  port: [1]\nendpoints:\n  - name: é\n    url: x\n    methods: GET\n    bogus: 1  \njunk: [GET, GET]\n",
+		"{\"endpoints\": [{\"name\": \"a\\u0041\", \"timeout\": \"x\"}], \"Server\": {}}",
+		"endpoints:\n- name: a\n  timeout: 1.5  \n  disabled: 1\n",
+	} {
+		problems, exact := yamlconf.CheckTree([]byte(d), new(orchestrator.Config))
+		require.True(t, exact, "%q", d)
+		require.NotEmpty(t, problems, "%q", d)
+		var cfg orchestrator.Config
+		_, want := yamlconf.DecodeOriginal([]byte(d), &cfg)
+		require.Equal(t, want, problems, "%q", d)
+		_, got := yamlconf.Decode([]byte(d), &cfg)
+		require.Equal(t, want, got, "%q", d)
+	}
 }

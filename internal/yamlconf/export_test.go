@@ -156,3 +156,94 @@ func (t *tree) dump(b *strings.Builder, n int32) {
 		fmt.Fprintf(b, "%s%q", kindNames[nd.kind], t.text(nd))
 	}
 }
+
+// LocatePaths returns paths to locate in a document the fast parser reads:
+// every node's, and some that are not there (a key no mapping has, an
+// index past a sequence's end, a step below a scalar), at most limit.
+func LocatePaths(data []byte, limit int) ([]string, bool) {
+	t, ok := parseFast(bytes.TrimPrefix(data, bom))
+	if !ok || t.root < 0 {
+		return nil, false
+	}
+	var paths []string
+	var walk func(n int32, path string)
+	walk = func(n int32, path string) {
+		if len(paths) >= limit {
+			return
+		}
+		if path != "" {
+			paths = append(paths, path)
+		}
+		nd := &t.nodes[n]
+		switch nd.kind {
+		case kindMapping:
+			for k := t.first(n); k >= 0; k = t.nodes[t.nodes[k].next].next {
+				key := string(t.text(&t.nodes[k]))
+				if path != "" {
+					key = path + "." + key
+				}
+				walk(t.nodes[k].next, key)
+			}
+			if path != "" {
+				paths = append(paths, path+".missing", path+"[0]")
+			} else {
+				paths = append(paths, "missing", "missing.x")
+			}
+		case kindSequence:
+			i := 0
+			for c := t.first(n); c >= 0; c = t.nodes[c].next {
+				walk(c, fmt.Sprintf("%s[%d]", path, i))
+				i++
+			}
+			if path != "" {
+				paths = append(paths, fmt.Sprintf("%s[%d]", path, i), path+".x")
+			}
+		default:
+			if path != "" {
+				paths = append(paths, path+".x", path+"[0]")
+			}
+		}
+	}
+	walk(t.root, "")
+	return paths, true
+}
+
+// Located is where Locate places a path: on the fast parser's tree
+// (FastOK false when it leaves the path to goccy/go-yaml) and on
+// goccy/go-yaml's syntax tree.
+type Located struct {
+	Path                   string
+	FastLine, FastColumn   int
+	FastOK                 bool
+	GoccyLine, GoccyColumn int
+}
+
+// LocateBoth places paths in data both ways, parsing data once each way.
+// goccy/go-yaml places only the paths the tree places unless all is set.
+func LocateBoth(data []byte, paths []string, all bool) []Located {
+	data = bytes.TrimPrefix(data, bom)
+	t, parsed := parseFast(data)
+	d := &Document{src: data}
+	out := make([]Located, len(paths))
+	for i, path := range paths {
+		l := Located{Path: path}
+		if parsed {
+			l.FastLine, l.FastColumn, l.FastOK = t.locate(path)
+		}
+		if l.FastOK || all {
+			l.GoccyLine, l.GoccyColumn = d.locateSyntax(path)
+		}
+		out[i] = l
+	}
+	return out
+}
+
+// CheckTree is the check on the fast parser's tree of data, for a value
+// of v's type; exact is false when the tree leaves it to goccy/go-yaml.
+func CheckTree(data []byte, v any) (problems []Problem, exact bool) {
+	t, ok := parseFast(bytes.TrimPrefix(data, bom))
+	if !ok {
+		return nil, false
+	}
+	return checkTree(t, reflect.TypeOf(v).Elem())
+}

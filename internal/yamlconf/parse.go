@@ -50,9 +50,11 @@ func parseFast(src []byte) (t *tree, ok bool) {
 	if len(src) >= math.MaxInt32 {
 		return nil, false
 	}
+	crlf := false
 	for i, c := range src {
 		if c < 0x20 && c != '\n' || c == 0x7f {
 			if c == '\r' && i+1 < len(src) && src[i+1] == '\n' {
+				crlf = true
 				continue // a CRLF line end
 			}
 			return nil, false // tabs, lone CRs, other controls
@@ -64,7 +66,9 @@ func parseFast(src []byte) (t *tree, ok bool) {
 	if !utf8.Valid(src) || bytes.HasPrefix(src, []byte("\xef\xbb\xbf")) {
 		return nil, false
 	}
-	p := &fastParser{src: src, t: &tree{src: src, root: -1}, path: 1}
+	// goccy/go-yaml counts the lines of a CRLF file in its own way, which
+	// Locate leaves to it.
+	p := &fastParser{src: src, t: &tree{src: src, root: -1, located: !crlf}, path: 1}
 	// A key and a value per line, and a mapping every few lines: one
 	// allocation for most documents.
 	lines := bytes.Count(src, []byte{'\n'})
@@ -191,6 +195,10 @@ func (p *fastParser) parseSequence(n int) int32 {
 		if !found || l.indent() < n {
 			break
 		}
+		if p.t.nodes[c.parent].end == 0 {
+			// goccy/go-yaml places a block sequence at its first dash.
+			p.t.nodes[c.parent].start = int32(l.content)
+		}
 		if l.indent() > n {
 			p.fail()
 		}
@@ -203,7 +211,7 @@ func (p *fastParser) parseSequence(n int) int32 {
 		switch {
 		case j == l.end || p.src[j] == '#':
 			p.next(l.end)
-			item = p.parseNested(n, false)
+			item = p.parseNested(n, false, l.content)
 		case p.isSeqEntry(j, l.end):
 			p.fail() // "- - a"
 		case p.isKey(j, l.end):
@@ -226,6 +234,8 @@ func (p *fastParser) parseSequence(n int) int32 {
 func (p *fastParser) parseMapping(n, i, end int) int32 {
 	p.enter()
 	c := p.t.open(kindMapping)
+	// Locate places a block mapping at its first key, as position does.
+	p.t.nodes[c.parent].start = int32(i)
 	var keys keySet
 	base := p.path
 	for count := 1; ; count++ {
@@ -240,7 +250,7 @@ func (p *fastParser) parseMapping(n, i, end int) int32 {
 		switch {
 		case j == end || p.src[j] == '#':
 			p.next(end)
-			value = p.parseNested(n, true)
+			value = p.parseNested(n, true, after-1)
 		case p.isSeqEntry(j, end):
 			p.fail() // "key: - a"
 		default:
@@ -271,8 +281,9 @@ func (p *fastParser) parseMapping(n, i, end int) int32 {
 
 // parseNested parses the value of a key or entry written on the following
 // lines: a block collection indented deeper than n, a sequence at indent n
-// when it is a mapping's value, or else null.
-func (p *fastParser) parseNested(n int, sameIndentSeq bool) int32 {
+// when it is a mapping's value, or else null. indicator is the offset of
+// the key's colon or the entry's dash.
+func (p *fastParser) parseNested(n int, sameIndentSeq bool, indicator int) int32 {
 	l, found := p.peek()
 	switch {
 	case found && l.indent() > n:
@@ -289,6 +300,13 @@ func (p *fastParser) parseNested(n int, sameIndentSeq bool) int32 {
 		// An empty entry followed by a key at its dash's column: goccy/go-yaml
 		// takes the key for the entry's value.
 		p.fail()
+	}
+	if found {
+		// goccy/go-yaml places the null that is not written right after
+		// its indicator when more follows (at the end of the file one
+		// column further, which Locate leaves to it): its text is empty,
+		// and starts there.
+		return p.t.add(kindNull, indicator+1, indicator+1, false)
 	}
 	return p.t.add(kindNull, 0, 0, false)
 }
@@ -492,9 +510,9 @@ func (p *fastParser) quoted(i, end int) (int32, int, bool) {
 		if !ok {
 			return -1, 0, false
 		}
-		return p.t.addExtra(kindString, s), j, true
+		return p.t.addAt(kindString, s, i), j, true
 	case p.src[i] == '\'' && bytes.IndexByte(text, '\'') >= 0:
-		return p.t.addExtra(kindString, string(bytes.ReplaceAll(text, []byte("''"), []byte("'")))), j, true
+		return p.t.addAt(kindString, string(bytes.ReplaceAll(text, []byte("''"), []byte("'"))), i), j, true
 	}
 	return p.t.add(kindString, i+1, j-1, false), j, true
 }
@@ -614,6 +632,7 @@ func (p *fastParser) parseFlow(i, end, maps int) (int32, int) {
 		maps++
 	}
 	c := p.t.open(k)
+	p.t.nodes[c.parent].start = int32(i) // a flow collection is at its bracket
 	j := p.skipBlank(i+1, end)
 	if j < end && p.src[j] == closer {
 		return c.parent, j + 1

@@ -39,7 +39,9 @@ type node struct {
 	extra bool
 	// start and end delimit a scalar's text: its value for strings, the
 	// text as written for other scalars ("0x1F", "TRUE", "~"). A
-	// collection keeps its number of items or pairs in end.
+	// collection keeps its number of items or pairs in end and, in a tree
+	// of the fast parser, in start the offset of the source where
+	// goccy/go-yaml places it (see locate.go).
 	start, end int32
 	// next is the next sibling, -1 for the last.
 	next int32
@@ -70,6 +72,13 @@ type tree struct {
 	extra []byte
 	nodes []node
 	root  int32
+	// located says the tree is the fast parser's, whose nodes say where
+	// they are in src (see locate.go); a tree converted from goccy/go-yaml's
+	// does not, nor does a tree of a file with CRLF line ends.
+	located bool
+	// at holds the source offsets of the scalars whose text is in extra
+	// (quoted scalars with escapes), which their start cannot give.
+	at map[int32]int32
 }
 
 func (t *tree) text(n *node) []byte {
@@ -90,6 +99,16 @@ func (t *tree) addExtra(k kind, text string) int32 {
 	start := len(t.extra)
 	t.extra = append(t.extra, text...)
 	return t.add(k, start, len(t.extra), true)
+}
+
+// addAt is addExtra for a scalar written at offset pos of the source.
+func (t *tree) addAt(k kind, text string, pos int) int32 {
+	n := t.addExtra(k, text)
+	if t.at == nil {
+		t.at = make(map[int32]int32)
+	}
+	t.at[n] = int32(pos)
+	return n
 }
 
 // children accumulates the child list of a collection node.

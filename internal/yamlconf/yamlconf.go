@@ -36,6 +36,10 @@ type Document struct {
 	once sync.Once
 	src  []byte
 	file *ast.File
+	// fast is the fast parser's tree of the document, when it decoded it:
+	// Locate places paths on it rather than have goccy/go-yaml parse the
+	// document just for that.
+	fast *tree
 }
 
 // syntax returns the goccy/go-yaml syntax tree, parsing the source on
@@ -60,7 +64,9 @@ func (d *Document) syntax() *ast.File {
 // (and JSON) they are written in and a typed decoder that follows
 // goccy/go-yaml's rules. Anything else, and every document with a problem,
 // takes the reference path (goccy/go-yaml's parser, the check, and its
-// decoder), so values and error messages are the same either way.
+// decoder), so values and error messages are the same either way; but
+// for unknown fields and values of the wrong type in a document the fast
+// parser reads, which the check finds on its tree (see checkTree).
 //
 // Either way, a file must hold one YAML document (after a UTF-8
 // byte-order mark, which is skipped), within limits on what it costs to
@@ -71,8 +77,19 @@ func (d *Document) syntax() *ast.File {
 // before goccy/go-yaml reads it.
 func Decode(data []byte, v any) (*Document, []Problem) {
 	data = bytes.TrimPrefix(data, bom)
-	if t, ok := parseFast(data); ok && t.root >= 0 && decodeTree(t, v) {
-		return &Document{src: data}, nil
+	if t, ok := parseFast(data); ok && t.root >= 0 {
+		if decodeTree(t, v) {
+			return &Document{src: data, fast: t}, nil
+		}
+		// The typed decoder gives up on every problem: when the check
+		// finds them on the tree, they are what the reference path would
+		// report, found without parsing the document again. Without one
+		// (what the typed decoder does not follow, or a problem only
+		// goccy/go-yaml's decoder reports), or when the tree cannot be
+		// sure, the reference path decides.
+		if problems, exact := checkTree(t, reflect.TypeOf(v).Elem()); exact && len(problems) > 0 {
+			return &Document{src: data, fast: t}, problems
+		}
 	}
 	if p := prescan(data); p != nil {
 		return nil, []Problem{*p}
@@ -113,11 +130,23 @@ func decodeChecked(data []byte, v any) (*Document, []Problem) {
 
 // Locate returns the position of the node at path ("endpoints[2].url"),
 // or of its nearest existing ancestor (a missing required field is reported
-// where its parent is).
+// where its parent is). On a document the fast parser read, it finds the
+// path on that parser's tree when it can be sure of goccy/go-yaml's answer
+// (see locate.go), and only else parses the document with goccy/go-yaml.
 func (d *Document) Locate(path string) (line, column int) {
 	if d == nil {
 		return 0, 0
 	}
+	if d.fast != nil {
+		if line, column, ok := d.fast.locate(path); ok {
+			return line, column
+		}
+	}
+	return d.locateSyntax(path)
+}
+
+// locateSyntax is Locate with goccy/go-yaml's syntax tree.
+func (d *Document) locateSyntax(path string) (line, column int) {
 	file := d.syntax()
 	if file == nil {
 		return 1, 1
