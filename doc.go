@@ -48,7 +48,8 @@
 // Errors the gateway produces itself are application/problem+json (RFC
 // 9457) documents whose type is "urn:orchestrator:problem:<kind>":
 // no-route (404), dot-segment and fragment (400), method-not-allowed (405
-// with Allow), endpoint-disabled, endpoint-unhealthy and circuit-open (503),
+// with Allow; CONNECT and TRACE only where an endpoint lists them),
+// too-many-headers (431, past WithMaxHeaderCount), endpoint-disabled, endpoint-unhealthy and circuit-open (503),
 // upstream-unreachable (502) and upstream-timeout (504). Each carries
 // request_id and, where known, endpoint_id.
 //
