@@ -36,8 +36,9 @@ type Config struct {
 	CircuitBreaker CircuitBreakerConfig `json:"circuit_breaker" yaml:"circuit_breaker"`
 	// HealthCheck holds the global health-check defaults.
 	HealthCheck HealthCheckConfig `json:"health_check" yaml:"health_check"`
-	// Endpoints are owned by the file (source "config").
-	Endpoints []Endpoint `json:"endpoints" yaml:"endpoints"`
+	// Endpoints are owned by the file (source "config"). Empty ones are
+	// left out when encoded: "endpoints: null" reads as a file cut short.
+	Endpoints []Endpoint `json:"endpoints,omitempty" yaml:"endpoints,omitempty"`
 }
 
 // ServerConfig configures the main listener. Changes take effect at the next
