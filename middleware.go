@@ -16,13 +16,14 @@ import (
 //	http.ListenAndServe(":8000", o.Middleware(app))
 func (o *Orchestrator) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The smuggling guard covers next too: a request hidden behind an
+		// ambiguously framed one to next's routes could reach the gateway's.
+		w = framing.CloseAfter(w, r)
 		if rest, ok := o.stripPrefix(r.URL.EscapedPath()); ok {
 			o.serve(w, r, rest)
 			return
 		}
-		// The smuggling guard covers next too: a request hidden behind an
-		// ambiguously framed one to next's routes could reach the gateway's.
-		next.ServeHTTP(framing.CloseAfter(w, r), r)
+		next.ServeHTTP(w, r)
 	})
 }
 

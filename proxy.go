@@ -35,6 +35,11 @@ var errUpstreamTimeout = errors.New("upstream did not answer within the endpoint
 // problem document. Mounted in a mux, it expects the full path
 // (mux.Handle("/orchestrator/", o)), not one stripped by http.StripPrefix.
 func (o *Orchestrator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	// Request smuggling guard: a request whose framing another parser may
+	// read differently closes its connection after the response, so
+	// nothing a front proxy framed otherwise is read as a next request,
+	// whether this one is routed or answered 404.
+	w = framing.CloseAfter(w, r)
 	rest, ok := o.stripPrefix(r.URL.EscapedPath())
 	if !ok {
 		start := time.Now()
@@ -66,12 +71,9 @@ func requestID(r *http.Request) string {
 
 // serve answers one request under the prefix and observes it (metrics and
 // access log) however it ends, panics included: httputil aborts a response
-// whose upstream body broke mid-copy with panic(http.ErrAbortHandler).
+// whose upstream body broke mid-copy with panic(http.ErrAbortHandler). Its
+// callers have applied the smuggling guard (framing.CloseAfter).
 func (o *Orchestrator) serve(w http.ResponseWriter, r *http.Request, rest string) {
-	// Request smuggling guard: a request whose framing another parser may
-	// read differently closes its connection after the response, so
-	// nothing a front proxy framed otherwise is read as a next request.
-	w = framing.CloseAfter(w, r)
 	start := time.Now()
 	ids := o.requestIDs(r)
 	if o.maxHeaderCount > 0 {

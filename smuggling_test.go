@@ -183,3 +183,31 @@ func readResponse(t *testing.T, br *bufio.Reader) (*http.Response, string) {
 	resp.Body.Close()
 	return resp, string(body)
 }
+
+// TestHTTP10BodyToAnUnroutedPathClosesTheConnection: the guard holds for a
+// request the gateway answers 404 (the library serving a whole listener),
+// and for the application behind Middleware, so that nothing smuggled
+// behind such a request reaches an endpoint.
+func TestHTTP10BodyToAnUnroutedPathClosesTheConnection(t *testing.T) {
+	backendURL, seen, reset := seenBackend(t)
+	o, err := orchestrator.New(orchestrator.WithEndpoints(orchestrator.Endpoint{Name: "svc", URL: backendURL}))
+	require.NoError(t, err)
+	t.Cleanup(func() { o.Close() })
+	app := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "app") })
+	for name, h := range map[string]http.Handler{"gateway": o, "middleware": o.Middleware(app)} {
+		t.Run(name, func(t *testing.T) {
+			reset()
+			srv := httptest.NewServer(h)
+			t.Cleanup(srv.Close)
+			conn, br := rawConn(t, srv.Listener.Addr().String())
+			_, err := io.WriteString(conn, "POST /elsewhere HTTP/1.0\r\nHost: gw\r\nConnection: keep-alive\r\nContent-Length: 4\r\n\r\nabcd"+
+				"GET /orchestrator/svc/smuggled HTTP/1.0\r\nHost: gw\r\nConnection: keep-alive\r\n\r\n")
+			require.NoError(t, err)
+			resp, _ := readResponse(t, br)
+			assert.True(t, resp.Close, "status %d; Connection: %q", resp.StatusCode, resp.Header.Get("Connection"))
+			_, err = http.ReadResponse(br, nil)
+			assert.Error(t, err, "a second response was served on the same connection")
+			assert.NotContains(t, seen(), "smuggled")
+		})
+	}
+}

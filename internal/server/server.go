@@ -384,8 +384,6 @@ func pprofHandler() http.Handler {
 	return mux
 }
 
-// routeByPrefix sends paths under prefix to the gateway and everything else
-// to rest. Admin routes therefore can never be reached through the prefix.
 // guardRequests applies the gateway's request rules to a handler that is
 // not the gateway: a request whose framing another parser may read
 // differently closes its connection after the response, and one with more
@@ -410,6 +408,8 @@ func guardRequests(next http.Handler, maxHeaderCount int) http.Handler {
 	})
 }
 
+// routeByPrefix sends paths under prefix to the gateway and everything else
+// to rest. Admin routes therefore can never be reached through the prefix.
 func routeByPrefix(prefix string, gateway, rest http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p := r.URL.EscapedPath()
