@@ -122,6 +122,11 @@ func decodeChecked(data []byte, v any) (*Document, []Problem) {
 			return doc, nil
 		}
 	}
+	// goccy/go-yaml's decoder parses the source again: let the first
+	// syntax tree go first, so that two are never alive at once (a valid
+	// 4 MiB file with an alias peaked at 178 MiB of heap per MiB with both,
+	// 121 without). Locate parses again in the rare case it is asked.
+	doc.file, file = nil, nil
 	if err := yaml.UnmarshalWithOptions(data, v); err != nil {
 		return doc, []Problem{fromYAMLError(err)}
 	}
