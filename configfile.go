@@ -435,6 +435,9 @@ func ParseConfig(data []byte, name string) (*Config, error) {
 // is null. It decodes again, but only for the rare file that decoded to no
 // endpoints list at all.
 func endpointsIsNull(data []byte) bool {
+	if !bytes.Contains(data, []byte("endpoints")) {
+		return false // an API-only config: nothing to decode again
+	}
 	var top map[string]any
 	if yaml.Unmarshal(bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")), &top) != nil {
 		return false
