@@ -1,7 +1,6 @@
 package orchestrator
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -11,8 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/goccy/go-yaml"
 
 	"github.com/orchestrator-go/orchestrator/internal/netguard"
 	"github.com/orchestrator-go/orchestrator/internal/yamlconf"
@@ -405,7 +402,7 @@ func ParseConfig(data []byte, name string) (*Config, error) {
 		return nil, &ConfigError{File: name, Errors: []FieldError{{Field: "server.max_config_bytes", Line: line, Column: col,
 			Message: fmt.Sprintf("the file is %d bytes, more than the %d this allows", len(data), limit)}}}
 	}
-	if cfg.Endpoints == nil && endpointsIsNull(data) {
+	if cfg.Endpoints == nil && doc.NullKey("endpoints") {
 		// "endpoints:" with nothing after it is what a file cut short
 		// while being written looks like; serving no endpoints is asked
 		// for with "endpoints: []".
@@ -429,21 +426,6 @@ func ParseConfig(data []byte, name string) (*Config, error) {
 		return nil, ce
 	}
 	return &cfg, nil
-}
-
-// endpointsIsNull reports whether data holds an "endpoints" key whose value
-// is null. It decodes again, but only for the rare file that decoded to no
-// endpoints list at all.
-func endpointsIsNull(data []byte) bool {
-	if !bytes.Contains(data, []byte("endpoints")) {
-		return false // an API-only config: nothing to decode again
-	}
-	var top map[string]any
-	if yaml.Unmarshal(bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")), &top) != nil {
-		return false
-	}
-	v, ok := top["endpoints"]
-	return ok && v == nil
 }
 
 // LoadConfig reads and parses a configuration file.

@@ -100,3 +100,31 @@ func BenchmarkHostileInputs(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkReferencePath decodes the valid configs only the reference path
+// reads (referenceShapes) at 32 KiB, at 63 KiB (the largest Decode gives
+// it) and at 1 MiB, with the heap's peak per MiB of input: what the
+// 64 KiB limit on that path rests on. At 1 MiB Decode refuses them, so
+// the reference path (DecodeChecked) is run directly there.
+func BenchmarkReferencePath(b *testing.B) {
+	for _, size := range []int{32 << 10, 63 << 10, 1 << 20} {
+		for _, h := range referenceShapes(size) {
+			if size > 64<<10 && h.name == "an alias on every endpoint" {
+				continue // past the limit on aliases at this size
+			}
+			b.Run(fmt.Sprintf("%dKiB/%s", size>>10, h.name), func(b *testing.B) {
+				b.SetBytes(int64(len(h.data)))
+				var peak uint64
+				for b.Loop() {
+					var cfg orchestrator.Config
+					peak = max(peak, peakHeap(func() {
+						if _, problems := yamlconf.DecodeChecked(h.data, &cfg); len(problems) > 0 {
+							b.Fatal(problems)
+						}
+					}))
+				}
+				b.ReportMetric(float64(peak)/float64(len(h.data)), "peak-B/B-input")
+			})
+		}
+	}
+}

@@ -432,7 +432,7 @@ func hostileInputs(size int) []hostile {
 	for i := 1; bomb.Len() < size; i++ {
 		fmt.Fprintf(&bomb, "a%d: &a%d [%s]\n", i, i, list(width, fmt.Sprintf("*a%d", i-1)))
 	}
-	return []hostile{
+	inputs := []hostile{
 		{"nested flow sequences", []byte("a: " + rep("[", half) + rep("]", half) + "\n"), msgDepth},
 		{"nested flow mappings", []byte(fill("a: ", "{a: ", "1") + rep("}", size/4) + "\n"), msgDepth},
 		{"nested JSON", []byte(fill("", `{"a": [`, "1") + "\n"), msgDepth},
@@ -451,6 +451,59 @@ func hostileInputs(size int) []hostile {
 		{"a flow sequence of scalars where a list belongs", []byte(fill(endpoint+"  methods: [", "GET, ", "GET]\n")), ""},
 		{"a long string where a string belongs", []byte(fill(endpoint+"  fallback:\n    body: \"", "x", "\"\n")), ""},
 		{"a long config", endpointsYAML(size / 130), ""},
+	}
+	if size > 64<<10 {
+		// Refused at once: see TestReferencePathHeap for them as small.
+		for _, h := range referenceShapes(size) {
+			h.refused = msgReference
+			if h.name == "an alias on every endpoint" {
+				h.refused = msgAliases // prescan's limit comes first
+			}
+			inputs = append(inputs, h)
+		}
+	}
+	return inputs
+}
+
+// referenceShapes are valid configs of about size bytes that only the
+// reference path reads, in what configs use: an anchor on every endpoint,
+// aliases of a shared setting (on some endpoints, or on every one), merge
+// keys, block scalars, tags.
+func referenceShapes(size int) []hostile {
+	lines := func(head string, line func(i int) string) []byte {
+		var b strings.Builder
+		b.WriteString(head)
+		for i := 0; b.Len() < size; i++ {
+			b.WriteString(line(i))
+		}
+		return []byte(b.String())
+	}
+	shared := "endpoints:\n- &base\n  name: a\n  url: http://127.0.0.1:1\n  health_check: &hc {interval: 5s}\n"
+	return []hostile{
+		{"anchors on every endpoint", lines("endpoints:\n", func(i int) string {
+			return fmt.Sprintf("- name: a%d\n  url: http://127.0.0.1:1\n  circuit_breaker: &cb%d {reset_timeout: 1m}\n", i, i)
+		}), ""},
+		{"aliases of a shared setting", lines(shared, func(i int) string {
+			if i%256 == 0 {
+				return fmt.Sprintf("- name: b%d\n  url: http://127.0.0.1:1\n  health_check: *hc\n", i)
+			}
+			return fmt.Sprintf("- name: b%d\n  url: http://127.0.0.1:1\n", i)
+		}), ""},
+		{"an alias on every endpoint", lines(shared, func(i int) string {
+			return fmt.Sprintf("- name: e%d\n  url: http://127.0.0.1:1\n  health_check: *hc\n", i)
+		}), ""},
+		{"merge keys", lines(shared, func(i int) string {
+			if i%256 == 0 {
+				return fmt.Sprintf("- <<: *base\n  version: v%d\n", i)
+			}
+			return fmt.Sprintf("- name: m%d\n  url: http://127.0.0.1:1\n", i)
+		}), ""},
+		{"block scalars", lines("endpoints:\n", func(i int) string {
+			return fmt.Sprintf("- name: c%d\n  url: http://127.0.0.1:1\n  health_check_path: |-\n    /health\n", i)
+		}), ""},
+		{"tags", lines("endpoints:\n", func(i int) string {
+			return fmt.Sprintf("- name: !!str d%d\n  url: !!str http://127.0.0.1:1\n", i)
+		}), ""},
 	}
 }
 

@@ -12,9 +12,10 @@ import (
 )
 
 // prepare is what Decode does before goccy/go-yaml reads data: it skips a
-// byte-order mark, and refuses what prescan refuses.
+// byte-order mark, reads CRLF line ends as LF (normalize), and refuses
+// what prescan refuses.
 func prepare(data []byte) ([]byte, []Problem) {
-	data = bytes.TrimPrefix(data, bom)
+	data = normalize(data)
 	if p := prescan(data); p != nil {
 		return data, []Problem{*p}
 	}
@@ -245,5 +246,15 @@ func CheckTree(data []byte, v any) (problems []Problem, exact bool) {
 	if !ok {
 		return nil, false
 	}
-	return checkTree(t, reflect.TypeOf(v).Elem())
+	return checkTree(t, reflect.TypeOf(v).Elem(), false)
+}
+
+// CheckTreeLenient is CheckTree as Decode runs it on a file too large for
+// the reference path.
+func CheckTreeLenient(data []byte, v any) (problems []Problem, exact bool) {
+	t, ok := parseFast(normalize(data))
+	if !ok {
+		return nil, false
+	}
+	return checkTree(t, reflect.TypeOf(v).Elem(), true)
 }

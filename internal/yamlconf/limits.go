@@ -34,19 +34,37 @@ const (
 	// maxLineTabs bounds the tabs of a line: goccy/go-yaml's scanner scans
 	// the rest of the line at each tab of a double-quoted scalar.
 	maxLineTabs = 64
+	// maxReferenceBytes bounds the files read by the reference path
+	// (goccy/go-yaml), which Decode takes for what the fast parser leaves:
+	// anchors, aliases, tags, block scalars, multi-line scalars. Its
+	// scanner and syntax tree, and its decoder with aliases, peak at 85 to
+	// 165 MiB of heap per MiB of input (BenchmarkReferencePath; the top
+	// with an alias on every endpoint), and take about 0.5 s per MiB on a
+	// 2-core machine: over the bound Decode keeps (64 MiB per MiB and 8 MiB
+	// besides) past about 80 KiB. A file over this size must be in the fast
+	// parser's subset, which costs a few MiB per MiB at any size: the plain
+	// YAML and the JSON that programs write, which is how large files are
+	// made (64 KiB is about 500 endpoints). A file the fast parser reads
+	// but whose problems only the reference path reports is read by it
+	// whatever its size; the lenient check (see checkTree) leaves none such
+	// in a large file that the differential fuzz tests have found.
+	maxReferenceBytes = 64 << 10
 )
 
 // The problems of the limits, and of the number of documents. Each says
 // what was found, and, where a user could wonder, that no config needs it.
 var (
-	msgDepth    = fmt.Sprintf("nesting deeper than %d levels", maxDepth)
-	msgAliases  = fmt.Sprintf("aliases expand to more than %s nodes; the config format has no use for that many", thousands(maxAliasNodes))
-	msgKeys     = fmt.Sprintf("a mapping with more than %d keys; the config format has no use for that many", maxMappingKeys)
-	msgPath     = fmt.Sprintf("the path to this value is longer than %d characters; the config format has no use for keys that long or nested that deep", maxPathLength)
-	msgLessRun  = fmt.Sprintf("more than %d '<' in a row; the config format has no use for that many", maxLessRun)
-	msgLineTabs = fmt.Sprintf("more than %d tab characters on one line; the config format has no use for that many", maxLineTabs)
-	msgSecond   = "the config file must hold one YAML document; a second one starts here"
-	msgNoDoc    = "the file holds no YAML document; write `endpoints: []` to serve no endpoints from the file"
+	msgDepth     = fmt.Sprintf("nesting deeper than %d levels", maxDepth)
+	msgAliases   = fmt.Sprintf("aliases expand to more than %s nodes; the config format has no use for that many", thousands(maxAliasNodes))
+	msgKeys      = fmt.Sprintf("a mapping with more than %d keys; the config format has no use for that many", maxMappingKeys)
+	msgPath      = fmt.Sprintf("the path to this value is longer than %d characters; the config format has no use for keys that long or nested that deep", maxPathLength)
+	msgLessRun   = fmt.Sprintf("more than %d '<' in a row; the config format has no use for that many", maxLessRun)
+	msgLineTabs  = fmt.Sprintf("more than %d tab characters on one line; the config format has no use for that many", maxLineTabs)
+	msgSecond    = "the config file must hold one YAML document; a second one starts here"
+	msgReference = fmt.Sprintf("a config file over %d KiB must be plain YAML or JSON: mappings, lists, "+
+		"values on one line and flow collections ([a, b], {k: v}); this line holds what only smaller files may use "+
+		"(an anchor, alias, tag, block scalar, value on several lines, tab or document marker) or a syntax error", maxReferenceBytes>>10)
+	msgNoDoc = "the file holds no YAML document; write `endpoints: []` to serve no endpoints from the file"
 )
 
 // thousands writes n with a comma between thousands, as the messages do.

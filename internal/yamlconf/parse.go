@@ -47,8 +47,18 @@ type fastParser struct {
 // at least as long (a key's bytes for its characters), and tabs, document
 // markers and files with no document, all of them.
 func parseFast(src []byte) (t *tree, ok bool) {
+	t, _ = parseFastStop(src)
+	return t, t != nil
+}
+
+// parseFastStop is parseFast that says, when it gives up (a nil tree),
+// where: the offset of the first byte it does not read (a control
+// character, a run of '<', invalid UTF-8) or the start of the line it was
+// reading. Decode names that line when a file too large for the reference
+// path is outside the subset.
+func parseFastStop(src []byte) (t *tree, stop int) {
 	if len(src) >= math.MaxInt32 {
-		return nil, false
+		return nil, 0
 	}
 	crlf := false
 	for i, c := range src {
@@ -57,14 +67,17 @@ func parseFast(src []byte) (t *tree, ok bool) {
 				crlf = true
 				continue // a CRLF line end
 			}
-			return nil, false // tabs, lone CRs, other controls
+			return nil, i // tabs, lone CRs, other controls
 		}
 	}
-	if lessRun(src) >= 0 {
-		return nil, false
+	if i := lessRun(src); i >= 0 {
+		return nil, i
 	}
-	if !utf8.Valid(src) || bytes.HasPrefix(src, []byte("\xef\xbb\xbf")) {
-		return nil, false
+	if !utf8.Valid(src) {
+		return nil, firstInvalid(src)
+	}
+	if bytes.HasPrefix(src, []byte("\xef\xbb\xbf")) {
+		return nil, 0
 	}
 	// goccy/go-yaml counts the lines of a CRLF file in its own way, which
 	// Locate leaves to it.
@@ -78,7 +91,7 @@ func parseFast(src []byte) (t *tree, ok bool) {
 			if _, isBail := r.(bail); !isBail {
 				panic(r)
 			}
-			t, ok = nil, false
+			t, stop = nil, min(p.pos, len(src))
 		}
 	}()
 	if l, found := p.peek(); found {
@@ -93,7 +106,20 @@ func parseFast(src []byte) (t *tree, ok bool) {
 			p.fail()
 		}
 	}
-	return p.t, true
+	return p.t, 0
+}
+
+// firstInvalid returns the offset of the first byte of src that is not
+// part of valid UTF-8.
+func firstInvalid(src []byte) int {
+	for i := 0; i < len(src); {
+		r, size := utf8.DecodeRune(src[i:])
+		if r == utf8.RuneError && size <= 1 {
+			return i
+		}
+		i += size
+	}
+	return len(src)
 }
 
 func (p *fastParser) fail() { panic(bail{}) }

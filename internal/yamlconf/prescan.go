@@ -9,6 +9,20 @@ import (
 // skips it: positions are then counted as an editor shows them.
 var bom = []byte("\xef\xbb\xbf")
 
+// normalize prepares a file as Decode reads it: without a byte-order mark,
+// and with CRLF line ends read as LF, as YAML 1.2 (5.4) asks of a parser.
+// Lines stay where an editor shows them. A CRLF file is then read by the
+// fast parser and its checks as an LF one is (its positions otherwise
+// differ from goccy/go-yaml's), rather than by goccy/go-yaml at many times
+// its size. It copies data only when there is a CRLF to replace.
+func normalize(data []byte) []byte {
+	data = bytes.TrimPrefix(data, bom)
+	if bytes.Contains(data, []byte("\r\n")) {
+		data = bytes.ReplaceAll(data, []byte("\r\n"), []byte("\n"))
+	}
+	return data
+}
+
 // prescan refuses, before goccy/go-yaml reads src, a file that crosses a
 // limit (see limits.go) or that is not exactly one document. It reads src
 // once, in time linear in its size and memory of the

@@ -270,8 +270,9 @@ func (t *tree) scalarString(n *node) string {
 }
 
 // fromAST converts a goccy/go-yaml document body into a tree. It reports
-// false for what the typed decoder leaves to goccy/go-yaml: anchors,
-// aliases, merge keys, tags, explicit keys and collections as keys.
+// false for what the typed decoder leaves to goccy/go-yaml: aliases (an
+// anchor alone is read through), merge keys, tags, explicit keys and
+// collections as keys.
 func fromAST(src []byte, body ast.Node) (*tree, bool) {
 	t := &tree{src: src, root: -1}
 	if body == nil {
@@ -309,6 +310,16 @@ func (t *tree) convert(n ast.Node, depth int) (int32, bool) {
 		return t.addExtra(kindString, v.Value), true
 	case *ast.LiteralNode:
 		return t.addExtra(kindString, v.Value.Value), true
+	case *ast.AnchorNode:
+		// An anchor changes nothing of its value but for a null, which
+		// goccy/go-yaml's decoder no longer reads as null under an anchor
+		// (a pointer field then gets a value); else only its aliases do,
+		// and a tree holds none (an alias gives up below), so a document
+		// with anchors and no alias is decoded from the tree too.
+		if _, null := v.Value.(*ast.NullNode); null || v.Value == nil {
+			return -1, false
+		}
+		return t.convert(v.Value, depth)
 	case *ast.SequenceNode:
 		c := t.open(kindSequence)
 		for _, item := range v.Values {

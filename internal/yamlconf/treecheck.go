@@ -20,11 +20,17 @@ import (
 // null key (which check names by goccy/go-yaml's rendering of the node),
 // a position the tree does not know, or a tree whose positions are not
 // goccy/go-yaml's (CRLF files). The caller then takes the reference path.
-func checkTree(t *tree, typ reflect.Type) (problems []Problem, exact bool) {
+//
+// A lenient check is always exact but for the tree's own limits: it names
+// a null key "null", as goccy/go-yaml names one with no comment, and places
+// a problem where the tree's node starts. Decode asks for it on a file too
+// large for the reference path (see maxReferenceBytes), where an answer
+// close to the reference is worth more than its cost.
+func checkTree(t *tree, typ reflect.Type, lenient bool) (problems []Problem, exact bool) {
 	if !t.located || t.root < 0 {
 		return nil, false
 	}
-	c := treeChecker{t: t, exact: true}
+	c := treeChecker{t: t, exact: true, lenient: lenient}
 	c.check(t.root, typ, "")
 	if !c.exact {
 		return nil, false
@@ -36,6 +42,7 @@ type treeChecker struct {
 	t        *tree
 	problems []Problem
 	exact    bool
+	lenient  bool
 	// The line of the last problem: problems come in the order of the
 	// source, so counting lines on from it keeps a file with a problem on
 	// every line linear.
@@ -45,7 +52,7 @@ type treeChecker struct {
 // at records a problem at node n, as at does at a goccy/go-yaml node.
 func (c *treeChecker) at(n int32, path, msg string) {
 	off, shift, known := c.t.offset(n)
-	if !known {
+	if !known && !c.lenient {
 		c.exact = false
 		return
 	}
@@ -77,6 +84,9 @@ func (c *treeChecker) scalar(n int32) (string, bool) {
 // renders the node, which is not followed here.
 func (c *treeChecker) key(k int32) (string, bool) {
 	s, ok := c.scalar(k)
+	if !ok && c.lenient && c.t.nodes[k].kind == kindNull {
+		return "null", true
+	}
 	if !ok {
 		c.exact = false
 	}

@@ -6,7 +6,6 @@
 package yamlconf
 
 import (
-	"bytes"
 	"encoding"
 	"errors"
 	"fmt"
@@ -74,10 +73,14 @@ func (d *Document) syntax() *ast.File {
 // is refused with one problem where it crosses the line, and no Document:
 // whatever the input, Decode takes time and memory linear in its size.
 // The fast path holds to the limits itself; the rest is checked (prescan)
-// before goccy/go-yaml reads it.
+// before goccy/go-yaml reads it, and a file over 1 MiB that the fast
+// parser does not read is refused at the line where it stopped: the
+// reference path costs more per MiB than the bound Decode keeps (see
+// maxReferenceBytes).
 func Decode(data []byte, v any) (*Document, []Problem) {
-	data = bytes.TrimPrefix(data, bom)
-	if t, ok := parseFast(data); ok && t.root >= 0 {
+	data = normalize(data)
+	t, stop := parseFastStop(data)
+	if t != nil && t.root >= 0 {
 		if decodeTree(t, v) {
 			return &Document{src: data, fast: t}, nil
 		}
@@ -86,13 +89,17 @@ func Decode(data []byte, v any) (*Document, []Problem) {
 		// report, found without parsing the document again. Without one
 		// (what the typed decoder does not follow, or a problem only
 		// goccy/go-yaml's decoder reports), or when the tree cannot be
-		// sure, the reference path decides.
-		if problems, exact := checkTree(t, reflect.TypeOf(v).Elem()); exact && len(problems) > 0 {
+		// sure, the reference path decides; but for a file too large for
+		// it, whose problems the check gives as near as it can.
+		if problems, exact := checkTree(t, reflect.TypeOf(v).Elem(), len(data) > maxReferenceBytes); exact && len(problems) > 0 {
 			return &Document{src: data, fast: t}, problems
 		}
 	}
 	if p := prescan(data); p != nil {
 		return nil, []Problem{*p}
+	}
+	if t == nil && len(data) > maxReferenceBytes {
+		return nil, []Problem{*problemAt(data, stop, msgReference)}
 	}
 	return decodeChecked(data, v)
 }
@@ -122,11 +129,18 @@ func decodeChecked(data []byte, v any) (*Document, []Problem) {
 			return doc, nil
 		}
 	}
-	// goccy/go-yaml's decoder parses the source again: let the first
-	// syntax tree go first, so that two are never alive at once (a valid
-	// 4 MiB file with an alias peaked at 178 MiB of heap per MiB with both,
-	// 121 without). Locate parses again in the rare case it is asked.
-	doc.file, file = nil, nil
+	// goccy/go-yaml's decoder reads the tree already parsed, rather than
+	// parse the source again: a valid 4 MiB file with anchors peaked at 84
+	// MiB of heap per MiB and took 3.6 s parsing twice, 69 and 2.0 s with
+	// one syntax tree (the scanner's own peak). NodeToValue registers the
+	// anchors before it decodes, as Unmarshal does while parsing; the
+	// differential fuzz tests hold the two to the same results.
+	if len(file.Docs) == 1 && file.Docs[0].Body != nil {
+		if err := yaml.NodeToValue(file.Docs[0].Body, v); err != nil {
+			return doc, []Problem{fromYAMLError(err)}
+		}
+		return doc, nil
+	}
 	if err := yaml.UnmarshalWithOptions(data, v); err != nil {
 		return doc, []Problem{fromYAMLError(err)}
 	}
@@ -148,6 +162,43 @@ func (d *Document) Locate(path string) (line, column int) {
 		}
 	}
 	return d.locateSyntax(path)
+}
+
+// NullKey reports whether the document is a mapping whose key holds null
+// (written as ~, null, or nothing at all), as decoding it into a
+// map[string]any would give; false when the key is missing or holds
+// anything else. It reads the tree Decode parsed, so it costs no second
+// parse.
+func (d *Document) NullKey(key string) bool {
+	if d == nil {
+		return false
+	}
+	if t := d.fast; t != nil {
+		if t.root < 0 || t.nodes[t.root].kind != kindMapping {
+			return false
+		}
+		for k := t.first(t.root); k >= 0; k = t.nodes[t.nodes[k].next].next {
+			if kn := &t.nodes[k]; kn.kind == kindString && string(t.text(kn)) == key {
+				return t.nodes[kn.next].kind == kindNull
+			}
+		}
+		return false
+	}
+	file := d.syntax()
+	if file == nil || len(file.Docs) != 1 {
+		return false
+	}
+	pairs, ok := mappingPairs(file.Docs[0].Body)
+	if !ok {
+		return false
+	}
+	for _, kv := range pairs {
+		if _, merge := kv.Key.(*ast.MergeKeyNode); !merge && keyString(kv.Key) == key {
+			_, null := withoutProperties(kv.Value).(*ast.NullNode)
+			return null
+		}
+	}
+	return false
 }
 
 // locateSyntax is Locate with goccy/go-yaml's syntax tree.
@@ -218,6 +269,20 @@ func position(n ast.Node) (line, column int) {
 	return 0, 0
 }
 
+// withoutProperties returns the node that n's anchors and tags are on.
+func withoutProperties(n ast.Node) ast.Node {
+	for {
+		switch v := n.(type) {
+		case *ast.AnchorNode:
+			n = v.Value
+		case *ast.TagNode:
+			n = v.Value
+		default:
+			return n
+		}
+	}
+}
+
 func join(path, field string) string {
 	if path == "" {
 		return field
@@ -227,20 +292,12 @@ func join(path, field string) string {
 
 // check walks n alongside t and records unknown fields and type mismatches.
 func check(n ast.Node, t reflect.Type, path string, problems *[]Problem) {
-	for {
-		switch v := n.(type) {
-		case *ast.AnchorNode:
-			n = v.Value
-			continue
-		case *ast.TagNode:
-			n = v.Value
-			continue
-		case *ast.AliasNode:
-			return // checked where the anchor is
-		case *ast.CommentGroupNode:
-			return
-		}
-		break
+	n = withoutProperties(n)
+	switch n.(type) {
+	case *ast.AliasNode:
+		return // checked where the anchor is
+	case *ast.CommentGroupNode:
+		return
 	}
 	if n == nil {
 		return
