@@ -191,6 +191,13 @@ func TestUsageErrors(t *testing.T) {
 		assert.Equal(t, 1, code)
 		assert.Contains(t, stderr, path+":2:9: server.port")
 	})
+	t.Run("a watched config with bad endpoints exits 1 with every problem", func(t *testing.T) {
+		path := writeConfig(t, "endpoints:\n  - name: svc\n    url: ftp://nowhere\n  - name: \"\"\n    url: http://127.0.0.1:1\n")
+		code, _, stderr := runSync("--config", path, "--host", "127.0.0.1", "--port", "0")
+		assert.Equal(t, 1, code)
+		assert.Contains(t, stderr, path+":3:10: endpoints[0].url: ")
+		assert.Contains(t, stderr, path+":4:11: endpoints[1].name: ")
+	})
 	t.Run("a bad log level exits 1", func(t *testing.T) {
 		code, _, stderr := runSync("--host", "127.0.0.1", "--port", "0", "--log-level", "loud")
 		assert.Equal(t, 1, code)

@@ -56,16 +56,10 @@ func newConfigManager(path string, o *orchestrator.Orchestrator, log *slog.Logge
 }
 
 // initial records the config the server started with.
-func (m *configManager) initial(cfg orchestrator.Config, data []byte, loadErr error) {
+func (m *configManager) initial(cfg orchestrator.Config, data []byte) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.applied = cfg
-	if loadErr != nil {
-		m.lastSeen = contentVersion(data)
-		m.lastErr = loadErr.Error()
-		m.lastErrAt = time.Now().UTC()
-		return
-	}
 	m.version = contentVersion(data)
 	m.lastSeen = m.version
 	m.loadedAt = time.Now().UTC()

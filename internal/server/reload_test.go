@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/orchestrator-go/orchestrator"
 	"github.com/orchestrator-go/orchestrator/internal/server"
 )
 
@@ -204,33 +206,6 @@ func TestInvalidConfigChangesNothing(t *testing.T) {
 	})
 }
 
-func TestStartingWithABrokenFile(t *testing.T) {
-	a := backend(t, "a")
-	path := configFile(t, "endpoints:\n  - name: svc\n    url: [\n")
-	s := startServer(t, server.Options{ConfigPath: path, Watch: true})
-
-	t.Run("the server starts, serves no endpoint and shows the error", func(t *testing.T) {
-		st := s.status()
-		require.NotNil(t, st.LastError, "got no last_error; want the start-up error")
-		assert.True(t, strings.HasPrefix(*st.LastError, path+":"), "got %q; want it located in %s", *st.LastError, path)
-		assert.Empty(t, st.Version)
-		assert.Nil(t, st.LoadedAt)
-		code, _ := s.mustGet("/orchestrator/svc/x")
-		assert.Equal(t, http.StatusNotFound, code)
-		code, _ = s.mustGet("/health")
-		assert.Equal(t, http.StatusOK, code)
-		assert.Contains(t, s.stderr.String(), "config file is invalid")
-	})
-	t.Run("fixing the file makes it serve", func(t *testing.T) {
-		writeFile(t, path, "endpoints:\n"+endpointYAML("svc", a.URL))
-		st := s.waitReloads(1)
-		assert.Nil(t, st.LastError)
-		assert.NotEmpty(t, st.Version)
-		code, body := s.mustGet("/orchestrator/svc/x")
-		assert.Equal(t, "200 a /x", fmt.Sprint(code, " ", body))
-	})
-}
-
 func TestReloadWithoutWatching(t *testing.T) {
 	a, b, c := backend(t, "a"), backend(t, "b"), backend(t, "c")
 	path := configFile(t, "endpoints:\n"+endpointYAML("svc", a.URL))
@@ -386,31 +361,24 @@ func TestReloadNeverCutsARequestInFlight(t *testing.T) {
 	}
 }
 
-// TestStartingWithABrokenEndpointKeepsServerSettings starts on a file whose
-// only fault is an endpoint: its prefix and state file still apply from the
-// start, so a registration made before the file is fixed is persisted.
-func TestStartingWithABrokenEndpointKeepsServerSettings(t *testing.T) {
-	a := backend(t, "a")
-	state := filepath.Join(t.TempDir(), "state.json")
-	head := "server:\n  prefix: /gw\nregistry:\n  state_file: " + state + "\n"
-	path := configFile(t, head+"endpoints:\n  - name: svc\n    url: ftp://nowhere\n")
-	s := startServer(t, server.Options{ConfigPath: path, Watch: true})
-
-	require.NotNil(t, s.status().LastError, "the start-up error must be shown")
-	code, body := s.mustGet("/gw/svc/x")
-	assert.Equal(t, http.StatusNotFound, code)
-	assert.Contains(t, body, "urn:orchestrator:problem:no-route", "the gateway must serve under the file's prefix; got %s", body)
-
-	code, body = s.do(http.MethodPost, "/registry/endpoints", `{"name":"api","url":"`+a.URL+`"}`)
-	require.Equal(t, http.StatusCreated, code, body)
-	data, err := os.ReadFile(state)
-	require.NoError(t, err, "the state file must be written although the file was broken at start")
-	assert.Contains(t, string(data), `"api"`)
-
-	writeFile(t, path, head+"endpoints:\n"+endpointYAML("svc", a.URL))
-	s.waitReloads(1)
-	code, body = s.mustGet("/gw/svc/x")
-	assert.Equal(t, "200 a /x", fmt.Sprint(code, " ", body))
+// TestStartingOnABrokenFileFails: a bad file at start is fatal, watched or
+// not, with every problem as file:line:column: message, so a bad deploy
+// fails its start instead of passing readiness and answering 404.
+func TestStartingOnABrokenFileFails(t *testing.T) {
+	path := configFile(t, "server:\n  prefix: /gw\nendpoints:\n  - name: svc\n    url: ftp://nowhere\n  - name: \"\"\n    url: http://127.0.0.1:1\n")
+	for _, watch := range []bool{true, false} {
+		err := server.Run(context.Background(), server.Options{ConfigPath: path, Watch: watch, Port: "0", Stdout: io.Discard, Stderr: io.Discard})
+		require.Error(t, err, "watch=%v", watch)
+		assert.ErrorIs(t, err, orchestrator.ErrInvalid)
+		lines := strings.Split(err.Error(), "\n")
+		require.Len(t, lines, 2, "every problem, a line each: %s", err)
+		assert.True(t, strings.HasPrefix(lines[0], path+":5:10: endpoints[0].url: "), "got %q", lines[0])
+		assert.True(t, strings.HasPrefix(lines[1], path+":6:11: endpoints[1].name: "), "got %q", lines[1])
+	}
+	syntax := configFile(t, "endpoints:\n  - name: svc\n    url: [\n")
+	err := server.Run(context.Background(), server.Options{ConfigPath: syntax, Watch: true, Port: "0", Stdout: io.Discard, Stderr: io.Discard})
+	require.Error(t, err)
+	assert.True(t, strings.HasPrefix(err.Error(), syntax+":"), "got %q; want it located in %s", err, syntax)
 }
 
 // TestTruncatedFileKeepsEndpoints: a tool that truncates the file and then

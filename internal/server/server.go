@@ -25,7 +25,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/goccy/go-yaml"
 
 	"github.com/orchestrator-go/orchestrator"
 	"github.com/orchestrator-go/orchestrator/admin"
@@ -81,8 +80,8 @@ func Run(ctx context.Context, opts Options) error {
 	var (
 		cfg      *orchestrator.Config
 		raw      []byte
-		loadErr  error
 		echoAddr string
+		err      error
 	)
 	if opts.ConfigPath == "" {
 		echoLn, err := net.Listen("tcp", "127.0.0.1:0")
@@ -94,27 +93,21 @@ func Run(ctx context.Context, opts Options) error {
 		defer echoSrv.Close()
 		echoAddr = echoLn.Addr().String()
 		raw = bytes.ReplaceAll(defaultConfig, []byte("ECHO_URL"), []byte("http://"+echoAddr))
-		if cfg, loadErr = orchestrator.ParseConfig(raw, "embedded default"); loadErr != nil {
-			return loadErr
+		if cfg, err = orchestrator.ParseConfig(raw, "embedded default"); err != nil {
+			return err
 		}
 	} else {
-		var err error
 		raw, err = os.ReadFile(opts.ConfigPath)
 		if err != nil {
 			return fmt.Errorf("reading the config file: %w", err)
 		}
-		cfg, loadErr = orchestrator.ParseConfig(raw, opts.ConfigPath)
-		if loadErr != nil {
-			if !opts.Watch {
-				return loadErr
-			}
-			// Serve with no endpoints and let a fixed file take over: the
-			// error is logged below and shown by /config/status. The
-			// server-level sections (listener, admin, state file, logging,
-			// CORS) are read at start only, so keep them when they are
-			// sound on their own: a bad endpoint must not move the port or
-			// turn persistence off until the next restart.
-			cfg = salvageSettings(raw)
+		// A bad file at start is fatal, as with `nginx -t` and Caddy: a
+		// server that came up serving nothing would pass its readiness
+		// check and answer 404 to everything. The error lists every
+		// problem as file:line:column: message. After start, a bad file
+		// only keeps the last good config (see reload.go).
+		if cfg, err = orchestrator.ParseConfig(raw, opts.ConfigPath); err != nil {
+			return err
 		}
 	}
 	// A large file's decoding garbage is collected before the gateway is
@@ -148,10 +141,6 @@ func Run(ctx context.Context, opts Options) error {
 	token := full.Admin.Token
 	if opts.AdminToken != "" {
 		token = opts.AdminToken
-	}
-	if loadErr != nil {
-		logger.Error("config file is invalid; serving no endpoints until it is fixed (server, admin, registry, logging and cors settings that validate on their own are kept)",
-			slog.String("logger", "orchestrator.config"), slog.String("error", loadErr.Error()))
 	}
 
 	// The gateway, on a registry that persists API endpoints when asked.
@@ -188,7 +177,7 @@ func Run(ctx context.Context, opts Options) error {
 			reloadFailed.Inc()
 		}
 	}
-	manager.initial(*cfg, raw, loadErr)
+	manager.initial(*cfg, raw)
 	raw = nil
 	if largeStart {
 		debug.FreeOSMemory()
@@ -353,22 +342,6 @@ func Run(ctx context.Context, opts Options) error {
 	gw.Close()
 	logger.Info("stopped", slog.String("logger", "orchestrator.server"))
 	return nil
-}
-
-// salvageSettings decodes a file that failed validation leniently and keeps
-// its server-level sections when they validate on their own; endpoints and
-// the breaker and health defaults wait for a good reload. It returns an
-// empty config (the defaults) when nothing can be trusted.
-func salvageSettings(raw []byte) *orchestrator.Config {
-	var c orchestrator.Config
-	if err := yaml.Unmarshal(raw, &c); err != nil {
-		return &orchestrator.Config{}
-	}
-	settings := orchestrator.Config{Server: c.Server, Admin: c.Admin, Registry: c.Registry, Logging: c.Logging, CORS: c.CORS}
-	if settings.Validate() != nil {
-		return &orchestrator.Config{}
-	}
-	return &settings
 }
 
 // pprofHandler serves net/http/pprof's handlers under /debug/pprof/, for
