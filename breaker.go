@@ -1,6 +1,7 @@
 package orchestrator
 
 import (
+	"fmt"
 	"log/slog"
 	"math"
 	"sync/atomic"
@@ -245,4 +246,26 @@ func (o *Orchestrator) logBreakerChange(id string, m *endpointMetrics) func(from
 		o.breakerLog.Log(o.ctx, level, "circuit breaker state changed",
 			slog.String("endpoint_id", id), slog.String("from", string(from)), slog.String("to", string(to)))
 	}
+}
+
+// TripBreaker opens the endpoint's circuit breaker by hand: requests get 503
+// until ResetBreaker or until reset_timeout lets trials through.
+func (o *Orchestrator) TripBreaker(id string) error {
+	rt := o.table.Load().route(id)
+	if rt == nil {
+		return fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	rt.breaker.trip()
+	return nil
+}
+
+// ResetBreaker closes the endpoint's circuit breaker.
+func (o *Orchestrator) ResetBreaker(id string) error {
+	rt := o.table.Load().route(id)
+	if rt == nil {
+		return fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	rt.breaker.reset()
+	rt.traffic.consecutiveFailures.Store(0)
+	return nil
 }

@@ -1,676 +1,452 @@
 package orchestrator
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"math"
-	"net/url"
+	"net"
+	"net/netip"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/orchestrator-go/orchestrator/internal/netguard"
+	"github.com/orchestrator-go/orchestrator/internal/yamlconf"
 )
 
-// Defaults applied when a field is left at its zero value. They match the
-// reference server's documented defaults (DESIGN.md, "Health, breakers, policies").
+// Config is the whole configuration file of the reference server. YAML and
+// JSON use the same snake_case names. Every section is optional; zero values
+// take the documented defaults.
+type Config struct {
+	// Server configures the main listener.
+	Server ServerConfig `json:"server" yaml:"server"`
+	// Admin configures the admin API.
+	Admin AdminConfig `json:"admin" yaml:"admin"`
+	// Registry configures where API-registered endpoints persist.
+	Registry RegistryConfig `json:"registry" yaml:"registry"`
+	// Logging configures the logs.
+	Logging LoggingConfig `json:"logging" yaml:"logging"`
+	// CORS makes the gateway answer CORS for proxied routes.
+	CORS CORSConfig `json:"cors" yaml:"cors"`
+	// CircuitBreaker holds the global breaker defaults.
+	CircuitBreaker CircuitBreakerConfig `json:"circuit_breaker" yaml:"circuit_breaker"`
+	// HealthCheck holds the global health-check defaults.
+	HealthCheck HealthCheckConfig `json:"health_check" yaml:"health_check"`
+	// Endpoints are owned by the file (source "config"). Empty ones are
+	// left out when encoded: "endpoints: null" reads as a file cut short.
+	Endpoints []Endpoint `json:"endpoints,omitempty" yaml:"endpoints,omitempty"`
+}
+
+// ServerConfig configures the main listener. Changes take effect at the next
+// restart; a reload applies endpoints and the breaker and health defaults.
+type ServerConfig struct {
+	// Host to listen on. Default 0.0.0.0.
+	Host string `json:"host,omitempty" yaml:"host,omitempty"`
+	// Port to listen on. Default 8000.
+	Port int `json:"port,omitempty" yaml:"port,omitempty"`
+	// Prefix the gateway serves under. Default /orchestrator.
+	Prefix string `json:"prefix,omitempty" yaml:"prefix,omitempty"`
+	// ShutdownTimeout bounds how long in-flight requests may finish after
+	// SIGINT/SIGTERM. Default 30s.
+	ShutdownTimeout Duration `json:"shutdown_timeout,omitempty" yaml:"shutdown_timeout,omitempty"`
+	// ReadHeaderTimeout cuts clients that send headers too slowly
+	// (slowloris). Default 10s.
+	ReadHeaderTimeout Duration `json:"read_header_timeout,omitempty" yaml:"read_header_timeout,omitempty"`
+	// ReadTimeout bounds reading a whole request, body included. Default
+	// none: uploads stream for as long as they flow.
+	ReadTimeout Duration `json:"read_timeout,omitempty" yaml:"read_timeout,omitempty"`
+	// WriteTimeout bounds writing a response. Default none, so that
+	// server-sent events and long downloads are not cut.
+	WriteTimeout Duration `json:"write_timeout,omitempty" yaml:"write_timeout,omitempty"`
+	// IdleTimeout closes idle keep-alive connections. Default 120s.
+	IdleTimeout Duration `json:"idle_timeout,omitempty" yaml:"idle_timeout,omitempty"`
+	// MaxHeaderBytes caps request headers (431 past it). Default 1 MiB.
+	MaxHeaderBytes int `json:"max_header_bytes,omitempty" yaml:"max_header_bytes,omitempty"`
+	// MaxBodyBytes caps request bodies (413 past it). Default: no limit.
+	MaxBodyBytes int64 `json:"max_body_bytes,omitempty" yaml:"max_body_bytes,omitempty"`
+	// MaxHeaderCount caps the number of request header field lines (431
+	// past it), as Envoy's max_headers_count does. Default 100.
+	MaxHeaderCount int `json:"max_header_count,omitempty" yaml:"max_header_count,omitempty"`
+	// MaxConfigBytes caps the size of the config file and of a
+	// POST /config/validate body. Default 8 MiB.
+	MaxConfigBytes int64 `json:"max_config_bytes,omitempty" yaml:"max_config_bytes,omitempty"`
+	// DrainDelay is how long the server keeps serving after SIGINT or
+	// SIGTERM while /health answers 503, so that load balancers and
+	// Kubernetes stop sending before the listeners close. Default 0.
+	DrainDelay Duration `json:"drain_delay,omitempty" yaml:"drain_delay,omitempty"`
+	// TLS serves HTTPS (with HTTP/2) when both files are set.
+	TLS TLSConfig `json:"tls" yaml:"tls"`
+	// TrustedProxies lists the CIDRs (or single addresses) whose
+	// X-Forwarded-* headers are kept and appended to. Default none.
+	TrustedProxies []string `json:"trusted_proxies,omitempty" yaml:"trusted_proxies,omitempty"`
+}
+
+// TLSConfig names a certificate and its key, PEM encoded.
+type TLSConfig struct {
+	// CertFile is the certificate chain (PEM).
+	CertFile string `json:"cert_file,omitempty" yaml:"cert_file,omitempty"`
+	// KeyFile is the private key (PEM).
+	KeyFile string `json:"key_file,omitempty" yaml:"key_file,omitempty"`
+}
+
+// AdminConfig configures the admin API.
+type AdminConfig struct {
+	// Listen is a separate address for the admin API, such as
+	// "127.0.0.1:9000". Default: the admin routes are served at the root of
+	// the main listener.
+	Listen string `json:"listen,omitempty" yaml:"listen,omitempty"`
+	// Token, when set, is required as "Authorization: Bearer <token>" on
+	// every admin route but /health and /metrics. The environment variable
+	// ORCHESTRATOR_ADMIN_TOKEN overrides it. Without a token the admin API
+	// answers loopback clients only. It is never shown by the API.
+	Token string `json:"token,omitempty" yaml:"token,omitempty"`
+	// AllowedOrigins lists the browser origins allowed to call the admin
+	// API. Default none: a request with an Origin header gets 403.
+	AllowedOrigins []string `json:"allowed_origins,omitempty" yaml:"allowed_origins,omitempty"`
+	// Pprof serves the Go runtime's profiles (heap, goroutines, CPU) under
+	// /debug/pprof/ on the admin API, behind the same token or loopback
+	// guard as the other admin routes. Default false: /debug/pprof/ answers
+	// 404.
+	Pprof bool `json:"pprof,omitempty" yaml:"pprof,omitempty"`
+}
+
+// RegistryConfig configures where API-registered endpoints are kept.
+type RegistryConfig struct {
+	// StateFile, when set, persists endpoints registered through the admin
+	// API (written atomically) and restores them at start.
+	StateFile string `json:"state_file,omitempty" yaml:"state_file,omitempty"`
+	// AllowedUpstreams lists CIDRs, IP addresses or host names that
+	// endpoints may point at although the upstream guard refuses them by
+	// default: link-local and cloud-metadata addresses (169.254.0.0/16,
+	// fe80::/10, fd00:ec2::254, 100.100.100.200, however they are written)
+	// and the gateway's own listeners. An IPv6 address that carries an IPv4
+	// one (NAT64, 6to4) is allowed when either is listed.
+	AllowedUpstreams []string `json:"allowed_upstreams,omitempty" yaml:"allowed_upstreams,omitempty"`
+}
+
+// LoggingConfig configures the server's logs.
+type LoggingConfig struct {
+	// Level is debug, info, warn or error. Default info.
+	Level string `json:"level,omitempty" yaml:"level,omitempty"`
+	// Format is json or text. Default json.
+	Format string `json:"format,omitempty" yaml:"format,omitempty"`
+	// AccessLog writes one line per proxied request. Default true.
+	AccessLog *bool `json:"access_log,omitempty" yaml:"access_log,omitempty"`
+	// StartTraces makes the gateway start a W3C trace (a new traceparent
+	// sent upstream and logged as trace_id) for requests that carry none.
+	// Default false: trace context passes through untouched.
+	StartTraces bool `json:"start_traces,omitempty" yaml:"start_traces,omitempty"`
+}
+
+// CORSConfig makes the gateway answer CORS itself for proxied routes. With
+// no allowed origins (the default) it stays out of the way and the
+// backends' own CORS headers pass through.
+type CORSConfig struct {
+	// AllowedOrigins lists exact origins, or "*" for any.
+	AllowedOrigins []string `json:"allowed_origins,omitempty" yaml:"allowed_origins,omitempty"`
+	// AllowedMethods answered to preflights. Default GET, HEAD, POST, PUT,
+	// PATCH, DELETE, OPTIONS.
+	AllowedMethods []string `json:"allowed_methods,omitempty" yaml:"allowed_methods,omitempty"`
+	// AllowedHeaders answered to preflights. Default: whatever the preflight
+	// asks for.
+	AllowedHeaders []string `json:"allowed_headers,omitempty" yaml:"allowed_headers,omitempty"`
+	// ExposedHeaders lists response headers a browser script may read.
+	ExposedHeaders []string `json:"exposed_headers,omitempty" yaml:"exposed_headers,omitempty"`
+	// AllowCredentials lets browsers send cookies and Authorization.
+	AllowCredentials bool `json:"allow_credentials,omitempty" yaml:"allow_credentials,omitempty"`
+	// MaxAge lets browsers cache a preflight answer. Default 10m.
+	MaxAge Duration `json:"max_age,omitempty" yaml:"max_age,omitempty"`
+}
+
+// Server defaults, per DESIGN.md.
 const (
-	DefaultPrefix             = "/orchestrator"
-	DefaultTimeout            = 30 * time.Second
-	DefaultFailureThreshold   = 5
-	DefaultResetTimeout       = 60 * time.Second
-	DefaultHalfOpenRequests   = 1
-	DefaultHealthInterval     = 30 * time.Second
-	DefaultHealthTimeout      = 10 * time.Second
-	DefaultUnhealthyThreshold = 3
-	DefaultHealthyThreshold   = 2
+	DefaultHost              = "0.0.0.0"
+	DefaultPort              = 8000
+	DefaultShutdownTimeout   = 30 * time.Second
+	DefaultReadHeaderTimeout = 10 * time.Second
+	DefaultIdleTimeout       = 120 * time.Second
+	DefaultMaxHeaderBytes    = 1 << 20
+	DefaultMaxHeaderCount    = 100
+	DefaultMaxConfigBytes    = 8 << 20
 )
 
-// Duration is a time.Duration that decodes from either a bare number of
-// seconds (`timeout: 30`, as existing configs write it) or a Go duration
-// string (`"250ms"`, `"1m30s"`). It encodes as a Go duration string.
-// The zero value means "not set": the default or the global value applies.
-type Duration time.Duration
-
-// Std returns d as a time.Duration.
-func (d Duration) Std() time.Duration { return time.Duration(d) }
-
-// String returns the Go duration form, such as "30s".
-func (d Duration) String() string { return time.Duration(d).String() }
-
-// MarshalJSON encodes d as a Go duration string.
-func (d Duration) MarshalJSON() ([]byte, error) {
-	return json.Marshal(time.Duration(d).String())
-}
-
-// UnmarshalJSON accepts a number of seconds (fractions allowed) or a Go
-// duration string.
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	b = bytes.TrimSpace(b)
-	if string(b) == "null" {
-		// encoding/json convention: null leaves the value unchanged.
-		return nil
+// WithDefaults returns c with every unset server and logging field filled
+// in. Breaker and health defaults are applied per endpoint by New.
+func (c Config) WithDefaults() Config {
+	s := &c.Server
+	if s.Host == "" {
+		s.Host = DefaultHost
 	}
-	if len(b) > 0 && b[0] == '"' {
-		var s string
-		if err := json.Unmarshal(b, &s); err != nil {
-			return err
-		}
-		return d.UnmarshalText([]byte(s))
+	if s.Port == 0 {
+		s.Port = DefaultPort
 	}
-	return d.parseSeconds(string(b))
-}
-
-// UnmarshalYAML decodes a bare number of seconds or a Go duration string
-// (goccy/go-yaml's InterfaceUnmarshaler). Without it the library decodes a
-// Duration through UnmarshalText after re-formatting the document for every
-// value, which made a config with a timeout per endpoint quadratic: minutes
-// for 10,000 endpoints.
-func (d *Duration) UnmarshalYAML(unmarshal func(any) error) error {
-	var v any
-	if err := unmarshal(&v); err != nil {
-		return err
+	if s.Prefix == "" {
+		s.Prefix = DefaultPrefix
 	}
-	switch x := v.(type) {
-	case nil:
-		return nil
-	case string:
-		return d.unmarshalString(x)
-	case int, int8, int16, int32, int64, uint, uint8, uint16, uint32, uint64, float32, float64:
-		return d.unmarshalString(fmt.Sprint(x))
+	if s.ShutdownTimeout == 0 {
+		s.ShutdownTimeout = Duration(DefaultShutdownTimeout)
 	}
-	return fmt.Errorf("invalid duration %v: want seconds (30) or a Go duration (\"250ms\", \"1m30s\")", v)
-}
-
-// MarshalText encodes d as a Go duration string.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
-
-// UnmarshalText accepts a Go duration string, or a bare number of seconds.
-func (d *Duration) UnmarshalText(b []byte) error { return d.unmarshalString(string(b)) }
-
-func (d *Duration) unmarshalString(s string) error {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		*d = 0
-		return nil
+	if s.ReadHeaderTimeout == 0 {
+		s.ReadHeaderTimeout = Duration(DefaultReadHeaderTimeout)
 	}
-	// time.ParseDuration refuses a bare number for want of a unit, but for
-	// "0", which it reads as parseSeconds does: skip it, and the error it
-	// would allocate, for the common "timeout: 30".
-	if !bareNumber(s) {
-		if v, err := time.ParseDuration(s); err == nil {
-			if v < 0 {
-				return fmt.Errorf("duration %q must not be negative", s)
-			}
-			*d = Duration(v)
-			return nil
-		}
+	if s.IdleTimeout == 0 {
+		s.IdleTimeout = Duration(DefaultIdleTimeout)
 	}
-	if err := d.parseSeconds(s); err != nil {
-		if strings.HasPrefix(s, "-") {
-			return fmt.Errorf("duration %q must not be negative", s)
-		}
-		return fmt.Errorf("invalid duration %q: want seconds (30) or a Go duration (\"250ms\", \"1m30s\")", s)
+	if s.MaxHeaderBytes == 0 {
+		s.MaxHeaderBytes = DefaultMaxHeaderBytes
 	}
-	return nil
-}
-
-// bareNumber reports whether s is digits with at most one dot among them.
-func bareNumber(s string) bool {
-	digits, dots := 0, 0
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c >= '0' && c <= '9':
-			digits++
-		case c == '.':
-			dots++
-		default:
-			return false
-		}
+	if s.MaxHeaderCount == 0 {
+		s.MaxHeaderCount = DefaultMaxHeaderCount
 	}
-	return digits > 0 && dots <= 1
-}
-
-func (d *Duration) parseSeconds(s string) error {
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-		return fmt.Errorf("invalid duration %s: want seconds (30) or a Go duration (\"250ms\", \"1m30s\")", s)
+	if s.MaxConfigBytes == 0 {
+		s.MaxConfigBytes = DefaultMaxConfigBytes
 	}
-	if f < 0 {
-		return fmt.Errorf("duration %s must not be negative", s)
+	if c.Logging.Level == "" {
+		c.Logging.Level = "info"
 	}
-	if f > float64(math.MaxInt64)/float64(time.Second) {
-		return fmt.Errorf("duration %s is too large", s)
-	}
-	*d = Duration(f * float64(time.Second))
-	return nil
-}
-
-// AuthType documents how a backend authenticates its callers. The gateway
-// never authenticates proxied requests itself: credentials pass through
-// untouched whatever the value.
-type AuthType string
-
-// The documented auth types.
-const (
-	AuthNone   AuthType = "none"
-	AuthBearer AuthType = "bearer"
-	AuthAPIKey AuthType = "api_key"
-	AuthBasic  AuthType = "basic"
-	AuthOAuth2 AuthType = "oauth2"
-	AuthCustom AuthType = "custom"
-)
-
-// FallbackStrategy names what the gateway answers when an endpoint cannot
-// serve a request (circuit open, unhealthy, upstream error or timeout).
-type FallbackStrategy string
-
-// The fallback strategies.
-const (
-	// FallbackErrorResponse answers with an application/problem+json document
-	// (502, 503 or 504). It is the default.
-	FallbackErrorResponse FallbackStrategy = "error_response"
-	// FallbackStaticResponse answers with FallbackConfig.Status, Headers and Body.
-	FallbackStaticResponse FallbackStrategy = "static_response"
-	// FallbackEndpoint serves the request from the endpoint whose id is
-	// FallbackConfig.Endpoint.
-	FallbackEndpoint FallbackStrategy = "fallback_endpoint"
-)
-
-// CircuitBreakerConfig configures an endpoint's circuit breaker. Used as the
-// global default (WithCircuitBreaker) every zero field takes the package
-// default; used as a per-endpoint override every zero field inherits the
-// global value, field by field.
-type CircuitBreakerConfig struct {
-	// Disabled turns the breaker off: no request is refused for past failures.
-	// Nil inherits; the default is enabled.
-	Disabled *bool `json:"disabled,omitempty" yaml:"disabled,omitempty"`
-	// FailureThreshold is the number of consecutive failures that opens the
-	// breaker. Default 5.
-	FailureThreshold int `json:"failure_threshold,omitempty" yaml:"failure_threshold,omitempty"`
-	// ResetTimeout is how long the breaker stays open before it lets trial
-	// requests through (half-open). Default 60s.
-	ResetTimeout Duration `json:"reset_timeout,omitempty" yaml:"reset_timeout,omitempty"`
-	// HalfOpenRequests is the number of successful trial requests needed in
-	// half-open to close the breaker; as many trials may run at once. Default 1.
-	HalfOpenRequests int `json:"half_open_requests,omitempty" yaml:"half_open_requests,omitempty"`
-	// FailureStatuses lists the upstream status codes counted as failures.
-	// Default: every 5xx. Transport errors and timeouts always count.
-	FailureStatuses []int `json:"failure_statuses,omitempty" yaml:"failure_statuses,omitempty"`
-	// FallbackStrategy is the global default fallback strategy; an endpoint's
-	// own Fallback.Strategy wins over it. Default error_response.
-	FallbackStrategy FallbackStrategy `json:"fallback_strategy,omitempty" yaml:"fallback_strategy,omitempty"`
-}
-
-// merge returns c with every zero field taken from base.
-func (c CircuitBreakerConfig) merge(base CircuitBreakerConfig) CircuitBreakerConfig {
-	if c.Disabled == nil {
-		c.Disabled = base.Disabled
-	}
-	if c.FailureThreshold == 0 {
-		c.FailureThreshold = base.FailureThreshold
-	}
-	if c.ResetTimeout == 0 {
-		c.ResetTimeout = base.ResetTimeout
-	}
-	if c.HalfOpenRequests == 0 {
-		c.HalfOpenRequests = base.HalfOpenRequests
-	}
-	if c.FailureStatuses == nil {
-		c.FailureStatuses = base.FailureStatuses
-	}
-	if c.FallbackStrategy == "" {
-		c.FallbackStrategy = base.FallbackStrategy
+	if c.Logging.Format == "" {
+		c.Logging.Format = "json"
 	}
 	return c
 }
 
-func (c CircuitBreakerConfig) withDefaults() CircuitBreakerConfig {
-	return c.merge(CircuitBreakerConfig{
-		FailureThreshold: DefaultFailureThreshold,
-		ResetTimeout:     Duration(DefaultResetTimeout),
-		HalfOpenRequests: DefaultHalfOpenRequests,
-		FallbackStrategy: FallbackErrorResponse,
-	})
-}
+// AccessLogEnabled reports whether access lines are written (default true).
+func (l LoggingConfig) AccessLogEnabled() bool { return l.AccessLog == nil || *l.AccessLog }
 
-func (c CircuitBreakerConfig) validate(path string, errs *ValidationError) {
-	if c.FailureThreshold < 0 {
-		errs.add(path+".failure_threshold", "must be > 0")
-	}
-	if c.HalfOpenRequests < 0 {
-		errs.add(path+".half_open_requests", "must be > 0")
-	}
-	if c.ResetTimeout < 0 {
-		errs.add(path+".reset_timeout", "must not be negative")
-	}
-	for i, s := range c.FailureStatuses {
-		if s < 100 || s > 599 {
-			errs.add(fmt.Sprintf("%s.failure_statuses[%d]", path, i), fmt.Sprintf("%d is not an HTTP status code (100-599)", s))
-		}
-	}
-	if c.FallbackStrategy != "" && !validStrategy(c.FallbackStrategy) {
-		errs.add(path+".fallback_strategy", fmt.Sprintf("unknown strategy %q; want error_response, static_response or fallback_endpoint", c.FallbackStrategy))
-	}
-}
-
-// HealthCheckConfig configures active health checking. Used as the global
-// default (WithHealthCheck) every zero field takes the package default; used
-// as a per-endpoint override every zero field inherits the global value.
-type HealthCheckConfig struct {
-	// Enabled turns active checks on or off. Nil inherits; the default is on.
-	// Only endpoints with a health_check_path are probed either way.
-	Enabled *bool `json:"enabled,omitempty" yaml:"enabled,omitempty"`
-	// Interval between probes of one endpoint; each wait is jittered by up to
-	// ±10% so that many endpoints do not probe in lockstep. Default 30s.
-	Interval Duration `json:"interval,omitempty" yaml:"interval,omitempty"`
-	// Timeout of one probe. Default 10s.
-	Timeout Duration `json:"timeout,omitempty" yaml:"timeout,omitempty"`
-	// UnhealthyThreshold is the number of consecutive failed probes that marks
-	// an endpoint unhealthy. Default 3.
-	UnhealthyThreshold int `json:"unhealthy_threshold,omitempty" yaml:"unhealthy_threshold,omitempty"`
-	// HealthyThreshold is the number of consecutive good probes that marks an
-	// unhealthy endpoint healthy again. Default 2.
-	HealthyThreshold int `json:"healthy_threshold,omitempty" yaml:"healthy_threshold,omitempty"`
-}
-
-func (c HealthCheckConfig) merge(base HealthCheckConfig) HealthCheckConfig {
-	if c.Enabled == nil {
-		c.Enabled = base.Enabled
-	}
-	if c.Interval == 0 {
-		c.Interval = base.Interval
-	}
-	if c.Timeout == 0 {
-		c.Timeout = base.Timeout
-	}
-	if c.UnhealthyThreshold == 0 {
-		c.UnhealthyThreshold = base.UnhealthyThreshold
-	}
-	if c.HealthyThreshold == 0 {
-		c.HealthyThreshold = base.HealthyThreshold
-	}
-	return c
-}
-
-func (c HealthCheckConfig) withDefaults() HealthCheckConfig {
-	return c.merge(HealthCheckConfig{
-		Interval:           Duration(DefaultHealthInterval),
-		Timeout:            Duration(DefaultHealthTimeout),
-		UnhealthyThreshold: DefaultUnhealthyThreshold,
-		HealthyThreshold:   DefaultHealthyThreshold,
-	})
-}
-
-func (c HealthCheckConfig) enabled() bool { return c.Enabled == nil || *c.Enabled }
-
-func (c HealthCheckConfig) validate(path string, errs *ValidationError) {
-	if c.UnhealthyThreshold < 0 {
-		errs.add(path+".unhealthy_threshold", "must be > 0")
-	}
-	if c.HealthyThreshold < 0 {
-		errs.add(path+".healthy_threshold", "must be > 0")
-	}
-	if c.Interval != 0 && c.Interval.Std() < time.Millisecond {
-		errs.add(path+".interval", "must be at least 1ms")
-	}
-	if c.Timeout < 0 {
-		errs.add(path+".timeout", "must not be negative")
-	}
-}
-
-// FallbackConfig says what to answer when an endpoint cannot serve a request.
-type FallbackConfig struct {
-	// Strategy is error_response, static_response or fallback_endpoint. Empty
-	// inherits circuit_breaker.fallback_strategy.
-	Strategy FallbackStrategy `json:"strategy,omitempty" yaml:"strategy,omitempty"`
-	// Status of a static response. Default 503.
-	Status int `json:"status,omitempty" yaml:"status,omitempty"`
-	// Headers of a static response.
-	Headers map[string]string `json:"headers,omitempty" yaml:"headers,omitempty"`
-	// Body of a static response.
-	Body string `json:"body,omitempty" yaml:"body,omitempty"`
-	// Endpoint is the id of the endpoint that serves the request under the
-	// fallback_endpoint strategy. It gets the same method, path rest, query,
-	// headers and body. Fallbacks do not chain: if it cannot serve either, the
-	// client gets the error response.
-	Endpoint string `json:"endpoint,omitempty" yaml:"endpoint,omitempty"`
-}
-
-// Endpoint is the desired-state configuration of one routed backend. YAML and
-// JSON use the same snake_case names. Only URL and Name are required.
-type Endpoint struct {
-	// ID is the stable id used by the admin API, metrics and logs. Default:
-	// Name, or Name_Version when versioned.
-	ID string `json:"id,omitempty" yaml:"id,omitempty"`
-	// URL is the upstream base URL (http or https). Its path is the base that
-	// the rest of the request path is appended to.
-	URL string `json:"url" yaml:"url"`
-	// Name is the first path segment after the prefix.
-	Name string `json:"name" yaml:"name"`
-	// Version is the optional second path segment, such as "v1".
-	Version string `json:"version,omitempty" yaml:"version,omitempty"`
-	// Methods lists the allowed HTTP methods; others get 405. Empty allows
-	// every method but CONNECT and TRACE, which an endpoint gets only by
-	// listing them (a tunnel and a request echo are never implied).
-	Methods []string `json:"methods,omitempty" yaml:"methods,omitempty"`
-	// AuthType documents the backend's authentication; it changes nothing.
-	AuthType AuthType `json:"auth_type,omitempty" yaml:"auth_type,omitempty"`
-	// Disabled keeps the endpoint registered but answers 503.
-	Disabled bool `json:"disabled,omitempty" yaml:"disabled,omitempty"`
-	// HealthCheckPath is the absolute path probed on the upstream's host, such
-	// as "/health". Empty: no active check; the breaker alone judges it.
-	HealthCheckPath string `json:"health_check_path,omitempty" yaml:"health_check_path,omitempty"`
-	// Timeout is how long the gateway waits for the upstream's response
-	// headers once the request is sent (504 past it). It does not cut a
-	// response body that is streaming, so server-sent events and WebSockets
-	// live on. Default 30s.
-	Timeout Duration `json:"timeout,omitempty" yaml:"timeout,omitempty"`
-	// MaxConcurrent caps the requests in flight to this endpoint (a
-	// failsafe-go bulkhead); one more is answered 503 at once, without
-	// queueing. Default 0: no cap.
-	MaxConcurrent int `json:"max_concurrent,omitempty" yaml:"max_concurrent,omitempty"`
-	// PreserveHost forwards the client's Host header instead of the upstream's.
-	PreserveHost bool `json:"preserve_host,omitempty" yaml:"preserve_host,omitempty"`
-	// CircuitBreaker overrides the global breaker settings field by field.
-	CircuitBreaker *CircuitBreakerConfig `json:"circuit_breaker,omitempty" yaml:"circuit_breaker,omitempty"`
-	// HealthCheck overrides the global health-check settings field by field.
-	HealthCheck *HealthCheckConfig `json:"health_check,omitempty" yaml:"health_check,omitempty"`
-	// Fallback says what to answer when the endpoint cannot serve.
-	Fallback *FallbackConfig `json:"fallback,omitempty" yaml:"fallback,omitempty"`
-}
-
-// EndpointID returns the endpoint's id: ID when set, else Name, or
-// Name_Version when versioned.
-func (e Endpoint) EndpointID() string {
-	if e.ID != "" {
-		return e.ID
-	}
-	if e.Version != "" {
-		return e.Name + "_" + e.Version
-	}
-	return e.Name
-}
-
-// Normalized returns a copy with the id filled in and methods upper-cased,
-// as the registry stores it.
-func (e Endpoint) Normalized() Endpoint {
-	e.ID = e.EndpointID()
-	if len(e.Methods) > 0 {
-		ms := make([]string, len(e.Methods))
-		for i, m := range e.Methods {
-			ms[i] = strings.ToUpper(strings.TrimSpace(m))
-		}
-		e.Methods = ms
-	}
-	if e.AuthType == "" {
-		e.AuthType = AuthNone
-	}
-	return e
-}
-
-// validSegment reports whether s matches [A-Za-z0-9][A-Za-z0-9._-]*, the
-// form of names, versions and ids. A loop, not a regexp: a reload validates
-// every endpoint, and the regexp was a tenth of applying 10,000.
-func validSegment(s string) bool {
-	if s == "" || !isAlnum(s[0]) {
-		return false
-	}
-	for i := 1; i < len(s); i++ {
-		if c := s[i]; !isAlnum(c) && c != '.' && c != '_' && c != '-' {
-			return false
-		}
-	}
-	return true
-}
-
-func isAlnum(c byte) bool {
-	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
-}
-
-// Validate checks every field and returns a *ValidationError listing every
-// problem, or nil.
-func (e Endpoint) Validate() error {
+// Validate checks the whole configuration and returns a *ValidationError
+// listing every problem with its field path, or nil.
+func (c Config) Validate() error {
 	var errs ValidationError
-	e.validate("", &errs)
+	s := c.Server
+	if s.Port < 0 || s.Port > 65535 {
+		errs.add("server.port", fmt.Sprintf("%d is not a TCP port (1-65535)", s.Port))
+	}
+	if s.Host != "" && strings.ContainsAny(s.Host, " /") {
+		errs.add("server.host", fmt.Sprintf("%q is not a host name or address", s.Host))
+	}
+	if s.Prefix != "" {
+		if err := WithPrefix(s.Prefix)(&options{}); err != nil {
+			errs.add("server.prefix", fmt.Sprintf("%q must be an absolute path such as /orchestrator", s.Prefix))
+		}
+	}
+	if s.MaxHeaderBytes < 0 {
+		errs.add("server.max_header_bytes", "must not be negative")
+	}
+	if s.MaxBodyBytes < 0 {
+		errs.add("server.max_body_bytes", "must not be negative")
+	}
+	if s.MaxHeaderCount < 0 {
+		errs.add("server.max_header_count", "must not be negative")
+	}
+	if s.MaxConfigBytes < 0 {
+		errs.add("server.max_config_bytes", "must not be negative")
+	}
+	if s.DrainDelay < 0 {
+		errs.add("server.drain_delay", "must not be negative")
+	}
+	if (s.TLS.CertFile == "") != (s.TLS.KeyFile == "") {
+		errs.add("server.tls", "cert_file and key_file must be set together")
+	}
+	for i, p := range s.TrustedProxies {
+		if _, err := ParseTrustedProxy(p); err != nil {
+			errs.add(fmt.Sprintf("server.trusted_proxies[%d]", i), err.Error())
+		}
+	}
+	for i, a := range c.Registry.AllowedUpstreams {
+		if _, err := netguard.New([]string{a}); err != nil {
+			errs.add(fmt.Sprintf("registry.allowed_upstreams[%d]", i), err.Error()+"; want a CIDR, an IP address or a host name")
+		}
+	}
+	if a := c.Admin.Listen; a != "" {
+		if _, port, err := net.SplitHostPort(a); err != nil {
+			errs.add("admin.listen", fmt.Sprintf("%q must be host:port, such as 127.0.0.1:9000", a))
+		} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			errs.add("admin.listen", fmt.Sprintf("%q has an invalid port", a))
+		}
+	}
+	for i, o := range c.Admin.AllowedOrigins {
+		if !validOrigin(o) {
+			errs.add(fmt.Sprintf("admin.allowed_origins[%d]", i), fmt.Sprintf("%q must be an origin such as https://admin.example.com", o))
+		}
+	}
+	for i, o := range c.CORS.AllowedOrigins {
+		if o != "*" && !validOrigin(o) {
+			errs.add(fmt.Sprintf("cors.allowed_origins[%d]", i), fmt.Sprintf("%q must be \"*\" or an origin such as https://app.example.com", o))
+		}
+	}
+	if c.CORS.AllowCredentials && slices.Contains(c.CORS.AllowedOrigins, "*") {
+		errs.add("cors.allow_credentials", "cannot be combined with the \"*\" origin (browsers refuse it); list the origins")
+	}
+	switch strings.ToLower(c.Logging.Level) {
+	case "", "debug", "info", "warn", "warning", "error":
+	default:
+		errs.add("logging.level", fmt.Sprintf("unknown level %q; want debug, info, warn or error", c.Logging.Level))
+	}
+	switch c.Logging.Format {
+	case "", "json", "text":
+	default:
+		errs.add("logging.format", fmt.Sprintf("unknown format %q; want json or text", c.Logging.Format))
+	}
+	c.CircuitBreaker.validate("circuit_breaker", &errs)
+	c.HealthCheck.validate("health_check", &errs)
+	validateSet(c.Endpoints, "endpoints", &errs)
+	// Fallback endpoints must exist in the file (API endpoints may come and
+	// go; a config fallback must not depend on them).
+	ids := make(map[string]bool, len(c.Endpoints))
+	for _, ep := range c.Endpoints {
+		ids[ep.EndpointID()] = true
+	}
+	for i, ep := range c.Endpoints {
+		if f := ep.Fallback; f != nil && f.Strategy == FallbackEndpoint && f.Endpoint != "" && f.Endpoint != ep.EndpointID() && !ids[f.Endpoint] {
+			errs.add(fmt.Sprintf("endpoints[%d].fallback.endpoint", i), fmt.Sprintf("no endpoint in this file has id %q", f.Endpoint))
+		}
+	}
 	return errs.orNil()
 }
 
-func (e Endpoint) validate(path string, errs *ValidationError) {
-	field := func(name string) string {
-		if path == "" {
-			return name
-		}
-		return path + "." + name
-	}
-	switch {
-	case e.Name == "":
-		errs.add(field("name"), "is required")
-	case !validSegment(e.Name) || e.Name == "." || e.Name == "..":
-		errs.add(field("name"), fmt.Sprintf("%q must match [A-Za-z0-9][A-Za-z0-9._-]*", e.Name))
-	}
-	if e.Version != "" && (!validSegment(e.Version) || e.Version == "..") {
-		errs.add(field("version"), fmt.Sprintf("%q must match [A-Za-z0-9][A-Za-z0-9._-]*", e.Version))
-	}
-	if e.ID != "" && !validSegment(e.ID) {
-		errs.add(field("id"), fmt.Sprintf("%q must match [A-Za-z0-9][A-Za-z0-9._-]*", e.ID))
-	}
-	if e.URL == "" {
-		errs.add(field("url"), "is required")
-	} else if _, err := parseUpstreamURL(e.URL); err != nil {
-		errs.add(field("url"), err.Error())
-	}
-	for i, m := range e.Methods {
-		m = strings.ToUpper(strings.TrimSpace(m))
-		if m == "" || !isToken(m) {
-			errs.add(fmt.Sprintf("%s[%d]", field("methods"), i), fmt.Sprintf("%q is not an HTTP method", e.Methods[i]))
-		}
-	}
-	switch e.AuthType {
-	case "", AuthNone, AuthBearer, AuthAPIKey, AuthBasic, AuthOAuth2, AuthCustom:
-	default:
-		errs.add(field("auth_type"), fmt.Sprintf("unknown auth type %q; want none, bearer, api_key, basic, oauth2 or custom", e.AuthType))
-	}
-	if e.MaxConcurrent < 0 {
-		errs.add(field("max_concurrent"), "must not be negative")
-	}
-	if e.HealthCheckPath != "" && !strings.HasPrefix(e.HealthCheckPath, "/") {
-		errs.add(field("health_check_path"), fmt.Sprintf("%q must start with /", e.HealthCheckPath))
-	} else if e.HealthCheckPath != "" {
-		if _, err := url.Parse(e.HealthCheckPath); err != nil {
-			errs.add(field("health_check_path"), "is not a valid path")
-		}
-	}
-	if e.Timeout < 0 {
-		errs.add(field("timeout"), "must not be negative")
-	}
-	if e.CircuitBreaker != nil {
-		e.CircuitBreaker.validate(field("circuit_breaker"), errs)
-	}
-	if e.HealthCheck != nil {
-		e.HealthCheck.validate(field("health_check"), errs)
-	}
-	if f := e.Fallback; f != nil {
-		if f.Strategy != "" && !validStrategy(f.Strategy) {
-			errs.add(field("fallback.strategy"), fmt.Sprintf("unknown strategy %q; want error_response, static_response or fallback_endpoint", f.Strategy))
-		}
-		if f.Status != 0 && (f.Status < 200 || f.Status > 599) {
-			errs.add(field("fallback.status"), fmt.Sprintf("%d must be a final HTTP status (200-599)", f.Status))
-		}
-		for k := range f.Headers {
-			if !isToken(k) {
-				errs.add(field("fallback.headers"), fmt.Sprintf("%q is not a valid header name", k))
-			}
-		}
-		if f.Strategy == FallbackEndpoint {
-			switch f.Endpoint {
-			case "":
-				errs.add(field("fallback.endpoint"), "is required by the fallback_endpoint strategy")
-			case e.EndpointID():
-				errs.add(field("fallback.endpoint"), "must name another endpoint, not this one")
-			}
-		}
-	}
+func validOrigin(o string) bool {
+	scheme, host, ok := strings.Cut(o, "://")
+	return ok && (scheme == "http" || scheme == "https") && host != "" && !strings.ContainsAny(host, "/?# ")
 }
 
-func validStrategy(s FallbackStrategy) bool {
-	return s == FallbackErrorResponse || s == FallbackStaticResponse || s == FallbackEndpoint
-}
-
-// parseUpstreamURL parses and checks an upstream base URL.
-func parseUpstreamURL(raw string) (*url.URL, error) {
-	u, err := url.Parse(raw)
+// ParseTrustedProxy parses a CIDR ("10.0.0.0/8") or a single address.
+func ParseTrustedProxy(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not a CIDR such as 10.0.0.0/8", s)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
 	if err != nil {
-		return nil, fmt.Errorf("%q is not a valid URL", raw)
+		return netip.Prefix{}, fmt.Errorf("%q is not an IP address or CIDR", s)
 	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("%q must use http or https", raw)
-	}
-	if u.Host == "" || u.Hostname() == "" {
-		return nil, fmt.Errorf("%q has no host", raw)
-	}
-	if u.User != nil {
-		return nil, fmt.Errorf("%q must not carry credentials (user:password@); send them per request instead", raw)
-	}
-	if u.Fragment != "" {
-		return nil, fmt.Errorf("%q must not have a fragment", raw)
-	}
-	if u.RawQuery != "" || u.ForceQuery {
-		return nil, fmt.Errorf("%q must not have a query string; the client's query is forwarded as is", raw)
-	}
-	return u, nil
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
 }
 
-func isToken(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
-			return false
-		}
-	}
-	return true
-}
-
-// FieldError is one problem with one field of a configuration.
-type FieldError struct {
-	// Field is the path of the offending field, such as "endpoints[2].url".
-	Field string `json:"field"`
-	// Message says what is wrong.
-	Message string `json:"message"`
-	// Line and Column locate the field in a config file, when known (1-based).
-	Line   int `json:"line,omitempty"`
-	Column int `json:"column,omitempty"`
-}
-
-// String formats the error as "field: message".
-func (e FieldError) String() string { return e.Field + ": " + e.Message }
-
-// MaxReportedErrors caps the problems a ValidationError or ConfigError
-// lists; the rest are only counted (Omitted). A file of 400,000 broken
-// endpoints would otherwise give a status body and a log line of tens of
-// megabytes, and nobody fixes a file from its ten-thousandth error.
-const MaxReportedErrors = 100
-
-// ValidationError lists the problems found in a configuration: the first
-// MaxReportedErrors of them, and how many more there were. It is returned
-// (as error) by Endpoint.Validate, New and the registration methods.
-type ValidationError struct {
-	// Errors holds one entry per problem, in the order found.
+// ConfigError lists the problems of a configuration file, each located by
+// line and column: the first MaxReportedErrors of them, and how many more
+// there were. Its Error method prints one "file:line:column: message" line
+// per problem, the format editors and CI annotate.
+type ConfigError struct {
+	// File is the file name as given (may be empty for inline data).
+	File string `json:"file,omitempty"`
+	// Errors holds the problems in file order.
 	Errors []FieldError `json:"errors"`
 	// Omitted counts the problems past MaxReportedErrors that are not
 	// listed.
 	Omitted int `json:"omitted,omitempty"`
 }
 
-// Error joins every field error on one line each.
-func (e *ValidationError) Error() string {
-	parts := make([]string, len(e.Errors), len(e.Errors)+1)
+// Total is the number of problems found, listed or not.
+func (e *ConfigError) Total() int { return len(e.Errors) + e.Omitted }
+
+// Error prints one "file:line:column: field: message" per problem.
+func (e *ConfigError) Error() string {
+	var b strings.Builder
 	for i, fe := range e.Errors {
-		parts[i] = fe.String()
+		if i > 0 {
+			b.WriteByte('\n')
+		}
+		name := e.File
+		if name == "" {
+			name = "config"
+		}
+		fmt.Fprintf(&b, "%s:%d:%d: ", name, fe.Line, fe.Column)
+		if fe.Field != "" {
+			b.WriteString(fe.Field + ": ")
+		}
+		b.WriteString(fe.Message)
 	}
 	if e.Omitted > 0 {
-		parts = append(parts, moreProblems(e.Omitted))
-	}
-	return "invalid configuration: " + strings.Join(parts, "; ")
-}
-
-// Total is the number of problems found, listed or not.
-func (e *ValidationError) Total() int { return len(e.Errors) + e.Omitted }
-
-// moreProblems says how many problems were found but not listed.
-func moreProblems(n int) string {
-	if n == 1 {
-		return "and 1 more problem"
-	}
-	return fmt.Sprintf("and %d more problems", n)
-}
-
-// Is reports ErrInvalid as matching, so errors.Is(err, ErrInvalid) works.
-func (e *ValidationError) Is(target error) bool { return target == ErrInvalid }
-
-func (e *ValidationError) add(field, msg string) {
-	if len(e.Errors) >= MaxReportedErrors {
-		e.Omitted++
-		return
-	}
-	e.Errors = append(e.Errors, FieldError{Field: field, Message: msg})
-}
-
-func (e *ValidationError) orNil() error {
-	if e == nil || e.Total() == 0 {
-		return nil
-	}
-	return e
-}
-
-// validateSet checks a set of endpoints for problems between them: duplicate
-// ids, duplicate routes and dangling fallback references.
-func validateSet(eps []Endpoint, path string, errs *ValidationError) {
-	ids := make(map[string]int, len(eps))
-	routes := make(map[string]int, len(eps))
-	var probe ValidationError
-	for i, ep := range eps {
-		// Most endpoints are valid: check each without its field path
-		// first, and build the path only to report what is wrong.
-		probe.Errors = probe.Errors[:0]
-		if ep.validate("", &probe); len(probe.Errors) > 0 {
-			ep.validate(fmt.Sprintf("%s[%d]", path, i), errs)
+		name := e.File
+		if name == "" {
+			name = "config"
 		}
-		id := ep.EndpointID()
-		if j, dup := ids[id]; dup {
-			errs.add(fmt.Sprintf("%s[%d].id", path, i), fmt.Sprintf("duplicate id %q (also %s[%d])", id, path, j))
-		} else {
-			ids[id] = i
-		}
-		rk := ep.Name + "/" + ep.Version
-		if j, dup := routes[rk]; dup {
-			errs.add(fmt.Sprintf("%s[%d]", path, i), fmt.Sprintf("route %s is already served by %s[%d]", routeKeyString(ep.Name, ep.Version), path, j))
-		} else {
-			routes[rk] = i
-		}
+		fmt.Fprintf(&b, "\n%s: %s", name, moreProblems(e.Omitted))
 	}
+	return b.String()
 }
 
-func routeKeyString(name, version string) string {
-	if version == "" {
-		return "/" + name
+// Is reports ErrInvalid as matching.
+func (e *ConfigError) Is(target error) bool { return target == ErrInvalid }
+
+// ParseConfig decodes and validates a YAML (or JSON, which is YAML)
+// configuration. Unknown fields, wrong types and invalid values are all
+// reported together in a *ConfigError; name is used in its messages.
+func ParseConfig(data []byte, name string) (*Config, error) {
+	var cfg Config
+	doc, problems := yamlconf.Decode(data, &cfg)
+	if len(problems) > 0 {
+		ce := &ConfigError{File: name}
+		for _, p := range problems {
+			if len(ce.Errors) == MaxReportedErrors {
+				ce.Omitted++
+				continue
+			}
+			ce.Errors = append(ce.Errors, FieldError{Field: p.Path, Message: p.Message, Line: p.Line, Column: p.Column})
+		}
+		return nil, ce
 	}
-	return "/" + name + "/" + version
+	limit := cfg.Server.MaxConfigBytes
+	if limit == 0 {
+		limit = DefaultMaxConfigBytes
+	}
+	if int64(len(data)) > limit {
+		// A file may raise its own cap; past the cap in force it is
+		// refused like any other bad file. (Reading is capped before this
+		// on reloads and POST /config/validate bodies.)
+		line, col := doc.Locate("server.max_config_bytes")
+		return nil, &ConfigError{File: name, Errors: []FieldError{{Field: "server.max_config_bytes", Line: line, Column: col,
+			Message: fmt.Sprintf("the file is %d bytes, more than the %d this allows", len(data), limit)}}}
+	}
+	if cfg.Endpoints == nil && doc.NullKey("endpoints") {
+		// "endpoints:" with nothing after it is what a file cut short
+		// while being written looks like; serving no endpoints is asked
+		// for with "endpoints: []".
+		line, col := doc.Locate("endpoints")
+		return nil, &ConfigError{File: name, Errors: []FieldError{{Field: "endpoints", Line: line, Column: col,
+			Message: "is null; write \"endpoints: []\" to serve no endpoints from the file"}}}
+	}
+	if err := cfg.Validate(); err != nil {
+		ve := err.(*ValidationError)
+		ce := &ConfigError{File: name, Omitted: ve.Omitted}
+		for _, fe := range ve.Errors {
+			fe.Line, fe.Column = doc.Locate(fe.Field)
+			ce.Errors = append(ce.Errors, fe)
+		}
+		slices.SortStableFunc(ce.Errors, func(a, b FieldError) int {
+			if a.Line != b.Line {
+				return a.Line - b.Line
+			}
+			return a.Column - b.Column
+		})
+		return nil, ce
+	}
+	return &cfg, nil
 }
 
-// ErrInvalid is matched (errors.Is) by every *ValidationError.
-var ErrInvalid = errors.New("orchestrator: invalid configuration")
+// LoadConfig reads and parses a configuration file.
+func LoadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return ParseConfig(data, path)
+}
 
-// allowAllHeader is the Allow header of an endpoint with no methods list,
-// which serves every method but CONNECT and TRACE.
-const allowAllHeader = "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT"
+// Redacted returns a copy with secrets replaced, fit to show or log.
+func (c Config) Redacted() Config {
+	if c.Admin.Token != "" {
+		c.Admin.Token = "[redacted]"
+	}
+	return c
+}
 
-func allowHeader(methods []string) string {
-	ms := slices.Clone(methods)
-	slices.Sort(ms)
-	return strings.Join(slices.Compact(ms), ", ")
+// String renders the redacted configuration as JSON.
+func (c Config) String() string {
+	b, _ := json.Marshal(c.Redacted())
+	return string(b)
 }

@@ -2,8 +2,6 @@ package orchestrator
 
 import (
 	"context"
-	"crypto/subtle"
-	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -11,295 +9,194 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/http/httputil"
-	"net/netip"
+	"net/textproto"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"time"
 
-	"github.com/orchestrator-go/orchestrator/internal/framing"
 	"github.com/orchestrator-go/orchestrator/internal/netguard"
-	"github.com/orchestrator-go/orchestrator/internal/problem"
-	"github.com/orchestrator-go/orchestrator/internal/requestid"
-	"github.com/orchestrator-go/orchestrator/internal/urlpath"
 )
 
-// errUpstreamTimeout is the cancellation cause when an upstream has not
-// answered within its endpoint's timeout.
-var errUpstreamTimeout = errors.New("upstream did not answer within the endpoint timeout")
+// This file is the gateway's own proxy path, used for every request that
+// does not ask for a protocol upgrade. It does what httputil.ReverseProxy
+// does, header for header, with less per request:
+//
+//   - one shallow copy of the inbound request (httputil makes three: the
+//     Clone, and two WithContext), with the URL and the body wrapper kept in
+//     the per-request state instead of separate allocations;
+//   - the outbound header built in one pass that leaves out hop-by-hop and
+//     client-sent forwarding headers, instead of a full clone and deletes;
+//   - the gateway's header values backed by arrays in the per-request state;
+//   - response header values handed to the client's header map without
+//     copying (the transport's map is never used again);
+//   - no ProxyRequest, no mime.ParseMediaType to spot an event stream, and a
+//     copy buffer from a per-CPU pool.
+//
+// Upgrade requests (WebSocket, h2c) keep going through httputil, whose
+// hijack-and-copy handling of a switched connection is long proven; that
+// path is rare and its cost is per connection, not per message.
 
-// ServeHTTP routes a request under the prefix; anything else gets a 404
-// problem document. Mounted in a mux, it expects the full path
-// (mux.Handle("/orchestrator/", o)), not one stripped by http.StripPrefix.
-func (o *Orchestrator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	// Request smuggling guard: a request whose framing another parser may
-	// read differently closes its connection after the response, so
-	// nothing a front proxy framed otherwise is read as a next request,
-	// whether this one is routed or answered 404.
-	w = framing.CloseAfter(w, r)
-	rest, ok := o.stripPrefix(r.URL.EscapedPath())
-	if !ok {
-		start := time.Now()
-		reqID := requestID(r)
-		w.Header()["X-Request-Id"] = []string{reqID}
-		o.writeProblem(w, r, reqID, nil, http.StatusNotFound, "no-route", "Not Found", "no endpoint matches this path", 0)
-		o.observe(r, nil, reqIDs{request: reqID}, http.StatusNotFound, start)
+// errUnrequestedUpgrade answers a 101 to a request that asked for no upgrade.
+var errUnrequestedUpgrade = errors.New("upstream switched protocols without an Upgrade request")
+
+// send forwards in to st.route and copies the response to w. in carries
+// st as its context.
+func (o *Orchestrator) send(w http.ResponseWriter, in *http.Request, st *proxyState) {
+	// 1xx responses (103 Early Hints, 100 Continue sent by the upstream)
+	// are relayed as they arrive, as httputil does.
+	st.w = w
+	st.trace.Got1xxResponse = st.got1xx
+	out := in.WithContext(httptrace.WithClientTrace(st, &st.trace))
+	out.RequestURI = ""
+	out.Close = false
+	st.setUpstreamURL(&st.url, in.URL)
+	out.URL = &st.url
+	out.Header = outboundHeader(in.Header)
+	o.setOutboundFields(st, in, out)
+	if in.ContentLength == 0 {
+		out.Body = nil // a nil body lets the transport retry on a reused connection
+	}
+	out.Body = o.limitBody(w, out.Body)
+	if out.Body != nil {
+		st.body = timedBody{rc: out.Body, st: st}
+		out.Body = &st.body
+		// The transport's writer goroutine may outlive this handler.
+		defer st.body.Close()
+	}
+
+	res, err := o.transport.RoundTrip(out)
+	st.mu.Lock()
+	st.roundTripDone = true
+	st.mu.Unlock()
+	if res, err = st.received(res, err); err == nil && res.StatusCode == http.StatusSwitchingProtocols {
+		res.Body.Close()
+		res, err = nil, errUnrequestedUpgrade
+	}
+	if err != nil {
+		o.proxyError(w, out, err)
 		return
 	}
-	o.serve(w, r, rest)
-}
 
-// stripPrefix returns the escaped path after the prefix, which is empty or
-// starts with "/".
-func (o *Orchestrator) stripPrefix(p string) (string, bool) {
-	rest, ok := strings.CutPrefix(p, o.prefix)
-	if !ok || (rest != "" && rest[0] != '/') {
-		return "", false
-	}
-	return rest, true
-}
-
-func requestID(r *http.Request) string {
-	if v := r.Header["X-Request-Id"]; len(v) == 1 && requestid.Valid(v[0]) {
-		return v[0]
-	}
-	return requestid.New()
-}
-
-// serve answers one request under the prefix and observes it (metrics and
-// access log) however it ends, panics included: httputil aborts a response
-// whose upstream body broke mid-copy with panic(http.ErrAbortHandler). Its
-// callers have applied the smuggling guard (framing.CloseAfter).
-func (o *Orchestrator) serve(w http.ResponseWriter, r *http.Request, rest string) {
-	start := time.Now()
-	ids := o.requestIDs(r)
-	if o.maxHeaderCount > 0 {
-		if n := framing.FieldLines(r); n > o.maxHeaderCount {
-			o.tooManyHeaders(w, r, ids, n, start)
-			return
-		}
-	}
-	rt, upstreamRest := o.table.Load().lookup(rest)
-	if rt != nil {
-		rt.traffic.inFlight.Add(1)
-		defer rt.traffic.inFlight.Add(-1)
-	}
-	defer func() {
-		// A response aborted mid-body unwinds as abortedResponse, which
-		// carries the status the client already got.
-		if v := recover(); v != nil {
-			a, ok := v.(abortedResponse)
-			if !ok {
-				panic(v)
-			}
-			o.observe(r, rt, ids, a.status, start)
-			panic(a.cause)
-		}
-	}()
-	status := o.dispatch(w, r, rt, upstreamRest, ids)
-	o.observe(r, rt, ids, status, start)
-}
-
-// tooManyHeaders answers 431 to a request with more header field lines
-// than the limit, and closes the connection: a client that sends that many
-// is broken or hostile, and Go's server closes after its own 431 too.
-func (o *Orchestrator) tooManyHeaders(w http.ResponseWriter, r *http.Request, ids reqIDs, n int, start time.Time) {
+	removeHopByHopHeaders(res.Header)
 	h := w.Header()
-	h["X-Request-Id"] = []string{ids.request}
-	h["Connection"] = []string{"close"}
-	o.writeProblem(w, r, ids.request, nil, http.StatusRequestHeaderFieldsTooLarge, "too-many-headers", "Request Header Fields Too Large",
-		"the request has "+strconv.Itoa(n)+" header field lines; at most "+strconv.Itoa(o.maxHeaderCount)+" are accepted", 0)
-	o.observe(r, nil, ids, http.StatusRequestHeaderFieldsTooLarge, start)
-}
-
-// abortedResponse wraps the panic with which httputil aborts a response
-// whose upstream body failed mid-copy (http.ErrAbortHandler), adding the
-// status already sent, so that the abort is still counted and logged.
-// reqIDs identify a request: its X-Request-ID, and the traceparent the
-// gateway started for it (empty when the client sent one or tracing is off).
-type reqIDs struct {
-	request     string
-	traceparent string
-}
-
-func (o *Orchestrator) requestIDs(r *http.Request) reqIDs {
-	ids := reqIDs{request: requestID(r)}
-	if o.startTraces && traceID(r.Header) == "" {
-		ids.traceparent = newTraceparent()
-	}
-	return ids
-}
-
-type abortedResponse struct {
-	status int
-	cause  any
-}
-
-// dispatch runs the gateway's checks and forwards; it returns the status the
-// client got.
-func (o *Orchestrator) dispatch(w http.ResponseWriter, r *http.Request, rt *route, upstreamRest string, ids reqIDs) int {
-	if rt == nil {
-		w.Header()["X-Request-Id"] = []string{ids.request}
-		o.writeProblem(w, r, ids.request, nil, http.StatusNotFound, "no-route", "Not Found", "no endpoint matches this path", 0)
-		return http.StatusNotFound
-	}
-	if urlpath.HasDotSegment(upstreamRest) {
-		w.Header()["X-Request-Id"] = []string{ids.request}
-		o.writeProblem(w, r, ids.request, rt, http.StatusBadRequest, "dot-segment", "Bad Request", "the path must not contain . or .. segments", 0)
-		return http.StatusBadRequest
-	}
-	if strings.IndexByte(r.RequestURI, '#') >= 0 {
-		// A fragment is never part of a request target (RFC 9112 §3.2), but
-		// Go's server accepts one and keeps it in the path or the query:
-		// refuse it (as Envoy does) rather than forward it upstream.
-		w.Header()["X-Request-Id"] = []string{ids.request}
-		o.writeProblem(w, r, ids.request, rt, http.StatusBadRequest, "fragment", "Bad Request", "the request target must not contain a #fragment", 0)
-		return http.StatusBadRequest
-	}
-	if !rt.allows(r.Method) {
-		h := w.Header()
-		h["X-Request-Id"] = []string{ids.request}
-		h["Allow"] = []string{rt.allow}
-		o.writeProblem(w, r, ids.request, rt, http.StatusMethodNotAllowed, "method-not-allowed", "Method Not Allowed", "method "+r.Method+" is not allowed; allowed: "+rt.allow, 0)
-		return http.StatusMethodNotAllowed
-	}
-	if rt.ep.Disabled {
-		w.Header()["X-Request-Id"] = []string{ids.request}
-		o.writeProblem(w, r, ids.request, rt, http.StatusServiceUnavailable, "endpoint-disabled", "Service Unavailable", "endpoint is disabled", 0)
-		return http.StatusServiceUnavailable
-	}
-	if o.maxBodyBytes > 0 && r.ContentLength > o.maxBodyBytes {
-		w.Header()["X-Request-Id"] = []string{ids.request}
-		w.Header()["Connection"] = []string{"close"}
-		o.writeProblem(w, r, ids.request, rt, http.StatusRequestEntityTooLarge, "body-too-large", "Content Too Large", "the request body exceeds "+strconv.FormatInt(o.maxBodyBytes, 10)+" bytes", 0)
-		return http.StatusRequestEntityTooLarge
-	}
-	return o.forward(w, r, rt, upstreamRest, ids, true)
-}
-
-// forward sends r to rt unless its health or breaker says no. allowFallback
-// is false when rt is itself serving as a fallback: fallbacks do not chain.
-func (o *Orchestrator) forward(w http.ResponseWriter, r *http.Request, rt *route, rest string, ids reqIDs, allowFallback bool) int {
-	if rt.healthActive && rt.healthState.current() == StatusUnhealthy {
-		wait := time.Until(time.Unix(0, rt.healthState.nextProbe.Load()))
-		return o.unavailable(w, r, rt, rest, ids, allowFallback, http.StatusServiceUnavailable, "endpoint-unhealthy", "endpoint is unhealthy", retryAfterSeconds(wait), false)
-	}
-	// The bulkhead is asked before the breaker so that a request it refuses
-	// never takes one of the breaker's half-open trial permits.
-	if rt.bulkhead != nil {
-		if !rt.bulkhead.TryAcquirePermit() {
-			return o.unavailable(w, r, rt, rest, ids, allowFallback, http.StatusServiceUnavailable, "bulkhead-full", "the endpoint's max_concurrent requests are already in flight", 0, false)
-		}
-		defer rt.bulkhead.ReleasePermit()
-	}
-	if ok, wait := rt.breaker.allow(); !ok {
-		return o.unavailable(w, r, rt, rest, ids, allowFallback, http.StatusServiceUnavailable, "circuit-open", "circuit breaker is open", retryAfterSeconds(wait), false)
-	}
-
-	st := &proxyState{route: rt, rest: rest, ids: ids, in: r, allowFallback: allowFallback}
-	var cancel context.CancelCauseFunc
-	st.Context, cancel = context.WithCancelCause(r.Context())
-	st.cancel = cancel
-	st.timeout = startHeaderTimeout(rt.timeout, cancel)
-	defer func() {
-		// Runs on panics too (httputil aborts a response whose upstream body
-		// failed mid-copy with panic(http.ErrAbortHandler)), so the breaker's
-		// permit is always returned.
-		aborted := recover()
-		st.finish()
-		switch st.outcome() {
-		case outcomeSuccess:
-			rt.breaker.record(false)
-			rt.traffic.record(false)
-		case outcomeFailure:
-			rt.breaker.record(true)
-			rt.traffic.record(true)
-		case outcomeUnknown:
-			rt.breaker.abandon()
-		}
-		if aborted != nil {
-			if _, wrapped := aborted.(abortedResponse); wrapped {
-				panic(aborted) // a fallback endpoint's abort, already wrapped
-			}
-			status := st.status
-			if st.answered != 0 {
-				status = st.answered
-			}
-			panic(abortedResponse{status: status, cause: aborted})
-		}
-	}()
-	if wantsUpgrade(r.Header) {
-		out := r.WithContext(st)
-		out.Body = o.limitBody(w, out.Body)
-		o.proxy.ServeHTTP(w, out)
-	} else {
-		o.send(w, r, st)
-	}
-	if st.answered != 0 {
-		return st.answered
-	}
-	return st.status
-}
-
-// limitBody enforces max_body_bytes on a request body being forwarded.
-func (o *Orchestrator) limitBody(w http.ResponseWriter, body io.ReadCloser) io.ReadCloser {
-	if o.maxBodyBytes > 0 && body != nil && body != http.NoBody {
-		return http.MaxBytesReader(w, body, o.maxBodyBytes)
-	}
-	return body
-}
-
-// unavailable answers when rt cannot serve: with the fallback when one is
-// configured, otherwise with a problem document.
-func (o *Orchestrator) unavailable(w http.ResponseWriter, r *http.Request, rt *route, rest string, ids reqIDs, allowFallback bool, status int, kind, detail string, retryAfter int, bodyConsumed bool) int {
-	if allowFallback {
-		switch plan := rt.fallback; plan.strategy {
-		case FallbackStaticResponse:
-			h := w.Header()
-			for k, v := range plan.header {
-				h[k] = v
-			}
-			h["X-Request-Id"] = []string{ids.request}
-			if len(plan.body) > 0 || h.Get("Content-Length") == "" {
-				h.Del("Content-Length")
-			}
-			w.WriteHeader(plan.status)
-			w.Write(plan.body)
-			return plan.status
-		case FallbackEndpoint:
-			// A request whose body was already (partly) sent upstream cannot
-			// be replayed: it gets the error response instead.
-			if fb := o.table.Load().route(plan.endpointID); fb != nil && !fb.ep.Disabled && !bodyConsumed && fb.allows(r.Method) {
-				o.routerLog.LogAttrs(r.Context(), slog.LevelDebug, "serving from fallback endpoint",
-					slog.String("request_id", ids.request), slog.String("endpoint_id", rt.id), slog.String("fallback_endpoint_id", fb.id))
-				return o.forward(w, r, fb, rest, ids, false)
-			}
+	for k, vv := range res.Header {
+		// The transport's header map is not used again: its value slices
+		// can be shared. A key the gateway (or a middleware) already set on
+		// the response gets the upstream's values appended, as Header.Add
+		// would.
+		if prior := h[k]; len(prior) > 0 {
+			h[k] = append(prior, vv...)
+		} else {
+			h[k] = vv
 		}
 	}
-	h := w.Header()
-	h["X-Request-Id"] = []string{ids.request}
-	title := http.StatusText(status)
-	o.writeProblem(w, r, ids.request, rt, status, kind, title, detail, retryAfter)
-	return status
+	// The Trailer header is not part of the transport's response: build it
+	// from the announced trailer keys.
+	announcedTrailers := len(res.Trailer)
+	if announcedTrailers > 0 {
+		keys := make([]string, 0, announcedTrailers)
+		for k := range res.Trailer {
+			keys = append(keys, k)
+		}
+		h.Add("Trailer", strings.Join(keys, ", "))
+	}
+
+	w.WriteHeader(res.StatusCode)
+	if err := o.copyResponse(w, res, st); err != nil {
+		defer res.Body.Close()
+		// Mid-body, all that is left is to abort the response, which the
+		// server does for http.ErrAbortHandler (the client sees a cut
+		// connection, not a clean end). Outside a server there is nobody
+		// to recover the panic.
+		if in.Context().Value(http.ServerContextKey) != nil {
+			panic(http.ErrAbortHandler)
+		}
+		return
+	}
+	res.Body.Close() // closing now, not deferred, fills res.Trailer
+
+	if len(res.Trailer) > 0 {
+		// Trailers force a chunked response: without the flush, a short
+		// body would go out with a Content-Length and no trailers.
+		http.NewResponseController(w).Flush()
+	}
+	if len(res.Trailer) == announcedTrailers {
+		for k, vv := range res.Trailer {
+			h[k] = append(h[k], vv...)
+		}
+		return
+	}
+	for k, vv := range res.Trailer {
+		k = http.TrailerPrefix + k
+		h[k] = append(h[k], vv...)
+	}
 }
 
-func (o *Orchestrator) writeProblem(w http.ResponseWriter, r *http.Request, reqID string, rt *route, status int, kind, title, detail string, retryAfter int) {
-	d := problem.Details{
-		Type:      problem.TypePrefix + kind,
-		Title:     title,
-		Status:    status,
-		Detail:    detail,
-		Instance:  r.URL.EscapedPath(),
-		RequestID: reqID,
+// got1xx relays an informational response while the round trip is still
+// on. After it, the response writer's header belongs to the final response.
+func (st *proxyState) got1xx(code int, header textproto.MIMEHeader) error {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.roundTripDone {
+		return nil
 	}
-	if rt != nil {
-		d.EndpointID = rt.id
+	h := st.w.Header()
+	for k, vv := range header {
+		h[k] = append(h[k], vv...)
 	}
-	problem.Write(w, d, retryAfter)
+	st.w.WriteHeader(code)
+	// A 1xx header is not cleared by WriteHeader.
+	clear(h)
+	return nil
 }
+
+// copyResponse streams the response body with a pooled buffer. A response
+// of unknown length or an event stream is flushed as it comes, its header
+// at once; anything else is left to the server's buffering.
+func (o *Orchestrator) copyResponse(w http.ResponseWriter, res *http.Response, st *proxyState) error {
+	var rc *http.ResponseController
+	if res.ContentLength == -1 || isEventStream(res.Header["Content-Type"]) {
+		rc = http.NewResponseController(w)
+		rc.Flush()
+	}
+	cb := copyBuffers.Get().(*copyBuffer)
+	defer copyBuffers.Put(cb)
+	buf := cb[:]
+	for {
+		n, rerr := res.Body.Read(buf)
+		if rerr != nil && rerr != io.EOF && rerr != context.Canceled {
+			o.routerLog.LogAttrs(st, slog.LevelWarn, "reading the upstream response body failed",
+				slog.String("request_id", st.ids.request), slog.String("endpoint_id", st.route.id),
+				slog.String("error", rerr.Error()))
+		}
+		if n > 0 {
+			written, werr := w.Write(buf[:n])
+			if werr != nil {
+				return werr
+			}
+			if written != n {
+				return io.ErrShortWrite
+			}
+			if rc != nil {
+				rc.Flush()
+			}
+		}
+		if rerr == io.EOF {
+			return nil
+		}
+		if rerr != nil {
+			return rerr
+		}
+	}
+}
+
+// Shared read-only values for headers set on the outbound request.
+var (
+	teTrailers     = []string{"trailers"}
+	emptyUserAgent = []string{""}
+)
 
 // proxyState is the per-request state of one forwarded request. It is the
 // request's context (so that the shared ReverseProxy's hooks find it without
@@ -371,14 +268,6 @@ func (st *proxyState) finish() {
 }
 
 type outcome uint8
-
-const (
-	outcomeSuccess outcome = iota
-	outcomeFailure
-	// outcomeUnknown: the client went away (or sent too much) before the
-	// upstream answered, which says nothing about the upstream.
-	outcomeUnknown
-)
 
 // outcome says how the request counts for the breaker: a transport error,
 // a timeout or a failure status is a failure.
@@ -457,134 +346,6 @@ func (o *Orchestrator) rewrite(pr *httputil.ProxyRequest) {
 		st.body = timedBody{rc: out.Body, st: st}
 		out.Body = &st.body
 	}
-}
-
-// setUpstreamURL points u at the route's upstream: its scheme, host and base
-// path joined with the rest of the inbound path, and the inbound query.
-func (st *proxyState) setUpstreamURL(u, in *url.URL) {
-	rt := st.route
-	joined := urlpath.Join(rt.basePath, st.rest)
-	*u = url.URL{
-		Scheme: rt.scheme,
-		Host:   rt.host,
-		// Byte for byte: httputil re-encodes queries it considers
-		// unparsable.
-		RawQuery:   in.RawQuery,
-		ForceQuery: in.ForceQuery,
-	}
-	// RawPath always: url.URL re-encodes sub-delims such as ' ( ) * ! in
-	// Path alone, and the upstream must get the path byte for byte.
-	if p, err := url.PathUnescape(joined); err == nil {
-		u.Path, u.RawPath = p, joined
-	} else {
-		u.Path, u.RawPath = joined, ""
-	}
-}
-
-// setOutboundFields sets Host, trailers and the headers the gateway adds:
-// X-Forwarded-*, Forwarded, X-Request-ID and traceparent. out.Header must
-// already be free of hop-by-hop and client-sent forwarding headers.
-func (o *Orchestrator) setOutboundFields(st *proxyState, in, out *http.Request) {
-	// Request trailers: the server fills in.Trailer when the body reaches
-	// EOF, but a clone of the map keeps only the declared keys with nil
-	// values, so none would be sent. Share the inbound map: the transport
-	// reads it only after it has read the body to EOF.
-	out.Trailer = in.Trailer
-	if st.route.ep.PreserveHost {
-		out.Host = in.Host
-	} else {
-		out.Host = ""
-	}
-
-	clientIP, _, err := net.SplitHostPort(in.RemoteAddr)
-	if err != nil {
-		clientIP = in.RemoteAddr
-	}
-	trusted := o.trusted(clientIP)
-	h := out.Header
-	// A forwarding header the client named in Connection was meant for its
-	// hop only (RFC 9110 §7.6.1): even a trusted proxy's is not kept.
-	keep := func(name string) []string {
-		if !trusted || headerHasToken(in.Header["Connection"], name) {
-			return nil
-		}
-		return in.Header[name]
-	}
-	if prior := keep("X-Forwarded-For"); len(prior) > 0 {
-		st.xffValue[0] = strings.Join(prior, ", ") + ", " + clientIP
-		h["X-Forwarded-For"] = st.xffValue[:]
-	} else if clientIP != "" {
-		st.xffValue[0] = clientIP
-		h["X-Forwarded-For"] = st.xffValue[:]
-	}
-	if prior := keep("X-Forwarded-Host"); len(prior) > 0 {
-		h["X-Forwarded-Host"] = prior
-	} else {
-		st.xfhValue[0] = in.Host
-		h["X-Forwarded-Host"] = st.xfhValue[:]
-	}
-	if prior := keep("X-Forwarded-Proto"); len(prior) > 0 {
-		h["X-Forwarded-Proto"] = prior
-	} else if in.TLS != nil {
-		h["X-Forwarded-Proto"] = protoHTTPS
-	} else {
-		h["X-Forwarded-Proto"] = protoHTTP
-	}
-	if prior := keep("Forwarded"); len(prior) > 0 {
-		// RFC 7239: a trusted proxy's elements are kept and this hop's is
-		// appended. (From an untrusted client the header is dropped; the
-		// X-Forwarded-* above describe this hop.)
-		proto := "http"
-		if in.TLS != nil {
-			proto = "https"
-		}
-		forClient := clientIP
-		if strings.Contains(clientIP, ":") {
-			forClient = `"[` + clientIP + `]"`
-		}
-		h["Forwarded"] = []string{strings.Join(prior, ", ") + ", for=" + forClient + ";proto=" + proto}
-	}
-	st.reqIDValue[0] = st.ids.request
-	h["X-Request-Id"] = st.reqIDValue[:]
-	if st.ids.traceparent != "" {
-		// The trace the gateway started (WithTraceStart) for a request
-		// without a valid traceparent: the backend must see its id.
-		st.traceValue[0] = st.ids.traceparent
-		h["Traceparent"] = st.traceValue[:]
-	}
-	if o.adminAuth != "" {
-		if v := h["Authorization"]; len(v) > 0 && slices.ContainsFunc(v, o.isAdminAuth) {
-			delete(h, "Authorization")
-		}
-	}
-}
-
-// Shared read-only header values; the transport never modifies them.
-var (
-	protoHTTP  = []string{"http"}
-	protoHTTPS = []string{"https"}
-)
-
-// isAdminAuth compares in constant time, as the admin API does.
-func (o *Orchestrator) isAdminAuth(v string) bool {
-	return len(v) == len(o.adminAuth) && subtle.ConstantTimeCompare([]byte(v), []byte(o.adminAuth)) == 1
-}
-
-func (o *Orchestrator) trusted(ip string) bool {
-	if len(o.trustedProxies) == 0 || ip == "" {
-		return false
-	}
-	addr, err := netip.ParseAddr(ip)
-	if err != nil {
-		return false
-	}
-	addr = addr.Unmap()
-	for _, p := range o.trustedProxies {
-		if p.Contains(addr) {
-			return true
-		}
-	}
-	return false
 }
 
 // upstreamTransport wraps the shared transport to stop the header timeout,
@@ -706,10 +467,10 @@ func (bufferPool) Put(b []byte) {
 	}
 }
 
-func mustJSON(v any) []byte {
-	b, err := json.Marshal(v)
-	if err != nil {
-		panic(err)
-	}
-	return b
-}
+const (
+	outcomeSuccess outcome = iota
+	outcomeFailure
+	// outcomeUnknown: the client went away (or sent too much) before the
+	// upstream answered, which says nothing about the upstream.
+	outcomeUnknown
+)

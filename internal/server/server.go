@@ -25,7 +25,6 @@ import (
 	"sync/atomic"
 	"time"
 
-
 	"github.com/orchestrator-go/orchestrator"
 	"github.com/orchestrator-go/orchestrator/admin"
 	"github.com/orchestrator-go/orchestrator/internal/framing"

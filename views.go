@@ -1,0 +1,122 @@
+package orchestrator
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// RegisteredEndpoint is an endpoint as the gateway sees it: its config and
+// owner (desired state) with its health and breaker (observed state). It is
+// the shape the admin API returns.
+type RegisteredEndpoint struct {
+	// ID is the endpoint's id.
+	ID string `json:"id"`
+	// Config is the endpoint's normalized configuration.
+	Config Endpoint `json:"config"`
+	// Source is the owner: "config" (the file) or "api".
+	Source Source `json:"source"`
+	// Revision is the registry revision of Config; the admin API's ETag.
+	Revision uint64 `json:"revision"`
+	// RegistrationTime is when the id was first registered.
+	RegistrationTime time.Time `json:"registration_time"`
+	// LastHealthCheck is when the last probe ran; nil before the first.
+	LastHealthCheck *time.Time `json:"last_health_check"`
+	// Status is unknown, healthy, unhealthy or disabled.
+	Status HealthStatus `json:"status"`
+	// CircuitBreakerState is closed, open, half_open or disabled.
+	CircuitBreakerState BreakerState `json:"circuit_breaker_state"`
+	// ConsecutiveFailures counts proxied requests that failed in a row.
+	ConsecutiveFailures int64 `json:"consecutive_failures"`
+	// LastFailureTime is when a proxied request last failed; nil if never.
+	LastFailureTime *time.Time `json:"last_failure_time"`
+	// ResponseTime is how long the last health probe took.
+	ResponseTime Duration `json:"response_time"`
+	// Health details the active health checking.
+	Health HealthReport `json:"health"`
+	// Traffic counts the requests served.
+	Traffic TrafficReport `json:"traffic"`
+}
+
+func (o *Orchestrator) view(rt *route) RegisteredEndpoint {
+	report, last := rt.healthState.report(rt.healthActive, rt.probeURL)
+	v := RegisteredEndpoint{
+		ID:                  rt.id,
+		Config:              rt.ep,
+		Source:              rt.reg.Source,
+		Revision:            rt.reg.Revision,
+		RegistrationTime:    rt.reg.RegisteredAt,
+		LastHealthCheck:     last,
+		Status:              rt.status(),
+		CircuitBreakerState: rt.breaker.state(),
+		ConsecutiveFailures: rt.traffic.consecutiveFailures.Load(),
+		ResponseTime:        report.ResponseTime,
+		Health:              report,
+		Traffic: TrafficReport{
+			Requests:     rt.traffic.requests.Load(),
+			ServerErrors: rt.traffic.serverErrors.Load(),
+			LatencySum:   Duration(rt.traffic.latencyNanos.Load()),
+			InFlight:     rt.traffic.inFlight.Load(),
+		},
+	}
+	if n := rt.traffic.lastFailure.Load(); n != 0 {
+		t := time.Unix(0, n).UTC()
+		v.LastFailureTime = &t
+	}
+	return v
+}
+
+// Endpoint returns one endpoint's view, or ErrNotFound.
+func (o *Orchestrator) Endpoint(id string) (RegisteredEndpoint, error) {
+	rt := o.table.Load().route(id)
+	if rt == nil {
+		return RegisteredEndpoint{}, fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	return o.view(rt), nil
+}
+
+// Endpoints returns every endpoint's view sorted by id.
+func (o *Orchestrator) Endpoints() []RegisteredEndpoint {
+	t := o.table.Load()
+	out := make([]RegisteredEndpoint, 0, t.ids.Len())
+	for _, rt := range t.ids.All() {
+		out = append(out, o.view(rt))
+	}
+	slices.SortFunc(out, func(a, b RegisteredEndpoint) int { return strings.Compare(a.ID, b.ID) })
+	return out
+}
+
+// trafficState counts request outcomes of one endpoint. Must not be copied.
+type trafficState struct {
+	consecutiveFailures atomic.Int64
+	lastFailure         atomic.Int64 // UnixNano
+	requests            atomic.Uint64
+	serverErrors        atomic.Uint64 // answered 5xx
+	latencyNanos        atomic.Uint64 // sum over requests
+	inFlight            atomic.Int64
+}
+
+// TrafficReport counts the requests an endpoint has served since it was
+// registered (or since its upstream URL last changed). Rates and mean
+// latencies over a window are differences of two reports.
+type TrafficReport struct {
+	// Requests is the number of requests answered for the endpoint.
+	Requests uint64 `json:"requests"`
+	// ServerErrors is how many of them were answered with a 5xx.
+	ServerErrors uint64 `json:"server_errors"`
+	// LatencySum is the total time spent answering them.
+	LatencySum Duration `json:"latency_sum"`
+	// InFlight is the number being answered now.
+	InFlight int64 `json:"in_flight"`
+}
+
+func (t *trafficState) record(failed bool) {
+	if failed {
+		t.consecutiveFailures.Add(1)
+		t.lastFailure.Store(time.Now().UnixNano())
+	} else if t.consecutiveFailures.Load() != 0 {
+		t.consecutiveFailures.Store(0)
+	}
+}
