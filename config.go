@@ -159,7 +159,7 @@ type CORSConfig struct {
 	MaxAge Duration `json:"max_age,omitempty" yaml:"max_age,omitempty"`
 }
 
-// Server defaults, per DESIGN.md.
+// Server defaults, per docs/DESIGN.md.
 const (
 	DefaultHost              = "0.0.0.0"
 	DefaultPort              = 8000

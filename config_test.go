@@ -17,7 +17,7 @@ import (
 	"github.com/orchestrator-go/orchestrator"
 )
 
-// cfSeed is the seed config of DESIGN.md, verbatim (testdata/seed.yaml,
+// cfSeed is the seed config of docs/DESIGN.md, verbatim (testdata/seed.yaml,
 // the one copy every test reads). It must load as is.
 var cfSeed = mustReadSeed()
 
@@ -79,7 +79,7 @@ func TestConfigSeedLoadsUnmodified(t *testing.T) {
 		}, cfg.HealthCheck)
 		assert.NoError(t, cfg.Validate())
 	}
-	t.Run("ParseConfig loads the seed config of DESIGN.md as is", func(t *testing.T) {
+	t.Run("ParseConfig loads the seed config of docs/DESIGN.md as is", func(t *testing.T) {
 		cfg, err := orchestrator.ParseConfig([]byte(cfSeed), "seed.yaml")
 		require.NoError(t, err)
 		check(t, cfg)

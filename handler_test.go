@@ -4,7 +4,7 @@ package orchestrator_test
 // net/http/httputil/reverseproxy_test.go that matter to a transparent
 // gateway, ported to run against the orchestrator handler (a real loopback
 // backend behind a real loopback gateway), plus the header contract of
-// DESIGN.md ("Headers", "Endpoints and routing").
+// docs/DESIGN.md ("Headers", "Endpoints and routing").
 
 import (
 	"bufio"

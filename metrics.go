@@ -20,7 +20,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 )
 
-// Metric names, as DESIGN.md lists them. Labels live in the series name
+// Metric names, as docs/DESIGN.md lists them. Labels live in the series name
 // (VictoriaMetrics/metrics style); every series of an endpoint is created
 // once, when the endpoint is first routed, and removed with it.
 const (

@@ -148,7 +148,7 @@ func (c HealthCheckConfig) validate(path string, errs *ValidationError) {
 }
 
 // Defaults applied when a field is left at its zero value. They match the
-// reference server's documented defaults (DESIGN.md, "Health, breakers, policies").
+// reference server's documented defaults (docs/DESIGN.md, "Health, breakers, policies").
 const (
 	DefaultPrefix             = "/orchestrator"
 	DefaultTimeout            = 30 * time.Second

@@ -18,7 +18,7 @@ import (
 )
 
 // TestContentLengthWithTransferEncodingClosesTheConnection pins the
-// request-smuggling guard of DESIGN.md: a request with both Content-Length
+// request-smuggling guard of docs/DESIGN.md: a request with both Content-Length
 // and Transfer-Encoding is served by Transfer-Encoding and its connection is
 // closed after the response, so a second request hidden behind it (as a
 // front proxy honouring Content-Length would see it) is never served.

@@ -114,7 +114,7 @@ func TestConfigReload(t *testing.T) {
 }
 
 func TestConfigValidate(t *testing.T) {
-	seed, err := os.ReadFile("../testdata/seed.yaml") // DESIGN.md's seed config, verbatim
+	seed, err := os.ReadFile("../testdata/seed.yaml") // docs/DESIGN.md's seed config, verbatim
 	require.NoError(t, err)
 	type result struct {
 		Valid     bool `json:"valid"`

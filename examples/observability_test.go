@@ -326,7 +326,7 @@ func TestPrometheusAlerts(t *testing.T) {
 		}
 	}
 
-	// The alerts DESIGN.md's states call for, by what they test rather than
+	// The alerts docs/DESIGN.md's states call for, by what they test rather than
 	// by name.
 	find := func(what string, match func(r rule) bool) (rule, bool) {
 		t.Helper()

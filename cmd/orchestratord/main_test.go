@@ -75,7 +75,7 @@ func TestVersion(t *testing.T) {
 
 func TestValidate(t *testing.T) {
 	t.Run("a valid file exits 0 and says ok", func(t *testing.T) {
-		seed, err := os.ReadFile("../../testdata/seed.yaml") // DESIGN.md's seed config, verbatim
+		seed, err := os.ReadFile("../../testdata/seed.yaml") // docs/DESIGN.md's seed config, verbatim
 		require.NoError(t, err)
 		path := writeConfig(t, string(seed))
 		code, stdout, stderr := runSync("validate", path)

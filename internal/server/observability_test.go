@@ -204,7 +204,7 @@ func TestObservabilityConfigReloads(t *testing.T) {
 		assert.Equal(t, "api", l["trigger"], "config line trigger: got %v; want %q", l["trigger"], "api")
 		assert.Equal(t, 1.0, l["endpoints"], "config line endpoints: got %v; want 1", l["endpoints"])
 		assert.NotEmpty(t, l["version"], "config line version: got none; want the content's version")
-		assert.NotEmpty(t, l["timestamp"], "config line timestamp: got none; want the DESIGN.md field name")
+		assert.NotEmpty(t, l["timestamp"], "config line timestamp: got none; want the docs/DESIGN.md field name")
 
 		// An invalid file: counted as a failure, logged once as an error.
 		writeFile(t, path, "endpoints:\n  - name: svc\n    url: 5\n")
@@ -310,7 +310,7 @@ func TestObservabilityMetricsEndpoint(t *testing.T) {
 }
 
 func TestObservabilityAccessLog(t *testing.T) {
-	t.Run("one JSON line per proxied request with the DESIGN.md fields", func(t *testing.T) {
+	t.Run("one JSON line per proxied request with the docs/DESIGN.md fields", func(t *testing.T) {
 		b := backend(t, "b")
 		path := configFile(t, "endpoints:\n"+endpointYAML("svc", b.URL, "version: v1"))
 		s := startServer(t, server.Options{ConfigPath: path})

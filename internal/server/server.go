@@ -432,7 +432,7 @@ func (w *serverErrorWriter) Write(p []byte) (int, error) {
 }
 
 // NewLogger builds the server's slog logger: JSON (default) or text, with
-// the field names of DESIGN.md (timestamp, level, logger, message).
+// the field names of docs/DESIGN.md (timestamp, level, logger, message).
 func NewLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	var lv slog.Level
 	switch strings.ToLower(level) {
