@@ -74,273 +74,336 @@ func Run(ctx context.Context, opts Options) error {
 	if opts.Stderr == nil {
 		opts.Stderr = os.Stderr
 	}
+	start, err := loadStartConfig(opts)
+	if err != nil {
+		return err
+	}
+	defer start.close()
+	in, err := newInstance(opts, start)
+	if err != nil {
+		return err
+	}
+	defer in.gw.Close()
+	stopWatching, err := in.manageConfig(ctx, start)
+	if err != nil {
+		return err
+	}
+	defer stopWatching()
+	if err := in.listen(); err != nil {
+		return err
+	}
+	printBanner(opts, in.settings.Host, in.mainAddr, in.adminAddr, in.tlsOn, in.gw.Prefix(), start.echoAddr != "")
+	if opts.Ready != nil {
+		opts.Ready(in.mainAddr, in.adminAddr)
+	}
+	select {
+	case <-ctx.Done():
+	case err := <-in.serveErr:
+		in.closeListeners()
+		return err
+	}
+	in.shutdown(stopWatching)
+	return nil
+}
 
-	// The config: a file, or the embedded default with its echo upstream.
-	var (
-		cfg      *orchestrator.Config
-		raw      []byte
-		echoAddr string
-		err      error
-	)
+// startConfig is the config the server starts on: a file, or the embedded
+// default in front of the built-in echo upstream.
+type startConfig struct {
+	cfg      *orchestrator.Config
+	raw      []byte
+	echoAddr string // the echo upstream's address; empty with a file
+	close    func()
+	// large says the file is large enough that its decoding garbage is
+	// collected before the gateway is built, so that what the gateway
+	// keeps fills the space it leaves instead of spreading among it, and
+	// is handed back to the operating system once the gateway is up (see
+	// largeConfig).
+	large bool
+}
+
+func loadStartConfig(opts Options) (*startConfig, error) {
+	start := &startConfig{close: func() {}}
 	if opts.ConfigPath == "" {
 		echoLn, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			return fmt.Errorf("starting the built-in echo upstream: %w", err)
+			return nil, fmt.Errorf("starting the built-in echo upstream: %w", err)
 		}
 		echoSrv := &http.Server{Handler: http.HandlerFunc(echoHandler), ReadHeaderTimeout: 10 * time.Second}
 		go echoSrv.Serve(echoLn)
-		defer echoSrv.Close()
-		echoAddr = echoLn.Addr().String()
-		raw = bytes.ReplaceAll(defaultConfig, []byte("ECHO_URL"), []byte("http://"+echoAddr))
-		if cfg, err = orchestrator.ParseConfig(raw, "embedded default"); err != nil {
-			return err
-		}
-	} else {
-		raw, err = os.ReadFile(opts.ConfigPath)
+		start.close = func() { echoSrv.Close() }
+		start.echoAddr = echoLn.Addr().String()
+		start.raw = bytes.ReplaceAll(defaultConfig, []byte("ECHO_URL"), []byte("http://"+start.echoAddr))
+		cfg, err := orchestrator.ParseConfig(start.raw, "embedded default")
 		if err != nil {
-			return fmt.Errorf("reading the config file: %w", err)
+			start.close()
+			return nil, err
 		}
-		// A bad file at start is fatal, as with `nginx -t` and Caddy: a
-		// server that came up serving nothing would pass its readiness
-		// check and answer 404 to everything. The error lists every
-		// problem as file:line:column: message. After start, a bad file
-		// only keeps the last good config (see reload.go).
-		if cfg, err = orchestrator.ParseConfig(raw, opts.ConfigPath); err != nil {
-			return err
-		}
+		start.cfg = cfg
+		return start, nil
 	}
-	// A large file's decoding garbage is collected before the gateway is
-	// built, so that what the gateway keeps fills the space it leaves
-	// instead of spreading among it, and is handed back to the operating
-	// system once the gateway is up (see largeConfig).
-	largeStart := len(raw) >= largeConfig
-	if largeStart {
+	raw, err := os.ReadFile(opts.ConfigPath)
+	if err != nil {
+		return nil, fmt.Errorf("reading the config file: %w", err)
+	}
+	// A bad file at start is fatal, as with `nginx -t` and Caddy: a server
+	// that came up serving nothing would pass its readiness check and
+	// answer 404 to everything. The error lists every problem as
+	// file:line:column: message. After start, a bad file only keeps the
+	// last good config (see reload.go).
+	cfg, err := orchestrator.ParseConfig(raw, opts.ConfigPath)
+	if err != nil {
+		return nil, err
+	}
+	start.cfg, start.raw = cfg, raw
+	if start.large = len(raw) >= largeConfig; start.large {
 		runtime.GC()
 	}
-	full := cfg.WithDefaults()
-	settings := full.Server
+	return start, nil
+}
+
+// instance is one running server: its settings, gateway, config manager
+// and listeners.
+type instance struct {
+	opts     Options
+	full     orchestrator.Config // the start config with its defaults
+	settings orchestrator.ServerConfig
+	logger   *slog.Logger
+	token    string
+	gw       *orchestrator.Orchestrator
+	manager  *configManager
+	draining atomic.Bool
+
+	srv, adminSrv       *http.Server // adminSrv is nil without admin.listen
+	mainAddr, adminAddr net.Addr
+	tlsOn               bool
+	serveErr            chan error
+}
+
+// newInstance resolves the settings (flags and the environment over the
+// file, over the defaults) and builds the gateway, on a registry that
+// persists API endpoints when asked.
+func newInstance(opts Options, start *startConfig) (*instance, error) {
+	in := &instance{opts: opts, full: start.cfg.WithDefaults(), serveErr: make(chan error, 2)}
+	in.settings = in.full.Server
 	if opts.Host != "" {
-		settings.Host = opts.Host
+		in.settings.Host = opts.Host
 	}
 	if opts.Port != "" {
 		p, err := strconv.Atoi(opts.Port)
 		if err != nil || p < 0 || p > 65535 {
-			return fmt.Errorf("port %q is not a TCP port", opts.Port)
+			return nil, fmt.Errorf("port %q is not a TCP port", opts.Port)
 		}
-		settings.Port = p
+		in.settings.Port = p
 	}
-	level := full.Logging.Level
+	level := in.full.Logging.Level
 	if opts.LogLevel != "" {
 		level = opts.LogLevel
 	}
-	logger, err := NewLogger(opts.Stderr, level, full.Logging.Format)
+	logger, err := NewLogger(opts.Stderr, level, in.full.Logging.Format)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	token := full.Admin.Token
+	in.logger = logger
+	in.token = in.full.Admin.Token
 	if opts.AdminToken != "" {
-		token = opts.AdminToken
+		in.token = opts.AdminToken
 	}
-
-	// The gateway, on a registry that persists API endpoints when asked.
 	gwOpts := []orchestrator.Option{
 		orchestrator.WithLogger(logger),
-		orchestrator.WithAdminToken(token),
-		orchestrator.WithAccessLog(full.Logging.AccessLogEnabled()),
-		orchestrator.WithTraceStart(full.Logging.StartTraces),
+		orchestrator.WithAdminToken(in.token),
+		orchestrator.WithAccessLog(in.full.Logging.AccessLogEnabled()),
+		orchestrator.WithTraceStart(in.full.Logging.StartTraces),
+		orchestrator.WithConfig(start.cfg),
 	}
-	gwOpts = append(gwOpts, orchestrator.WithConfig(cfg))
-	if cfg.Registry.StateFile != "" {
-		reg, err := statefile.Open(cfg.Registry.StateFile)
+	if start.cfg.Registry.StateFile != "" {
+		reg, err := statefile.Open(start.cfg.Registry.StateFile)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		gwOpts = append(gwOpts, orchestrator.WithRegistry(reg))
 	}
-	gw, err := orchestrator.New(gwOpts...)
-	if err != nil {
-		return err
+	if in.gw, err = orchestrator.New(gwOpts...); err != nil {
+		return nil, err
 	}
-	defer gw.Close()
+	return in, nil
+}
 
-	configLog := logger.With(slog.String("logger", "orchestrator.config"))
-	manager := newConfigManager(opts.ConfigPath, gw, configLog)
-	manager.maxBytes = settings.MaxConfigBytes
-	defer manager.memory.close()
-	reloadOK := gw.MetricsSet().NewCounter(`orchestrator_config_reloads_total{result="success"}`)
-	reloadFailed := gw.MetricsSet().NewCounter(`orchestrator_config_reloads_total{result="failure"}`)
-	manager.onLoad = func(ok bool) {
+// manageConfig records the start config and, when asked, watches the file.
+// stopWatching stops the watcher and waits for it: it runs before the
+// gateway closes, so that no reload reaches a closed gateway and nothing
+// it started outlives Run.
+func (in *instance) manageConfig(ctx context.Context, start *startConfig) (stopWatching func(), err error) {
+	configLog := in.logger.With(slog.String("logger", "orchestrator.config"))
+	in.manager = newConfigManager(in.opts.ConfigPath, in.gw, configLog)
+	in.manager.maxBytes = in.settings.MaxConfigBytes
+	reloadOK := in.gw.MetricsSet().NewCounter(`orchestrator_config_reloads_total{result="success"}`)
+	reloadFailed := in.gw.MetricsSet().NewCounter(`orchestrator_config_reloads_total{result="failure"}`)
+	in.manager.onLoad = func(ok bool) {
 		if ok {
 			reloadOK.Inc()
 		} else {
 			reloadFailed.Inc()
 		}
 	}
-	manager.initial(*cfg, raw)
-	raw = nil
-	if largeStart {
+	in.manager.initial(*start.cfg, start.raw)
+	start.raw = nil
+	if start.large {
 		debug.FreeOSMemory()
 	}
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	var watchDone <-chan struct{}
-	if opts.ConfigPath != "" && opts.Watch {
-		if watchDone, err = manager.watch(watchCtx); err != nil {
+	if in.opts.ConfigPath != "" && in.opts.Watch {
+		if watchDone, err = in.manager.watch(watchCtx); err != nil {
 			stopWatch()
-			return fmt.Errorf("watching the config file: %w", err)
+			in.manager.memory.close()
+			return nil, fmt.Errorf("watching the config file: %w", err)
 		}
 	}
-	// The watcher stops before the gateway closes: no reload may reach a
-	// closed gateway, and nothing it started outlives Run.
-	stopWatching := func() {
+	return func() {
 		stopWatch()
 		if watchDone != nil {
 			<-watchDone
 		}
-	}
-	defer stopWatching()
+		in.manager.memory.close()
+	}, nil
+}
 
-	var draining atomic.Bool
+// handlers builds the main listener's handler and the admin API's.
+func (in *instance) handlers() (main, guardedAdmin http.Handler) {
 	adminOpts := admin.Options{
-		Token:          token,
-		AllowedOrigins: full.Admin.AllowedOrigins,
-		Config:         manager,
-		Draining:       draining.Load,
-		Metrics:        gw.MetricsHandler(true),
-		Logger:         logger,
-		Version:        opts.Version,
-		MaxConfigBytes: settings.MaxConfigBytes,
+		Token:          in.token,
+		AllowedOrigins: in.full.Admin.AllowedOrigins,
+		Config:         in.manager,
+		Draining:       in.draining.Load,
+		Metrics:        in.gw.MetricsHandler(true),
+		Logger:         in.logger,
+		Version:        in.opts.Version,
+		MaxConfigBytes: in.settings.MaxConfigBytes,
 	}
-	if full.Admin.Pprof {
+	if in.full.Admin.Pprof {
 		adminOpts.Pprof = pprofHandler()
 	}
-	adminHandler := admin.New(gw, adminOpts)
-
-	gatewayHandler := http.Handler(gw)
-	if len(full.CORS.AllowedOrigins) > 0 {
-		gatewayHandler = orchestrator.CORS(full.CORS)(gw)
+	gatewayHandler := http.Handler(in.gw)
+	if len(in.full.CORS.AllowedOrigins) > 0 {
+		gatewayHandler = orchestrator.CORS(in.full.CORS)(in.gw)
 	}
 	// The gateway applies the framing and header-count rules itself; the
 	// admin API and the 404s beside it get the same rules here, so that a
 	// request smuggled behind an admin request cannot reach the gateway.
-	guardedAdmin := guardRequests(adminHandler, settings.MaxHeaderCount)
+	guardedAdmin = guardRequests(admin.New(in.gw, adminOpts), in.settings.MaxHeaderCount)
 	fallthroughHandler := guardedAdmin
-	if full.Admin.Listen != "" {
-		fallthroughHandler = guardRequests(http.NotFoundHandler(), settings.MaxHeaderCount)
+	if in.full.Admin.Listen != "" {
+		fallthroughHandler = guardRequests(http.NotFoundHandler(), in.settings.MaxHeaderCount)
 	}
-	mainHandler := routeByPrefix(gw.Prefix(), gatewayHandler, fallthroughHandler)
+	return routeByPrefix(in.gw.Prefix(), gatewayHandler, fallthroughHandler), guardedAdmin
+}
 
-	errorLog := log.New(&serverErrorWriter{logger: logger}, "", 0)
-	srv := &http.Server{
+// listen binds the main listener, and the admin one when admin.listen is
+// set, and serves them; a serving error arrives on serveErr.
+func (in *instance) listen() error {
+	mainHandler, guardedAdmin := in.handlers()
+	errorLog := log.New(&serverErrorWriter{logger: in.logger}, "", 0)
+	s := in.settings
+	in.srv = &http.Server{
 		Handler:           mainHandler,
-		ReadHeaderTimeout: settings.ReadHeaderTimeout.Std(),
-		ReadTimeout:       settings.ReadTimeout.Std(),
-		WriteTimeout:      settings.WriteTimeout.Std(),
-		IdleTimeout:       settings.IdleTimeout.Std(),
-		MaxHeaderBytes:    settings.MaxHeaderBytes,
+		ReadHeaderTimeout: s.ReadHeaderTimeout.Std(),
+		ReadTimeout:       s.ReadTimeout.Std(),
+		WriteTimeout:      s.WriteTimeout.Std(),
+		IdleTimeout:       s.IdleTimeout.Std(),
+		MaxHeaderBytes:    s.MaxHeaderBytes,
 		ErrorLog:          errorLog,
 	}
-	tlsOn := settings.TLS.CertFile != ""
-	if tlsOn {
+	if in.tlsOn = s.TLS.CertFile != ""; in.tlsOn {
 		// Load the pair now, so that a bad file fails the start instead of
 		// the serving goroutine after the banner said it was listening.
-		cert, err := tls.LoadX509KeyPair(settings.TLS.CertFile, settings.TLS.KeyFile)
+		cert, err := tls.LoadX509KeyPair(s.TLS.CertFile, s.TLS.KeyFile)
 		if err != nil {
 			return fmt.Errorf("server.tls: %w", err)
 		}
-		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
+		in.srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
 	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(settings.Host, strconv.Itoa(settings.Port)))
+	ln, err := net.Listen("tcp", net.JoinHostPort(s.Host, strconv.Itoa(s.Port)))
 	if err != nil {
 		return err
 	}
-	gw.SetListenAddrs(ln.Addr().String())
-	serveErr := make(chan error, 2)
+	in.mainAddr = ln.Addr()
+	in.gw.SetListenAddrs(in.mainAddr.String())
 	go func() {
 		var err error
-		if tlsOn {
-			err = srv.ServeTLS(ln, "", "") // the pair loaded above
+		if in.tlsOn {
+			err = in.srv.ServeTLS(ln, "", "") // the pair loaded above
 		} else {
-			err = srv.Serve(ln)
+			err = in.srv.Serve(ln)
 		}
 		if !errors.Is(err, http.ErrServerClosed) {
-			serveErr <- err
+			in.serveErr <- err
 		}
 	}()
-
-	var adminSrv *http.Server
-	var adminAddr net.Addr
-	if full.Admin.Listen != "" {
-		adminLn, err := net.Listen("tcp", full.Admin.Listen)
-		if err != nil {
-			srv.Close()
-			return fmt.Errorf("admin.listen: %w", err)
-		}
-		adminAddr = adminLn.Addr()
-		gw.SetListenAddrs(adminAddr.String())
-		adminSrv = &http.Server{
-			Handler:           guardedAdmin,
-			ReadHeaderTimeout: settings.ReadHeaderTimeout.Std(),
-			IdleTimeout:       settings.IdleTimeout.Std(),
-			MaxHeaderBytes:    settings.MaxHeaderBytes,
-			ErrorLog:          errorLog,
-		}
-		go func() {
-			if err := adminSrv.Serve(adminLn); !errors.Is(err, http.ErrServerClosed) {
-				serveErr <- err
-			}
-		}()
+	if in.full.Admin.Listen == "" {
+		return nil
 	}
-
-	printBanner(opts, settings.Host, ln.Addr(), adminAddr, tlsOn, gw.Prefix(), echoAddr != "")
-	if opts.Ready != nil {
-		opts.Ready(ln.Addr(), adminAddr)
+	adminLn, err := net.Listen("tcp", in.full.Admin.Listen)
+	if err != nil {
+		in.srv.Close()
+		return fmt.Errorf("admin.listen: %w", err)
 	}
-
-	select {
-	case <-ctx.Done():
-	case err := <-serveErr:
-		srv.Close()
-		if adminSrv != nil {
-			adminSrv.Close()
-		}
-		return err
+	in.adminAddr = adminLn.Addr()
+	in.gw.SetListenAddrs(in.adminAddr.String())
+	in.adminSrv = &http.Server{
+		Handler:           guardedAdmin,
+		ReadHeaderTimeout: s.ReadHeaderTimeout.Std(),
+		IdleTimeout:       s.IdleTimeout.Std(),
+		MaxHeaderBytes:    s.MaxHeaderBytes,
+		ErrorLog:          errorLog,
 	}
-
-	// Graceful shutdown: /health turns 503 so load balancers stop sending,
-	// and for drain_delay the server keeps serving those that have not
-	// noticed yet, closing each HTTP/1.1 connection after its response so
-	// that clients reconnect elsewhere. Then the listeners close and
-	// in-flight requests get shutdown_timeout to finish.
-	draining.Store(true)
-	if delay := settings.DrainDelay.Std(); delay > 0 {
-		srv.SetKeepAlivesEnabled(false)
-		if adminSrv != nil {
-			adminSrv.SetKeepAlivesEnabled(false)
+	go func() {
+		if err := in.adminSrv.Serve(adminLn); !errors.Is(err, http.ErrServerClosed) {
+			in.serveErr <- err
 		}
-		logger.Info("draining: /health answers 503 while serving goes on", slog.String("logger", "orchestrator.server"), slog.String("drain_delay", settings.DrainDelay.String()))
-		after := opts.After
+	}()
+	return nil
+}
+
+func (in *instance) closeListeners() {
+	in.srv.Close()
+	if in.adminSrv != nil {
+		in.adminSrv.Close()
+	}
+}
+
+// shutdown drains and stops: /health turns 503 so load balancers stop
+// sending, and for drain_delay the server keeps serving those that have
+// not noticed yet, closing each HTTP/1.1 connection after its response so
+// that clients reconnect elsewhere. Then the watcher stops, the listeners
+// close and in-flight requests get shutdown_timeout to finish.
+func (in *instance) shutdown(stopWatching func()) {
+	in.draining.Store(true)
+	serverLog := in.logger.With(slog.String("logger", "orchestrator.server"))
+	if delay := in.settings.DrainDelay.Std(); delay > 0 {
+		in.srv.SetKeepAlivesEnabled(false)
+		if in.adminSrv != nil {
+			in.adminSrv.SetKeepAlivesEnabled(false)
+		}
+		serverLog.Info("draining: /health answers 503 while serving goes on", slog.String("drain_delay", in.settings.DrainDelay.String()))
+		after := in.opts.After
 		if after == nil {
 			after = time.After
 		}
 		<-after(delay)
 	}
 	stopWatching()
-	logger.Info("shutting down", slog.String("logger", "orchestrator.server"), slog.String("timeout", settings.ShutdownTimeout.String()))
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), settings.ShutdownTimeout.Std())
+	serverLog.Info("shutting down", slog.String("timeout", in.settings.ShutdownTimeout.String()))
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), in.settings.ShutdownTimeout.Std())
 	defer cancel()
-	if adminSrv != nil {
-		go adminSrv.Shutdown(shutdownCtx)
+	if in.adminSrv != nil {
+		go in.adminSrv.Shutdown(shutdownCtx)
 	}
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		logger.Warn("shutdown timeout reached; cutting the remaining connections", slog.String("logger", "orchestrator.server"))
-		srv.Close()
+	if err := in.srv.Shutdown(shutdownCtx); err != nil {
+		serverLog.Warn("shutdown timeout reached; cutting the remaining connections")
 	}
-	if adminSrv != nil {
-		adminSrv.Close()
-	}
-	gw.Close()
-	logger.Info("stopped", slog.String("logger", "orchestrator.server"))
-	return nil
+	in.closeListeners()
+	in.gw.Close()
+	serverLog.Info("stopped")
 }
 
 // pprofHandler serves net/http/pprof's handlers under /debug/pprof/, for
