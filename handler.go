@@ -221,13 +221,9 @@ func (o *Orchestrator) forward(w http.ResponseWriter, r *http.Request, rt *route
 			panic(abortedResponse{status: status, cause: aborted})
 		}
 	}()
-	if wantsUpgrade(r.Header) {
-		out := r.WithContext(st)
-		out.Body = o.limitBody(w, out.Body)
-		o.proxy.ServeHTTP(w, out)
-	} else {
-		o.send(w, r, st)
-	}
+	out := r.WithContext(st)
+	out.Body = o.limitBody(w, out.Body)
+	o.proxy.ServeHTTP(w, out)
 	if st.answered != 0 {
 		return st.answered
 	}

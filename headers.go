@@ -13,90 +13,6 @@ import (
 	"github.com/orchestrator-go/orchestrator/internal/urlpath"
 )
 
-// isEventStream reports whether a Content-Type is text/event-stream
-// (parameters and case aside), without parsing it into a map.
-func isEventStream(values []string) bool {
-	if len(values) == 0 {
-		return false
-	}
-	v := values[0]
-	if i := strings.IndexByte(v, ';'); i >= 0 {
-		v = v[:i]
-	}
-	return strings.EqualFold(strings.TrimSpace(v), "text/event-stream")
-}
-
-// hopHeaders are removed in both directions (RFC 9110 §7.6.1), whether or
-// not Connection names them; the list is httputil's.
-func isHopHeader(k string) bool {
-	switch k {
-	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
-		return true
-	}
-	return false
-}
-
-// isForwardingHeader names the forwarding headers a client may not set:
-// the gateway writes its own (keeping a trusted proxy's, see
-// setOutboundFields).
-func isForwardingHeader(k string) bool {
-	switch k {
-	case "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto":
-		return true
-	}
-	return false
-}
-
-// outboundHeader copies the inbound header for the upstream in one pass:
-// without hop-by-hop headers, the headers the client's Connection names and
-// client-sent forwarding headers. Like Header.Clone it backs every value
-// with one array; the map has room for the headers the gateway adds.
-func outboundHeader(in http.Header) http.Header {
-	connection := in["Connection"]
-	values := 0
-	for _, vv := range in {
-		values += len(vv)
-	}
-	backing := make([]string, values)
-	out := make(http.Header, len(in)+6)
-	for k, vv := range in {
-		if vv == nil || isHopHeader(k) || isForwardingHeader(k) || (len(connection) > 0 && headerHasToken(connection, k)) {
-			continue
-		}
-		n := copy(backing, vv)
-		out[k] = backing[:n:n]
-		backing = backing[n:]
-	}
-	// Tell an upstream that cares that trailers are supported, when the
-	// client said it supports them (httputil's behaviour).
-	if headerHasToken(in["Te"], "trailers") {
-		out["Te"] = teTrailers
-	}
-	// Without one, the transport would send Go's default User-Agent.
-	if _, ok := out["User-Agent"]; !ok {
-		out["User-Agent"] = emptyUserAgent
-	}
-	return out
-}
-
-// removeHopByHopHeaders deletes the hop-by-hop headers of a response and
-// those its Connection header names.
-func removeHopByHopHeaders(h http.Header) {
-	for _, f := range h["Connection"] {
-		for sf := range strings.SplitSeq(f, ",") {
-			if sf = textproto.TrimString(sf); sf != "" {
-				h.Del(sf)
-			}
-		}
-	}
-	for k := range h {
-		if isHopHeader(k) {
-			delete(h, k)
-		}
-	}
-}
-
 // headerHasToken reports whether a comma-separated header (Connection, TE)
 // lists token, compared case-insensitively.
 func headerHasToken(values []string, token string) bool {
@@ -110,12 +26,6 @@ func headerHasToken(values []string, token string) bool {
 		}
 	}
 	return false
-}
-
-// wantsUpgrade reports whether a request asks for a protocol switch, which
-// goes through httputil (see send).
-func wantsUpgrade(h http.Header) bool {
-	return len(h["Upgrade"]) > 0 && headerHasToken(h["Connection"], "Upgrade")
 }
 
 // setUpstreamURL points u at the route's upstream: its scheme, host and base

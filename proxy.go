@@ -7,196 +7,23 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptrace"
 	"net/http/httputil"
-	"net/textproto"
-	"net/url"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 
 	"github.com/orchestrator-go/orchestrator/internal/netguard"
 )
 
-// This file is the gateway's own proxy path, used for every request that
-// does not ask for a protocol upgrade. It does what httputil.ReverseProxy
-// does, header for header, with less per request:
-//
-//   - one shallow copy of the inbound request (httputil makes three: the
-//     Clone, and two WithContext), with the URL and the body wrapper kept in
-//     the per-request state instead of separate allocations;
-//   - the outbound header built in one pass that leaves out hop-by-hop and
-//     client-sent forwarding headers, instead of a full clone and deletes;
-//   - the gateway's header values backed by arrays in the per-request state;
-//   - response header values handed to the client's header map without
-//     copying (the transport's map is never used again);
-//   - no ProxyRequest, no mime.ParseMediaType to spot an event stream, and a
-//     copy buffer from a per-CPU pool.
-//
-// Upgrade requests (WebSocket, h2c) keep going through httputil, whose
-// hijack-and-copy handling of a switched connection is long proven; that
-// path is rare and its cost is per connection, not per message.
-
-// errUnrequestedUpgrade answers a 101 to a request that asked for no upgrade.
-var errUnrequestedUpgrade = errors.New("upstream switched protocols without an Upgrade request")
-
-// send forwards in to st.route and copies the response to w. in carries
-// st as its context.
-func (o *Orchestrator) send(w http.ResponseWriter, in *http.Request, st *proxyState) {
-	// 1xx responses (103 Early Hints, 100 Continue sent by the upstream)
-	// are relayed as they arrive, as httputil does.
-	st.w = w
-	st.trace.Got1xxResponse = st.got1xx
-	out := in.WithContext(httptrace.WithClientTrace(st, &st.trace))
-	out.RequestURI = ""
-	out.Close = false
-	st.setUpstreamURL(&st.url, in.URL)
-	out.URL = &st.url
-	out.Header = outboundHeader(in.Header)
-	o.setOutboundFields(st, in, out)
-	if in.ContentLength == 0 {
-		out.Body = nil // a nil body lets the transport retry on a reused connection
-	}
-	out.Body = o.limitBody(w, out.Body)
-	if out.Body != nil {
-		st.body = timedBody{rc: out.Body, st: st}
-		out.Body = &st.body
-		// The transport's writer goroutine may outlive this handler.
-		defer st.body.Close()
-	}
-
-	res, err := o.transport.RoundTrip(out)
-	st.mu.Lock()
-	st.roundTripDone = true
-	st.mu.Unlock()
-	if res, err = st.received(res, err); err == nil && res.StatusCode == http.StatusSwitchingProtocols {
-		res.Body.Close()
-		res, err = nil, errUnrequestedUpgrade
-	}
-	if err != nil {
-		o.proxyError(w, out, err)
-		return
-	}
-
-	removeHopByHopHeaders(res.Header)
-	h := w.Header()
-	for k, vv := range res.Header {
-		// The transport's header map is not used again: its value slices
-		// can be shared. A key the gateway (or a middleware) already set on
-		// the response gets the upstream's values appended, as Header.Add
-		// would.
-		if prior := h[k]; len(prior) > 0 {
-			h[k] = append(prior, vv...)
-		} else {
-			h[k] = vv
-		}
-	}
-	// The Trailer header is not part of the transport's response: build it
-	// from the announced trailer keys.
-	announcedTrailers := len(res.Trailer)
-	if announcedTrailers > 0 {
-		keys := make([]string, 0, announcedTrailers)
-		for k := range res.Trailer {
-			keys = append(keys, k)
-		}
-		h.Add("Trailer", strings.Join(keys, ", "))
-	}
-
-	w.WriteHeader(res.StatusCode)
-	if err := o.copyResponse(w, res, st); err != nil {
-		defer res.Body.Close()
-		// Mid-body, all that is left is to abort the response, which the
-		// server does for http.ErrAbortHandler (the client sees a cut
-		// connection, not a clean end). Outside a server there is nobody
-		// to recover the panic.
-		if in.Context().Value(http.ServerContextKey) != nil {
-			panic(http.ErrAbortHandler)
-		}
-		return
-	}
-	res.Body.Close() // closing now, not deferred, fills res.Trailer
-
-	if len(res.Trailer) > 0 {
-		// Trailers force a chunked response: without the flush, a short
-		// body would go out with a Content-Length and no trailers.
-		http.NewResponseController(w).Flush()
-	}
-	if len(res.Trailer) == announcedTrailers {
-		for k, vv := range res.Trailer {
-			h[k] = append(h[k], vv...)
-		}
-		return
-	}
-	for k, vv := range res.Trailer {
-		k = http.TrailerPrefix + k
-		h[k] = append(h[k], vv...)
-	}
-}
-
-// got1xx relays an informational response while the round trip is still
-// on. After it, the response writer's header belongs to the final response.
-func (st *proxyState) got1xx(code int, header textproto.MIMEHeader) error {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if st.roundTripDone {
-		return nil
-	}
-	h := st.w.Header()
-	for k, vv := range header {
-		h[k] = append(h[k], vv...)
-	}
-	st.w.WriteHeader(code)
-	// A 1xx header is not cleared by WriteHeader.
-	clear(h)
-	return nil
-}
-
-// copyResponse streams the response body with a pooled buffer. A response
-// of unknown length or an event stream is flushed as it comes, its header
-// at once; anything else is left to the server's buffering.
-func (o *Orchestrator) copyResponse(w http.ResponseWriter, res *http.Response, st *proxyState) error {
-	var rc *http.ResponseController
-	if res.ContentLength == -1 || isEventStream(res.Header["Content-Type"]) {
-		rc = http.NewResponseController(w)
-		rc.Flush()
-	}
-	cb := copyBuffers.Get().(*copyBuffer)
-	defer copyBuffers.Put(cb)
-	buf := cb[:]
-	for {
-		n, rerr := res.Body.Read(buf)
-		if rerr != nil && rerr != io.EOF && rerr != context.Canceled {
-			o.routerLog.LogAttrs(st, slog.LevelWarn, "reading the upstream response body failed",
-				slog.String("request_id", st.ids.request), slog.String("endpoint_id", st.route.id),
-				slog.String("error", rerr.Error()))
-		}
-		if n > 0 {
-			written, werr := w.Write(buf[:n])
-			if werr != nil {
-				return werr
-			}
-			if written != n {
-				return io.ErrShortWrite
-			}
-			if rc != nil {
-				rc.Flush()
-			}
-		}
-		if rerr == io.EOF {
-			return nil
-		}
-		if rerr != nil {
-			return rerr
-		}
-	}
-}
-
-// Shared read-only values for headers set on the outbound request.
-var (
-	teTrailers     = []string{"trailers"}
-	emptyUserAgent = []string{""}
-)
+// This file is the gateway's one forwarding path: httputil.ReverseProxy,
+// shared by every route, with Rewrite (the outbound URL and headers: see
+// headers.go), a Transport that times the upstream's headers and records
+// its status (upstreamTransport), an ErrorHandler that answers 502, 504 or
+// the endpoint's fallback (proxyError), and a BufferPool of per-CPU copy
+// buffers. httputil writes every response, upgrades (WebSocket, h2c),
+// 1xx responses, trailers and event streams included. The request's
+// proxyState is its context, so that the hooks find it without a
+// context.WithValue.
 
 // proxyState is the per-request state of one forwarded request. It is the
 // request's context (so that the shared ReverseProxy's hooks find it without
@@ -224,14 +51,6 @@ type proxyState struct {
 	bodyBroken atomic.Bool
 
 	body timedBody
-
-	// The lean proxy path's outbound URL, and its relay of 1xx responses:
-	// w is the client's writer; roundTripDone (under mu) ends the relay.
-	url           url.URL
-	trace         httptrace.ClientTrace
-	w             http.ResponseWriter
-	mu            sync.Mutex
-	roundTripDone bool
 
 	// Backing arrays for the header values set on every request, so that
 	// setting them allocates nothing.
@@ -334,9 +153,12 @@ func (o *Orchestrator) newReverseProxy() *httputil.ReverseProxy {
 	}
 }
 
-// rewrite builds the outbound request of an upgrade request, which goes
-// through httputil: httputil has already removed hop-by-hop headers, the
-// ones named in Connection and any client-sent X-Forwarded-*/Forwarded.
+// rewrite builds the outbound request: httputil has already removed
+// hop-by-hop headers, the ones named in Connection and any client-sent
+// X-Forwarded-*/Forwarded from it, and dropped unparsable query
+// parameters. The URL is rebuilt from the inbound one (the raw query and
+// escaped path as the client sent them) and the forwarding headers from
+// the inbound ones, so that a trusted proxy's chain is kept.
 func (o *Orchestrator) rewrite(pr *httputil.ProxyRequest) {
 	st := stateOf(pr.In.Context())
 	in, out := pr.In, pr.Out

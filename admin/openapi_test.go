@@ -13,7 +13,7 @@ import (
 	"github.com/orchestrator-go/orchestrator/admin"
 )
 
-// TestRoutesMatchDesign pins the route list to DESIGN.md's "Admin API".
+// TestRoutesMatchDesign pins the route list to docs/DESIGN.md's "Admin API".
 func TestRoutesMatchDesign(t *testing.T) {
 	want := []string{
 		"GET /health", "GET /health/live", "GET /health/status", "GET /health/endpoints", "GET /health/endpoints/{id}", "GET /health/unhealthy", "GET /health/summary",

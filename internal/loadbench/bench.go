@@ -399,6 +399,7 @@ func printScenario(w io.Writer, cfg config, rep scenarioReport) {
 			fmtCPU(time.Duration(median(field(ss, func(s sample) float64 { return float64(s.backendCPU) })))),
 			errs)
 	}
+	printPairedCPU(w, rep, names)
 	if !hasBare {
 		fmt.Fprintf(w, "\n(no bare target: no ratios)\n")
 		return
@@ -441,6 +442,37 @@ func printScenario(w io.Writer, cfg config, rep scenarioReport) {
 			ratio(ss, func(s sample) float64 { return float64(s.p50) }),
 			ratio(ss, func(s sample) float64 { return float64(s.p99) }),
 			added, cpu)
+	}
+}
+
+// printPairedCPU prints each proxy's CPU per request against each
+// reference measured in the same run (the pooled bare proxy, the bare one,
+// the baseline build): the median of the per-round ratios, with their
+// spread (lowest and highest), since two targets of one round share the
+// machine's state of the moment while rounds do not.
+func printPairedCPU(w io.Writer, rep scenarioReport, names []string) {
+	for _, ref := range []string{targetBarePool, targetBare, targetBaseline} {
+		base, ok := rep.samples[ref]
+		if !ok {
+			continue
+		}
+		fmt.Fprintf(w, "\nProxy CPU/req against %s, per round (median, lowest-highest):\n\n", ref)
+		fmt.Fprintf(w, "| target | CPU/req ratio | spread | rounds |\n|---|---|---|---|\n")
+		for _, name := range names {
+			if name == ref || name == targetDirect {
+				continue
+			}
+			var rs []float64
+			for i, s := range rep.samples[name] {
+				if i < len(base) && base[i].proxyCPU > 0 {
+					rs = append(rs, float64(s.proxyCPU)/float64(base[i].proxyCPU))
+				}
+			}
+			if len(rs) == 0 {
+				continue
+			}
+			fmt.Fprintf(w, "| %s | %.3fx | %.3f-%.3f | %d |\n", name, median(rs), slices.Min(rs), slices.Max(rs), len(rs))
+		}
 	}
 }
 
