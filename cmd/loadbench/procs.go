@@ -46,10 +46,10 @@ func build(ctx context.Context, dir, orchestratordBin string) (binaries, error) 
 		return binaries{}, err
 	}
 	if gomod == "" || gomod == os.DevNull {
-		return binaries{}, errors.New("run loadbench from inside the orchestrator module (go run ./internal/loadbench)")
+		return binaries{}, errors.New("run loadbench from inside the orchestrator module (go run ./cmd/loadbench)")
 	}
 	root := filepath.Dir(gomod)
-	pkgs := []string{"./internal/loadbench"}
+	pkgs := []string{"./cmd/loadbench"}
 	if orchestratordBin == "" {
 		pkgs = append(pkgs, "./cmd/orchestratord")
 	}

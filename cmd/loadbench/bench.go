@@ -143,7 +143,7 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) ([]scenari
 // health checks off, no admin token; the circuit breaker, routing, health
 // state and metrics stay on, as they are by default.
 func gatewayConfig(backendURL string, accessLog bool) []byte {
-	return fmt.Appendf(nil, `# written by internal/loadbench
+	return fmt.Appendf(nil, `# written by cmd/loadbench
 server:
   host: 127.0.0.1
 logging:
@@ -374,31 +374,7 @@ func printScenario(w io.Writer, cfg config, rep scenarioReport) {
 		}
 		return out
 	}
-	fmt.Fprintf(w, "Medians:\n\n")
-	fmt.Fprintf(w, "| target | req/s | p50 | p99 | p99 added over direct | proxy CPU/req | backend CPU/req | errors |\n")
-	fmt.Fprintf(w, "|---|---|---|---|---|---|---|---|\n")
-	for _, name := range names {
-		ss := rep.samples[name]
-		added := "-"
-		if name != targetDirect && hasDirect {
-			added = fmtLatency(time.Duration(median(addedP99(ss))))
-		}
-		proxyCPU := "-"
-		if name != targetDirect {
-			proxyCPU = fmtCPU(time.Duration(median(field(ss, func(s sample) float64 { return float64(s.proxyCPU) }))))
-		}
-		errs := 0
-		for _, s := range ss {
-			errs += s.errors
-		}
-		fmt.Fprintf(w, "| %s | %.0f | %s | %s | %s | %s | %s | %d |\n", name,
-			median(field(ss, func(s sample) float64 { return s.rps })),
-			fmtLatency(time.Duration(median(field(ss, func(s sample) float64 { return float64(s.p50) })))),
-			fmtLatency(time.Duration(median(field(ss, func(s sample) float64 { return float64(s.p99) })))),
-			added, proxyCPU,
-			fmtCPU(time.Duration(median(field(ss, func(s sample) float64 { return float64(s.backendCPU) })))),
-			errs)
-	}
+	printMedians(w, rep, names, addedP99)
 	printPairedCPU(w, rep, names)
 	if !hasBare {
 		fmt.Fprintf(w, "\n(no bare target: no ratios)\n")
@@ -442,6 +418,36 @@ func printScenario(w io.Writer, cfg config, rep scenarioReport) {
 			ratio(ss, func(s sample) float64 { return float64(s.p50) }),
 			ratio(ss, func(s sample) float64 { return float64(s.p99) }),
 			added, cpu)
+	}
+}
+
+// printMedians prints each target's medians over the rounds.
+func printMedians(w io.Writer, rep scenarioReport, names []string, addedP99 func([]sample) []float64) {
+	_, hasDirect := rep.samples[targetDirect]
+	fmt.Fprintf(w, "Medians:\n\n")
+	fmt.Fprintf(w, "| target | req/s | p50 | p99 | p99 added over direct | proxy CPU/req | backend CPU/req | errors |\n")
+	fmt.Fprintf(w, "|---|---|---|---|---|---|---|---|\n")
+	for _, name := range names {
+		ss := rep.samples[name]
+		added := "-"
+		if name != targetDirect && hasDirect {
+			added = fmtLatency(time.Duration(median(addedP99(ss))))
+		}
+		proxyCPU := "-"
+		if name != targetDirect {
+			proxyCPU = fmtCPU(time.Duration(median(field(ss, func(s sample) float64 { return float64(s.proxyCPU) }))))
+		}
+		errs := 0
+		for _, s := range ss {
+			errs += s.errors
+		}
+		fmt.Fprintf(w, "| %s | %.0f | %s | %s | %s | %s | %s | %d |\n", name,
+			median(field(ss, func(s sample) float64 { return s.rps })),
+			fmtLatency(time.Duration(median(field(ss, func(s sample) float64 { return float64(s.p50) })))),
+			fmtLatency(time.Duration(median(field(ss, func(s sample) float64 { return float64(s.p99) })))),
+			added, proxyCPU,
+			fmtCPU(time.Duration(median(field(ss, func(s sample) float64 { return float64(s.backendCPU) })))),
+			errs)
 	}
 }
 

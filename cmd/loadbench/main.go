@@ -2,10 +2,10 @@
 // a bare httputil.ReverseProxy on the same tuned transport, both in front of
 // the same small backend, driven by the same closed-loop load.
 //
-//	go run ./internal/loadbench                       # the default run (about 90 s)
-//	go run ./internal/loadbench -rounds 5 -duration 5s
-//	go run ./internal/loadbench -scenarios fast -targets direct,bare,orchestratord
-//	go run ./internal/loadbench -scale                # orchestratord with 10,000 endpoints (scale.go)
+//	go run ./cmd/loadbench                       # the default run (about 90 s)
+//	go run ./cmd/loadbench -rounds 5 -duration 5s
+//	go run ./cmd/loadbench -scenarios fast -targets direct,bare,orchestratord
+//	go run ./cmd/loadbench -scale                # orchestratord with 10,000 endpoints (scale.go)
 //
 // It builds orchestratord and itself into a temporary directory, then starts
 // each target as its own process on a loopback port, so that each proxy's

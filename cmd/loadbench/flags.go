@@ -78,7 +78,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&cfg.size, "size", 1024, "internal: the backend's response size on /fast and /slow")
 	fs.BoolVar(&cfg.pool, "pool", false, "internal: give the bare proxy a 32 KiB buffer pool")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: go run ./internal/loadbench [flags]\n\nflags:\n")
+		fmt.Fprintf(stderr, "usage: go run ./cmd/loadbench [flags]\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
