@@ -316,15 +316,29 @@ func (l *textReader) run() {
 }
 
 // char reads the token at i, whose first byte is c, as goccy/go-yaml's
-// scan does.
+// scan does: whitespace and line ends, flow indicators, document markers
+// and entries, the other indicators, and else text.
 func (l *textReader) char(c byte) {
+	if l.space(c) || l.flowIndicator(c) || l.marker(c) || l.indicator(c) {
+		return
+	}
+	// Text: it starts or continues plain text.
+	if !l.buf {
+		l.settle()
+		l.startBuf()
+	}
+	l.text()
+}
+
+// space reads a line end, a space or a tab; false when a tab is text.
+func (l *textReader) space(c byte) bool {
 	switch c {
 	case '\n', '\r':
 		if l.anchorName || l.aliasName {
 			l.flush()
 		}
 		l.newline()
-		return
+		return true
 	case ' ':
 		if l.anchorName || l.aliasName {
 			// An anchor with no name before the space is named by the
@@ -334,7 +348,7 @@ func (l *textReader) char(c byte) {
 		}
 		l.col++
 		l.i++
-		return
+		return true
 	case '\t':
 		// goccy/go-yaml takes a tab for indentation, without a column, in
 		// these cases; anywhere else it is text (that does not start plain
@@ -342,13 +356,20 @@ func (l *textReader) char(c byte) {
 		if (l.buf && l.lastDelim == 0) || l.lastDelim < l.col {
 			l.indent++
 			l.i++
-			return
+			return true
 		}
 		if !l.buf {
 			l.col++
 			l.i++
-			return
+			return true
 		}
+	}
+	return false
+}
+
+// flowIndicator reads '{', '[', '}', ']' and ',' where they are structure.
+func (l *textReader) flowIndicator(c byte) bool {
+	switch c {
 	case '{', '[':
 		if !l.buf || l.inFlow() {
 			l.startToken()
@@ -360,17 +381,17 @@ func (l *textReader) char(c byte) {
 			l.t.flowOpen(l.at(), c == '[')
 			l.col++
 			l.i++
-			return
+			return true
 		}
 	case '}':
 		if l.flowMap > 0 {
 			l.closeFlow(&l.flowMap)
-			return
+			return true
 		}
 	case ']':
 		if !l.buf || l.flowSeq > 0 {
 			l.closeFlow(&l.flowSeq)
-			return
+			return true
 		}
 	case ',':
 		if l.inFlow() {
@@ -378,15 +399,23 @@ func (l *textReader) char(c byte) {
 			l.t.flowEntry()
 			l.col++
 			l.i++
-			return
+			return true
 		}
+	}
+	return false
+}
+
+// marker reads a document marker (--- or ...) and a block sequence's entry
+// (and a '-' that turns the rest of a plain scalar into a block scalar).
+func (l *textReader) marker(c byte) bool {
+	switch c {
 	case '.':
 		if l.indent == 0 && l.col == 1 && l.run3('.') {
 			l.startToken()
 			l.t.docEnd()
 			l.col += 3
 			l.i += 3
-			return
+			return true
 		}
 	case '-':
 		if l.indent == 0 && l.col == 1 && l.run3('-') && (l.i+3 == len(l.src) || isBlank(l.src[l.i+3])) {
@@ -395,7 +424,7 @@ func (l *textReader) char(c byte) {
 			l.lastDelim = 0
 			l.col += 3
 			l.i += 3
-			return
+			return true
 		}
 		if l.buf && l.up {
 			// A '-' that starts a line of a plain scalar makes the rest of
@@ -403,7 +432,7 @@ func (l *textReader) char(c byte) {
 			l.block = blockScalar{active: true, threshold: l.col - 1, indentCol: l.col, plain: true}
 			l.lastDelim = l.col - 1
 			l.skipLine()
-			return
+			return true
 		}
 		if !l.buf {
 			if nc := l.peek(1); nc == 0 || isBlank(nc) {
@@ -412,26 +441,35 @@ func (l *textReader) char(c byte) {
 				l.t.entry(l.at())
 				l.col++
 				l.i++
-				return
+				return true
 			}
 		}
+	}
+	return false
+}
+
+// indicator reads ':', "<<", block scalar headers, tags, directives,
+// explicit keys, anchors and aliases, comments and quoted scalars where
+// they are structure.
+func (l *textReader) indicator(c byte) bool {
+	switch c {
 	case ':':
 		if l.colon() {
-			return
+			return true
 		}
 	case '<':
 		if l.mergeKey() {
-			return
+			return true
 		}
 	case '|', '>':
 		if !l.buf && l.blockHeader() {
-			return
+			return true
 		}
 	case '!':
 		if !l.buf {
 			l.startToken()
 			l.tag()
-			return
+			return true
 		}
 	case '%':
 		if !l.buf && l.indent == 0 {
@@ -439,7 +477,7 @@ func (l *textReader) char(c byte) {
 			// the directive's values (or for an error), none for content.
 			l.startToken()
 			l.skipLine()
-			return
+			return true
 		}
 	case '?':
 		if !l.buf {
@@ -450,7 +488,7 @@ func (l *textReader) char(c byte) {
 				l.t.key(l.at(), 0)
 				l.col++
 				l.i++
-				return
+				return true
 			}
 		}
 	case '&', '*':
@@ -461,14 +499,14 @@ func (l *textReader) char(c byte) {
 			l.markAt = l.at()
 			l.col++
 			l.i++
-			return
+			return true
 		}
 	case '#':
 		if !l.buf || isBlank(l.src[l.i-1]) {
 			l.flush()
 			l.lastColon = false
 			l.skipLine()
-			return
+			return true
 		}
 	case '\'', '"':
 		if !l.buf {
@@ -476,48 +514,10 @@ func (l *textReader) char(c byte) {
 			at := l.at()
 			runes := l.quoted(c)
 			l.pend = pending{ok: true, at: at, runes: runes, count: true, quoted: true}
-			return
+			return true
 		}
 	}
-	// Text: it starts or continues plain text.
-	if !l.buf {
-		l.settle()
-		l.startBuf()
-	}
-	l.text()
-}
-
-// startBuf starts plain text at i.
-func (l *textReader) startBuf() {
-	l.buf = true
-	l.bufAt = l.at()
-	l.bufStart, l.bufEnd = l.i, l.i
-}
-
-// text reads plain text from i: its first character, then up to the next
-// byte that can end or change it (names end at a space: they are read a
-// character at a time).
-func (l *textReader) text() {
-	start := l.i
-	_, size := utf8.DecodeRune(l.src[l.i:])
-	l.i += size
-	if !l.anchorName && !l.aliasName {
-		special := &plainSpecial
-		if l.inFlow() {
-			special = &flowSpecial
-		}
-		for l.i < len(l.src) && !special[l.src[l.i]] {
-			l.i++
-		}
-	}
-	l.col += utf8.RuneCount(l.src[start:l.i])
-	end := l.i
-	for end > start && (l.src[end-1] == ' ' || l.src[end-1] == '\t') {
-		end--
-	}
-	if end > start {
-		l.bufEnd = end
-	}
+	return false
 }
 
 // run3 says src[i:] starts with exactly three c.
@@ -533,193 +533,6 @@ func (l *textReader) closeFlow(count *int) {
 	l.i++
 }
 
-// colon reads a ':' that is a mapping's, as goccy/go-yaml's scanMapDelim
-// decides, and reports whether it was one.
-func (l *textReader) colon() bool {
-	if l.anchorName || l.aliasName {
-		return false
-	}
-	nc := l.peek(1)
-	if l.flowMap <= 0 && nc != ' ' && nc != '\t' && nc != '\n' && nc != '\r' && l.i+1 < len(l.src)-1 {
-		return false
-	}
-	if l.flowMap > 0 && (nc == '/' || l.lastColon) {
-		return false
-	}
-	var at pos
-	var runes int
-	switch {
-	case l.buf:
-		at, runes = l.bufAt, utf8.RuneCount(l.src[l.bufStart:l.bufEnd])
-		l.lastDelim = at.column
-		l.buf = false
-	case l.pend.ok:
-		at, runes = l.pend.at, l.pend.runes
-		if l.pend.quoted {
-			l.lastDelim = at.column
-		}
-		l.pend = pending{}
-	default:
-		at = l.at()
-	}
-	l.t.key(at, runes)
-	l.naming = 0
-	l.lastColon = true
-	l.col++
-	l.i++
-	return true
-}
-
-// mergeKey reads a "<<" merge key, as goccy/go-yaml's isMergeKey decides:
-// two '<', spaces, and a ':' a space or a line end follows.
-func (l *textReader) mergeKey() bool {
-	if l.peek(1) != '<' || l.peek(2) == '<' {
-		return false
-	}
-	j := l.i + 2
-	for j < len(l.src) && l.src[j] == ' ' {
-		j++
-	}
-	if j+1 >= len(l.src) || l.src[j] != ':' || (l.src[j+1] != ' ' && l.src[j+1] != '\n' && l.src[j+1] != '\r') {
-		return false
-	}
-	// goccy/go-yaml drops plain text before it.
-	l.buf = false
-	l.settle()
-	l.lastDelim = l.col
-	l.pend = pending{ok: true, at: l.at(), runes: 2, count: true}
-	l.col += 2
-	l.i += 2
-	return true
-}
-
-// tag skips a tag, as goccy/go-yaml's scanTag: up to a space, a line end,
-// or a ',' in a flow collection; '{' and '}' end it in an error, which is
-// read as text here.
-func (l *textReader) tag() {
-	j := l.i + 1
-	for ; j < len(l.src); j++ {
-		switch l.src[j] {
-		case ' ':
-			l.advance(j + 1 - l.i)
-			return
-		case '\n', '\r':
-			l.advance(j - l.i)
-			return
-		case ',':
-			if l.inFlow() {
-				l.advance(j - l.i)
-				return
-			}
-		case '{', '}':
-			l.advance(j - l.i)
-			return
-		}
-	}
-	l.advance(j - l.i)
-}
-
-// skipLine moves to the end of the line (a comment, or a line of a block
-// scalar).
-func (l *textReader) skipLine() {
-	j := len(l.src)
-	if k := bytes.IndexAny(l.src[l.i:], "\r\n"); k >= 0 {
-		j = l.i + k
-	}
-	l.advance(j - l.i)
-}
-
-// blockHeader reads a block scalar's header ('|' or '>', indicators, and a
-// comment), as goccy/go-yaml's scanMultiLineHeader, and reports whether
-// it was one. A header it refuses is read as text here.
-func (l *textReader) blockHeader() bool {
-	end := len(l.src)
-	if k := bytes.IndexAny(l.src[l.i+1:], "\r\n"); k >= 0 {
-		end = l.i + 1 + k
-	}
-	opt := bytes.TrimRight(l.src[l.i+1:end], " ")
-	if k := bytes.IndexByte(opt, '#'); k > 0 {
-		opt = opt[:k]
-	}
-	opt = bytes.TrimRight(opt, " \t")
-	indent, ok := blockIndicators(opt)
-	if !ok {
-		return false
-	}
-	l.startToken()
-	if l.col == 1 {
-		l.lastDelim = 1
-	}
-	l.t.scalar(l.at())
-	l.block = blockScalar{active: true, threshold: l.lastDelim}
-	if indent > 0 {
-		l.block.indentCol = l.lastDelim + indent
-	}
-	l.advance(end - l.i)
-	return true
-}
-
-// blockIndicators reads a block scalar header's indicators as goccy/go-yaml
-// accepts them: a chomping '+' or '-' and an indentation digit 1-9, either
-// way round, or none.
-func blockIndicators(opt []byte) (indent int, ok bool) {
-	s := string(opt)
-	for _, sign := range []byte("-+") {
-		if len(s) > 0 && s[0] == sign {
-			s = s[1:]
-		}
-	}
-	for _, sign := range []byte("-+") {
-		if len(s) > 0 && s[len(s)-1] == sign {
-			s = s[:len(s)-1]
-		}
-	}
-	switch {
-	case s == "":
-		return 0, true
-	case len(s) == 1 && s[0] >= '1' && s[0] <= '9':
-		return int(s[0] - '0'), true
-	}
-	return 0, false
-}
-
-// blockLine reads a line of the block scalar being read, at its start, and
-// reports whether it was the scalar's. A line whose first character is at
-// or before the threshold, or that starts with a document marker, ends the
-// scalar and is read as usual.
-func (l *textReader) blockLine() bool {
-	j := l.i
-	col := 1
-	for j < len(l.src) && (l.src[j] == ' ' || l.src[j] == '\t') {
-		j++
-		col++
-	}
-	if j == len(l.src) || l.src[j] == '\n' || l.src[j] == '\r' {
-		l.i = j
-		l.col = col
-		if j < len(l.src) {
-			l.newline()
-		}
-		return true
-	}
-	if col <= l.block.threshold || l.docMarker() {
-		l.lastDelim = l.block.threshold
-		plain := l.block.plain
-		l.block = blockScalar{}
-		if plain {
-			l.flush()
-		}
-		return false
-	}
-	if l.block.indentCol == 0 {
-		l.block.indentCol = col
-	}
-	l.block.threshold = l.block.indentCol - 1
-	l.advance(j - l.i)
-	l.skipLine()
-	return true
-}
-
 // docMarker says a "---" or "..." that goccy/go-yaml takes for a document
 // marker starts at i, at the start of a line.
 func (l *textReader) docMarker() bool {
@@ -728,91 +541,4 @@ func (l *textReader) docMarker() bool {
 		return false
 	}
 	return len(rest) == 3 || isBlank(rest[3])
-}
-
-// quoted skips the quoted scalar that starts at i with q, as goccy/go-yaml
-// reads it (escapes in double quotes consume what they say, whatever it
-// is), and returns the characters between its quotes. A document marker at
-// the start of one of its lines ends it, in an error, as there.
-func (l *textReader) quoted(q byte) int {
-	runes := 0
-	l.col++
-	l.i++
-	for l.i < len(l.src) {
-		c := l.src[l.i]
-		switch {
-		case c == '\n' || c == '\r':
-			// goccy/go-yaml reads what follows the closing quote as the
-			// start of this line: first stays.
-			l.newline()
-			if l.docMarker() {
-				return runes
-			}
-			continue
-		case c == q && q == '\'' && l.peek(1) == '\'':
-			l.col += 2
-			l.i += 2
-			runes++
-			continue
-		case c == q:
-			l.col++
-			l.i++
-			return runes
-		case c == '\\' && q == '"':
-			l.escape()
-			runes++
-			continue
-		}
-		_, size := utf8.DecodeRune(l.src[l.i:])
-		l.i += size
-		l.col++
-		runes++
-	}
-	return runes
-}
-
-// escape moves past an escape of a double-quoted scalar at i, as
-// goccy/go-yaml's scanDoubleQuote: '\' and a character, 'x' and two more,
-// 'u' and four (ten for a surrogate pair), 'U' and eight, counted in
-// characters; a line end after '\' continues the line.
-func (l *textReader) escape() {
-	l.col++
-	l.i++
-	if l.i >= len(l.src) {
-		return
-	}
-	more := 0
-	switch l.src[l.i] {
-	case '\n', '\r':
-		l.newline()
-		return
-	case 'x':
-		more = 2
-	case 'u':
-		more = 4
-		if l.surrogatePair() {
-			more = 10
-		}
-	case 'U':
-		more = 8
-	}
-	for n := 0; n <= more && l.i < len(l.src); n++ {
-		c := l.src[l.i]
-		if c == '\n' || c == '\r' {
-			return // an error to goccy/go-yaml; the line end is read as usual
-		}
-		_, size := utf8.DecodeRune(l.src[l.i:])
-		l.i += size
-		l.col++
-	}
-}
-
-// surrogatePair says the "\u" escape at i is a high surrogate that a "\u"
-// escape follows.
-func (l *textReader) surrogatePair() bool {
-	if l.i+10 >= len(l.src) {
-		return false
-	}
-	h := l.src[l.i+1 : l.i+5]
-	return (h[0] == 'd' || h[0] == 'D') && bytes.IndexByte([]byte("89abAB"), h[1]) >= 0 && l.src[l.i+5] == '\\' && l.src[l.i+6] == 'u'
 }
