@@ -54,15 +54,41 @@ type ConfigManager interface {
 	Config() orchestrator.Config
 }
 
-// Options configures New. The zero value is usable: no token (loopback
-// clients only), no browser origins, no config file, no metrics.
+// Options configures New. The zero value is usable: no token and no
+// Authorize hook (loopback clients only), no browser origins, no config
+// file, no metrics.
 type Options struct {
 	// Token, when not empty, is required as "Authorization: Bearer <token>"
-	// on every route but /health and /metrics; it is compared in constant
-	// time and never logged or shown. Default "": no token, and every route
-	// but /health and /metrics answers loopback clients with a loopback Host
-	// header only.
+	// on every route that is not open (see Route.Open); it is compared in
+	// constant time and never logged or shown. Default "": no token, and
+	// every route that is not open answers loopback clients with a loopback
+	// Host header only. When Authorize is set, Token is not checked, but it
+	// is still kept out of every answer and log line. Pass the same token to
+	// orchestrator.WithAdminToken, which keeps it from reaching a backend.
 	Token string
+	// Authorize, when not nil, replaces the built-in authentication, so
+	// that a host service can put the admin API behind its own (a session
+	// cookie, mTLS, a header its SSO proxy verified): neither Token nor the
+	// loopback rule applies then (an Authorize that wants the token as well
+	// checks it itself). It is called once for every request to a route
+	// that is not open (see Route.Open; /health, /health/live and /metrics
+	// stay open to everyone), unknown paths and /debug/pprof/ included,
+	// after the Origin and Sec-Fetch-Site checks and before the body's media
+	// type is checked or the route runs; a CORS preflight from an allowed
+	// origin is answered without it. It sees the request as the admin API
+	// does (behind http.StripPrefix, without the prefix) and must not read
+	// the body. It must be safe for concurrent use.
+	//
+	// A nil error allows the request. An error refuses it with a problem
+	// document whose detail is the error's message, which must therefore
+	// hold no secret (the admin tokens are redacted from it): 403
+	// "forbidden" when the error is or wraps ErrForbidden, for a caller the
+	// host knows but does not allow (fmt.Errorf("%w: role viewer",
+	// admin.ErrForbidden)); 401 "unauthorized", with WWW-Authenticate:
+	// Bearer realm="orchestrator-admin", for any other error, a caller the
+	// host does not know. Default nil: the token, or loopback clients only,
+	// as Token says.
+	Authorize func(*http.Request) error
 	// AllowedOrigins lists the browser origins ("https://ops.example.com",
 	// scheme://host[:port], compared case-insensitively) allowed to call the
 	// admin API; they also get CORS headers and preflight answers. A request
@@ -88,12 +114,12 @@ type Options struct {
 	// Pprof, when not nil, serves /debug/pprof/ and every path under it:
 	// the Go runtime's profiles (heap, goroutines, CPU), as net/http/pprof's
 	// handlers answer them. The routes sit behind the same guard as every
-	// protected route (the token, or loopback only) and are not listed by
-	// Routes nor by /openapi.json: they are a diagnostic aid, not part of
-	// the API. Default nil: /debug/pprof/ answers 404 like any unknown
-	// path. The admin package does not import net/http/pprof itself, whose
-	// init registers the handlers on http.DefaultServeMux; orchestratord
-	// builds this handler when admin.pprof is true.
+	// protected route (Authorize, the token, or loopback only) and are not
+	// listed by Routes nor by /openapi.json: they are a diagnostic aid, not
+	// part of the API. Default nil: /debug/pprof/ answers 404 like any
+	// unknown path. The admin package does not import net/http/pprof
+	// itself, whose init registers the handlers on http.DefaultServeMux;
+	// orchestratord builds this handler when admin.pprof is true.
 	Pprof http.Handler
 	// MaxConfigBytes caps the body of POST /config/validate (413 past it),
 	// which takes a whole config file: the server passes its
@@ -114,8 +140,9 @@ type Route struct {
 	Pattern string
 	// Summary says in one line what the route does.
 	Summary string
-	// Open is true for routes that need no authentication (/health and
-	// /metrics).
+	// Open is true for routes that need no authentication, neither the
+	// token, the loopback rule nor Options.Authorize: /health, /health/live
+	// and /metrics.
 	Open bool
 }
 

@@ -1,11 +1,17 @@
 // Package admin is the gateway's admin REST API as an http.Handler that any
 // program can mount next to (never under) the gateway prefix:
 //
-//	o, _ := orchestrator.New(...)
-//	adm := admin.New(o, admin.Options{Token: os.Getenv("ORCHESTRATOR_ADMIN_TOKEN")})
+//	token := os.Getenv("ORCHESTRATOR_ADMIN_TOKEN")
+//	o, _ := orchestrator.New(orchestrator.WithAdminToken(token), ...)
+//	adm := admin.New(o, admin.Options{Token: token})
 //	mux := http.NewServeMux()
 //	mux.Handle(o.Prefix()+"/", o)
 //	mux.Handle("/", adm)
+//
+// (WithAdminToken keeps the token from reaching a backend.) The admin API
+// can also sit under a path of its own, with http.StripPrefix, and behind
+// the host service's own authentication instead of the token
+// (Options.Authorize): see the example of New.
 //
 // It serves the routes listed by Handler.Routes: health and status views,
 // the config file's status, reload and validation, the endpoint registry
@@ -30,22 +36,27 @@
 //
 // # Security
 //
-// /health and /metrics are open to everyone. Every other route requires
-// "Authorization: Bearer <token>" when Options.Token is set (401 otherwise);
-// with no token they answer loopback clients only (403 otherwise), judged by
-// the connection's address alone (X-Forwarded-For is never believed), and
-// only when the Host header is a loopback name, which defeats DNS
-// rebinding. A request whose Origin header is neither listed in
-// Options.AllowedOrigins nor the admin's own origin is refused with 403,
-// which stops a web page from driving a local admin API with "simple"
-// cross-origin requests. Two more checks cover browsers that send no Origin:
-// a write (POST, PUT, PATCH, DELETE) the browser marks "Sec-Fetch-Site:
-// cross-site" gets 403, token or not, unless its Origin is allowed; and a
-// write with a body must label it application/json or an application/*+json
-// type (POST /config/validate also takes YAML types), else 415 with an Accept
-// header, since text/plain, form and multipart bodies are what a page can
-// send cross-site without a CORS preflight. A write without a body (a reload,
-// a breaker lever, a DELETE) needs no Content-Type. The token is never logged
+// /health, /health/live and /metrics are open to everyone. Every other
+// route, unknown paths included, requires "Authorization: Bearer <token>"
+// when Options.Token is set (401 otherwise); with no token they answer
+// loopback clients only (403 otherwise), judged by the connection's address
+// alone (X-Forwarded-For is never believed), and only when the Host header
+// is a loopback name, which defeats DNS rebinding. When Options.Authorize is
+// set, it replaces both: the host service's hook decides every request to a
+// route that is not open, and its error chooses 401, or 403 when it wraps
+// ErrForbidden. The browser checks below hold in every mode.
+//
+// A request whose Origin header is neither listed in Options.AllowedOrigins
+// nor the admin's own origin is refused with 403, which stops a web page from
+// driving a local admin API with "simple" cross-origin requests. Two more
+// checks cover browsers that send no Origin: a write (POST, PUT, PATCH,
+// DELETE) the browser marks "Sec-Fetch-Site: cross-site" gets 403 however it
+// is authenticated, unless its Origin is allowed; and a write with a body
+// must label it application/json or an application/*+json type (POST
+// /config/validate also takes YAML types), else 415 with an Accept header,
+// since text/plain, form and multipart bodies are what a page can send
+// cross-site without a CORS preflight. A write without a body (a reload, a
+// breaker lever, a DELETE) needs no Content-Type. The token is never logged
 // nor shown by any route.
 //
 // A reverse proxy running on the same host makes every client it forwards
@@ -55,5 +66,8 @@
 // other protected route, and a browser's address bar cannot send one: open
 // them over a loopback listener without token (admin.listen on 127.0.0.1),
 // or through a proxy that adds the header. The /docs page has a token field
-// for the requests it sends itself.
+// for the requests it sends itself. An Options.Authorize that accepts the
+// host service's session cookie lets a browser open them directly; the
+// Origin, Sec-Fetch-Site and media-type checks are what keep other sites'
+// pages from riding on that cookie.
 package admin

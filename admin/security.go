@@ -13,6 +13,11 @@ import (
 	"strings"
 )
 
+// ErrForbidden is the error, or wrapped in the error, that an
+// Options.Authorize hook returns to deny a caller it knows but does not
+// allow: the admin API answers 403. Any other error answers 401.
+var ErrForbidden = errors.New("admin: forbidden")
+
 // bearerRealm starts the WWW-Authenticate value of a 401 (RFC 6750 §3).
 const bearerRealm = `Bearer realm="orchestrator-admin"`
 
@@ -24,10 +29,11 @@ const corsExposeHeaders = "ETag, Location, Allow, WWW-Authenticate, Accept"
 
 // guard runs the security checks of one request, before the route does
 // anything: the Origin check and, on a write, the Sec-Fetch-Site check for
-// every route; then, unless the route is open, the bearer token (when one
-// is configured) or the loopback checks (when none is); last, when body is
-// not nil, the media type of a write's body. The media type comes after
-// authentication so that a caller without the token learns nothing but 401.
+// every route; then, unless the route is open, Options.Authorize (when it is
+// set), the bearer token (when one is configured) or the loopback checks
+// (when neither is); last, when body is not nil, the media type of a write's
+// body. The media type comes after authentication so that a caller who is
+// not allowed learns nothing but 401 or 403.
 func (h *Handler) guard(w http.ResponseWriter, r *http.Request, open bool, body *bodyRule) error {
 	if err := h.checkOrigin(w, r); err != nil {
 		return err
@@ -46,9 +52,13 @@ func (h *Handler) guard(w http.ResponseWriter, r *http.Request, open bool, body 
 	return nil
 }
 
-// authenticate requires the token when one is configured, and a loopback
-// client addressed by a loopback name when none is.
+// authenticate asks Options.Authorize when it is set; otherwise it requires
+// the token when one is configured, and a loopback client addressed by a
+// loopback name when none is.
 func (h *Handler) authenticate(r *http.Request) error {
+	if h.opts.Authorize != nil {
+		return authorizeError(h.opts.Authorize(r))
+	}
 	if h.opts.Token != "" {
 		return h.checkToken(r)
 	}
@@ -178,6 +188,26 @@ func (h *Handler) checkToken(r *http.Request) error {
 		return unauthorized(`, error="invalid_token"`, "the bearer token is not the admin token")
 	}
 	return nil
+}
+
+// authorizeError turns an Options.Authorize error into the admin API's
+// answer: nil allows, ErrForbidden (wrapped or not) is 403, anything else
+// 401. The error's message is the detail; problemFor redacts it.
+func authorizeError(err error) error {
+	if err == nil {
+		return nil
+	}
+	detail := err.Error()
+	if errors.Is(err, ErrForbidden) {
+		if detail == "" {
+			detail = "the admin API's authorization does not allow this caller"
+		}
+		return forbidden("forbidden", detail)
+	}
+	if detail == "" {
+		detail = "the admin API's authorization does not know this caller"
+	}
+	return unauthorized("", detail)
 }
 
 func unauthorized(challengeParams, detail string) error {
