@@ -35,7 +35,8 @@
 //
 // Endpoints with a health_check_path are probed by a Prober (HTTP GET by
 // default) right after registration and then every interval, on a bounded
-// pool of workers. An endpoint that fails unhealthy_threshold probes in a
+// pool of workers started as probes need them; a custom Prober is called
+// for every endpoint whose checks are on, with the upstream's host and port. An endpoint that fails unhealthy_threshold probes in a
 // row is unhealthy: its requests get 503 at once, without touching the
 // backend. Each endpoint also has a failsafe-go circuit breaker that opens
 // after failure_threshold consecutive failures (transport errors, timeouts,

@@ -78,7 +78,9 @@ type Endpoint struct {
 	// Disabled keeps the endpoint registered but answers 503.
 	Disabled bool `json:"disabled,omitempty" yaml:"disabled,omitempty"`
 	// HealthCheckPath is the absolute path probed on the upstream's host, such
-	// as "/health". Empty: no active check; the breaker alone judges it.
+	// as "/health". Empty: the default prober makes no active check and the
+	// breaker alone judges it; a custom Prober (WithProber) is still called,
+	// with the upstream's host and port.
 	HealthCheckPath string `json:"health_check_path,omitempty" yaml:"health_check_path,omitempty"`
 	// Timeout is how long the gateway waits for the upstream's response
 	// headers once the request is sent (504 past it). It does not cut a

@@ -27,9 +27,13 @@ type fallbackSituation struct {
 	refused bool
 }
 
-// fallbackProber fails every probe: only endpoints with a health check path
-// are probed, and only the primary has one.
-var fallbackProber = orchestrator.ProberFunc(func(ctx context.Context, _ orchestrator.ProbeTarget) error {
+// fallbackProber fails the probes of endpoints with a health check path
+// (only the primary has one) and passes the others': a custom prober is
+// called for every endpoint, and the backups must stay up.
+var fallbackProber = orchestrator.ProberFunc(func(ctx context.Context, target orchestrator.ProbeTarget) error {
+	if target.URL == "" {
+		return nil
+	}
 	return errors.New("fallback test: primary is down")
 })
 

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,32 +20,61 @@ type HealthStatus string
 const (
 	// StatusUnknown: no probe has answered yet. Requests are served.
 	StatusUnknown HealthStatus = "unknown"
-	// StatusHealthy: probes pass (or, without a health_check_path, the
-	// breaker is not open).
+	// StatusHealthy: probes pass (or, for an endpoint that is not probed,
+	// the breaker is not open).
 	StatusHealthy HealthStatus = "healthy"
 	// StatusUnhealthy: unhealthy_threshold consecutive probes failed (or,
-	// without a health_check_path, the breaker is open). Requests fail fast
-	// with 503 without touching the upstream.
+	// for an endpoint that is not probed, the breaker is open). Requests to
+	// a probed endpoint then fail fast with 503 without touching the
+	// upstream.
 	StatusUnhealthy HealthStatus = "unhealthy"
 	// StatusDisabled: the endpoint is registered with disabled: true.
 	StatusDisabled HealthStatus = "disabled"
 )
 
-// ProbeTarget is what a Prober checks.
+// ProbeTarget is what a Prober checks: one endpoint, named by its id, with
+// the address of its upstream.
 type ProbeTarget struct {
 	// EndpointID is the id of the endpoint probed.
 	EndpointID string
 	// URL is the absolute URL to probe: the upstream's scheme and host with
-	// the endpoint's health_check_path.
+	// the endpoint's health_check_path, such as "http://10.0.0.5:8080/health"
+	// (the upstream URL's own path is left out). It is empty when the
+	// endpoint has no health_check_path.
 	URL string
+	// Host is the upstream URL's host name or IP address, without port or
+	// IPv6 brackets: "10.0.0.5", "::1", "users.internal".
+	Host string
+	// Port is the upstream URL's port, or its scheme's default ("80" for
+	// http, "443" for https) when it names none. net.JoinHostPort(Host,
+	// Port) is the address a TCP probe dials.
+	Port string
 	// Endpoint is the endpoint's configuration, for probes that need more
-	// (a gRPC service name, a TCP port).
+	// (a gRPC service name, the upstream's scheme).
 	Endpoint Endpoint
 }
 
-// Prober checks one endpoint. A nil error means healthy. Implementations
-// must honour ctx (it carries the health_check.timeout) and be safe for
-// concurrent use. Users plug in TCP, gRPC or custom probes with WithProber.
+// Prober checks one endpoint. A nil error means healthy; an error counts
+// towards health_check.unhealthy_threshold, and an unhealthy endpoint's
+// requests fail fast with 503 until healthy_threshold probes pass.
+//
+// The default is an *HTTPProber, which checks only endpoints that have a
+// health_check_path. Any other Prober, set with WithProber, is called for
+// every endpoint whose health checks are on (health_check.enabled is not
+// false and the endpoint is not disabled), with or without a
+// health_check_path: right after the endpoint is registered or its
+// upstream or health_check config changes, then every health_check.interval
+// (±10%), and on CheckHealth. Its target carries the upstream's Host and
+// Port, and the URL when there is a health_check_path.
+//
+// Implementations must honour ctx (it carries the health_check.timeout; a
+// scheduled probe's is also cancelled by Close, a CheckHealth probe's by its
+// caller's context) and be safe for concurrent use: different
+// endpoints are probed at once, up to WithHealthCheckConcurrency, while one
+// endpoint's scheduled probes never overlap (CheckHealth may run beside
+// one). A custom Prober makes its own connections: WithAllowedUpstreams
+// guards only the gateway's default transport. Users plug in TCP, gRPC or
+// custom probes with WithProber.
 type Prober interface {
 	Probe(ctx context.Context, target ProbeTarget) error
 }
@@ -57,6 +87,10 @@ func (f ProberFunc) Probe(ctx context.Context, target ProbeTarget) error { retur
 
 // HTTPProber is the default Prober: an HTTP GET of the target URL, healthy
 // on any 2xx or 3xx status (redirects are not followed), as Traefik judges.
+// The gateway calls an *HTTPProber (the default, or one set with
+// WithProber) only for endpoints with a health_check_path; the others are
+// judged by their circuit breaker alone. Called with a target without a URL
+// (by a Prober that wraps it), it has nothing to GET and returns nil.
 type HTTPProber struct {
 	// Client sends the probes. Nil uses a client on the Orchestrator's
 	// transport (when used through New) or http.DefaultTransport.
@@ -66,6 +100,9 @@ type HTTPProber struct {
 // Probe sends the GET and drains a little of the body so that the connection
 // can be reused.
 func (p *HTTPProber) Probe(ctx context.Context, target ProbeTarget) error {
+	if target.URL == "" {
+		return nil
+	}
 	client := p.Client
 	if client == nil {
 		client = &http.Client{CheckRedirect: noRedirects}
@@ -121,7 +158,7 @@ func newHealthState() *healthState {
 
 // idleHealth is the health state of every route without an active check:
 // nothing probes them, so nothing writes it, and they need not each carry
-// one (an active route's probe URL differs from an idle one's "", so a route
+// one (buildRoute gives every active route a state of its own, so a route
 // that becomes active never inherits it).
 var idleHealth = newHealthState()
 
@@ -164,10 +201,12 @@ func (h *healthState) record(err error, took time.Duration, at time.Time, cfg He
 
 // HealthReport is the detail of an endpoint's active health checking.
 type HealthReport struct {
-	// Active is true when the endpoint is probed (it has a health_check_path
-	// and health checks are enabled).
+	// Active is true when the endpoint is probed: its health checks are on,
+	// it is not disabled, and it has a health_check_path or the gateway has
+	// a custom Prober (see Prober).
 	Active bool `json:"active"`
-	// URL is the probed URL.
+	// URL is the probed URL; empty for an endpoint without a
+	// health_check_path.
 	URL string `json:"url,omitempty"`
 	// ConsecutiveSuccesses and ConsecutiveFailures count the latest run of
 	// equal probe results.
@@ -231,8 +270,9 @@ func (o *Orchestrator) probe(ctx context.Context, id string) time.Duration {
 func (o *Orchestrator) runProbe(ctx context.Context, rt *route) HealthStatus {
 	pctx, cancel := context.WithTimeout(ctx, rt.health.Timeout.Std())
 	defer cancel()
+	host, port := probeHostPort(rt.scheme, rt.host)
 	start := time.Now()
-	err := o.prober.Probe(pctx, ProbeTarget{EndpointID: rt.id, URL: rt.probeURL, Endpoint: rt.ep})
+	err := o.prober.Probe(pctx, ProbeTarget{EndpointID: rt.id, URL: rt.probeURL, Host: host, Port: port, Endpoint: rt.ep})
 	took := time.Since(start)
 	if ctx.Err() != nil {
 		// Shutting down: a cancelled probe says nothing about the endpoint.
@@ -258,9 +298,10 @@ func (o *Orchestrator) runProbe(ctx context.Context, rt *route) HealthStatus {
 }
 
 // CheckHealth probes the endpoint now, outside its schedule, and returns its
-// view afterwards. An endpoint without an active check (no
-// health_check_path, checks disabled) is not probed: its view says
-// Health.Active false. Unknown ids get ErrNotFound. Safe for concurrent use.
+// view afterwards. An endpoint without an active check (checks off,
+// disabled, or no health_check_path with the default prober) is not
+// probed: its view says Health.Active false. Unknown ids get ErrNotFound.
+// Safe for concurrent use.
 func (o *Orchestrator) CheckHealth(ctx context.Context, id string) (RegisteredEndpoint, error) {
 	rt := o.table.Load().route(id)
 	if rt == nil {
@@ -270,6 +311,29 @@ func (o *Orchestrator) CheckHealth(ctx context.Context, id string) (RegisteredEn
 		o.runProbe(ctx, rt)
 	}
 	return o.view(rt), nil
+}
+
+// probesEveryEndpoint reports whether o's prober is called for endpoints
+// without a health_check_path: any prober but an *HTTPProber, which has
+// nothing to GET without one.
+func (o *Orchestrator) probesEveryEndpoint() bool {
+	_, isHTTP := o.prober.(*HTTPProber)
+	return !isHTTP
+}
+
+// probeHostPort splits an upstream URL's host ("host", "host:port",
+// "[::1]:port") into the host name and the port, the scheme's default port
+// when it names none.
+func probeHostPort(scheme, hostport string) (host, port string) {
+	u := url.URL{Host: hostport}
+	host, port = u.Hostname(), u.Port()
+	if port == "" {
+		port = "80"
+		if scheme == "https" {
+			port = "443"
+		}
+	}
+	return host, port
 }
 
 // jitter spreads d by up to ±10% so that endpoints registered together do not

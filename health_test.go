@@ -462,8 +462,8 @@ func TestHealthProber(t *testing.T) {
 		}
 	})
 
-	t.Run("endpoints without a health check path, with health checks off, or disabled are never probed", func(t *testing.T) {
-		// Given four endpoints of which only one should be probed, every 20ms
+	t.Run("endpoints with health checks off or disabled are never probed; a custom prober gets those without a health check path too", func(t *testing.T) {
+		// Given four endpoints of which two should be probed, every 20ms
 		p := &polProber{}
 		polNew(t,
 			orchestrator.WithProber(p),
@@ -477,19 +477,19 @@ func TestHealthProber(t *testing.T) {
 			),
 		)
 
-		// When the probed one has been probed three times (every endpoint was
-		// due at the same moment, so the others would have been probed by now)
+		// When the probed ones have been probed three times (every endpoint
+		// was due at the same moment, so the others would have been probed by now)
 		p.waitCount(t, "probed", 3)
+		p.waitCount(t, "nopath", 3)
 
 		// Then no other endpoint was probed
 		got := p.ids()
-		assert.Equal(t, []string{"probed"}, got, "probed endpoints: got %v; want only [probed]", got)
+		assert.Equal(t, []string{"nopath", "probed"}, got, "probed endpoints: got %v; want only [nopath probed]", got)
 	})
 
 	t.Run("views tell which endpoints are actively checked", func(t *testing.T) {
-		p := &polProber{}
+		// The default prober: it checks only endpoints with a health check path
 		o := polNew(t,
-			orchestrator.WithProber(p),
 			orchestrator.WithHealthCheck(orchestrator.HealthCheckConfig{Interval: polDuration(time.Hour)}),
 			orchestrator.WithEndpoints(
 				orchestrator.Endpoint{Name: "nopath", URL: "http://127.0.0.1:9002"},
@@ -932,7 +932,8 @@ func TestCheckHealth(t *testing.T) {
 		orchestrator.WithEndpoints(
 			orchestrator.Endpoint{Name: "svc", URL: "http://127.0.0.1:9040", HealthCheckPath: "/health",
 				HealthCheck: &orchestrator.HealthCheckConfig{Interval: polDuration(time.Hour), UnhealthyThreshold: 1}},
-			orchestrator.Endpoint{Name: "nopath", URL: "http://127.0.0.1:9041"},
+			orchestrator.Endpoint{Name: "checksoff", URL: "http://127.0.0.1:9041", HealthCheckPath: "/health",
+				HealthCheck: &orchestrator.HealthCheckConfig{Enabled: polPtr(false)}},
 		),
 	)
 	p.waitCount(t, "svc", 1) // the probe made on registration
@@ -953,10 +954,10 @@ func TestCheckHealth(t *testing.T) {
 		assert.Equal(t, 1, v.Health.ConsecutiveSuccesses, "consecutive successes: got %d; want 1", v.Health.ConsecutiveSuccesses)
 	})
 
-	t.Run("an endpoint without a health check path is not probed", func(t *testing.T) {
-		v, err := o.CheckHealth(context.Background(), "nopath")
+	t.Run("an endpoint with health checks off is not probed", func(t *testing.T) {
+		v, err := o.CheckHealth(context.Background(), "checksoff")
 		require.NoError(t, err)
-		assert.Zero(t, p.count("nopath"), "probes of nopath: got %d; want 0", p.count("nopath"))
+		assert.Zero(t, p.count("checksoff"), "probes of checksoff: got %d; want 0", p.count("checksoff"))
 		assert.False(t, v.Health.Active, "Health.Active: got true; want false")
 	})
 

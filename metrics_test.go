@@ -501,13 +501,17 @@ func TestMetricsAfterKnownSequence(t *testing.T) {
 	ok := obsBackend(t)
 	stuck := obsHangingBackend(t)
 	prober := newObsProber(true)
+	on, off := true, false
 	hc := &orchestrator.HealthCheckConfig{
+		Enabled:            &on,                              // the only endpoint probed: the others have checks off (below)
 		Interval:           orchestrator.Duration(time.Hour), // only the first probe is scheduled; the test drives the rest
 		UnhealthyThreshold: 1,
 		HealthyThreshold:   1,
 	}
 	o := obsNew(t,
 		orchestrator.WithProber(prober),
+		// A custom prober is called for every endpoint whose checks are on.
+		orchestrator.WithHealthCheck(orchestrator.HealthCheckConfig{Enabled: &off}),
 		orchestrator.WithEndpoints(
 			orchestrator.Endpoint{Name: "svc", URL: ok.URL, Methods: []string{"GET", "POST"}},
 			orchestrator.Endpoint{Name: "down", URL: obsRefusedURL(t)},

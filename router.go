@@ -34,7 +34,7 @@ type route struct {
 	timeout  time.Duration
 
 	allowAll     bool   // no methods listed (the list is ep.Methods)
-	healthActive bool   // probed: health_check_path set, checks on, not disabled
+	healthActive bool   // probed: checks on, not disabled, and a health_check_path or a custom prober
 	allow        string // the Allow header of a 405
 
 	breaker     *breaker

@@ -39,8 +39,11 @@ func (o *Orchestrator) putCheckedLocked(reg Registration, checked *Endpoint) boo
 	switch {
 	case !rt.healthActive:
 		o.checker.Remove(id)
-	case old == nil || !old.healthActive || old.probeURL != rt.probeURL || !sameJSON(old.health, rt.health):
-		// Probe right away: a new endpoint's status should not wait an interval.
+	case old == nil || old.healthState != rt.healthState || !sameJSON(old.health, rt.health):
+		// Probe right away: a new endpoint's status should not wait an
+		// interval, nor a fresh health state (a new upstream or probe URL,
+		// checks just turned on), nor a new health check config. The first
+		// Add starts the probe workers.
 		o.checker.Add(id, 0)
 	}
 	return true
@@ -208,22 +211,30 @@ func (o *Orchestrator) buildRoute(reg Registration, old *route) (*route, error) 
 		merged := ep.HealthCheck.merge(*o.healthDefaults)
 		rt.health = &merged
 	}
-	rt.healthActive = ep.HealthCheckPath != "" && rt.health.enabled() && !ep.Disabled
-	if rt.healthActive {
+	// Probed when checks are on and the prober has something to check: a
+	// custom prober checks every endpoint, the HTTP prober only those with
+	// a health_check_path.
+	rt.healthActive = rt.health.enabled() && !ep.Disabled && (ep.HealthCheckPath != "" || o.probesEveryEndpoint())
+	if rt.healthActive && ep.HealthCheckPath != "" {
 		probe := *target
 		probe.Path, probe.RawPath = "", ""
 		rt.probeURL = probe.String() + ep.HealthCheckPath
 	}
 
 	sameUpstream := old != nil && old.ep.URL == ep.URL && old.probeURL == rt.probeURL
-	if sameUpstream {
+	switch {
+	case !rt.healthActive:
+		// Nothing probes it: a status its probes left (unhealthy, say)
+		// must not keep failing its requests.
+		rt.healthState = idleHealth
+	case sameUpstream && old.healthActive:
 		rt.healthState = old.healthState
+	default:
+		rt.healthState = newHealthState()
+	}
+	if sameUpstream {
 		rt.traffic = old.traffic
 	} else {
-		rt.healthState = idleHealth
-		if rt.healthActive {
-			rt.healthState = newHealthState()
-		}
 		rt.traffic = &trafficState{}
 	}
 
