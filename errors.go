@@ -74,3 +74,47 @@ func (e *ValidationError) orNil() error {
 
 // ErrInvalid is matched (errors.Is) by every *ValidationError.
 var ErrInvalid = errors.New("orchestrator: invalid configuration")
+
+// ErrClosed is returned by the methods that change the gateway's routes
+// (Register, Update, UpdateIf, Deregister, DeregisterIf, Sync, Apply,
+// Refresh) once Close has been called. A closed gateway no longer follows its
+// registry or probes its endpoints, so a change accepted then would be
+// written to the registry without ever being served, or would resurrect
+// health probes Close stopped; refusing it tells the caller so at once.
+var ErrClosed = errors.New("orchestrator: the gateway is closed")
+
+// optionError is the error of an Option given a value it cannot take. It
+// names the option and the value, so that a New with a dozen options says
+// which one is wrong, and it matches ErrInvalid like every other
+// configuration mistake. It is not exported: callers match ErrInvalid, and
+// the message is for people.
+type optionError struct {
+	option string // "WithPrefix"
+	value  string // the value as it would be written in Go, or a summary
+	reason string
+	cause  error // the *ValidationError of a config section, or nil
+}
+
+func (e *optionError) Error() string {
+	return "orchestrator: " + e.option + "(" + e.value + "): " + e.reason
+}
+
+// Is reports ErrInvalid as matching, so errors.Is(err, ErrInvalid) works
+// whether or not a cause is wrapped.
+func (e *optionError) Is(target error) bool { return target == ErrInvalid }
+
+// Unwrap returns the *ValidationError of a refused config section, so that
+// errors.As still finds its field list.
+func (e *optionError) Unwrap() error { return e.cause }
+
+// invalidOption is the one way an Option refuses a value: option is its
+// name, value the offending value as Go would print it, reason what is wrong.
+func invalidOption(option, value, reason string) error {
+	return &optionError{option: option, value: value, reason: reason}
+}
+
+// invalidSection refuses a config section (a struct validated into a
+// *ValidationError) passed to option, keeping the field list reachable.
+func invalidSection(option, value string, err error) error {
+	return &optionError{option: option, value: value, reason: err.Error(), cause: err}
+}

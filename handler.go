@@ -30,6 +30,12 @@ func (o *Orchestrator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// nothing a front proxy framed otherwise is read as a next request,
 	// whether this one is routed or answered 404.
 	w = framing.CloseAfter(w, r)
+	if o.closed.Load() {
+		// Checked per request, not per connection: a request already past
+		// this point when Close runs is served to the end.
+		o.serveClosed(w, r)
+		return
+	}
 	rest, ok := o.stripPrefix(r.URL.EscapedPath())
 	if !ok {
 		start := time.Now()

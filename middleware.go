@@ -20,6 +20,10 @@ func (o *Orchestrator) Middleware(next http.Handler) http.Handler {
 		// ambiguously framed one to next's routes could reach the gateway's.
 		w = framing.CloseAfter(w, r)
 		if rest, ok := o.stripPrefix(r.URL.EscapedPath()); ok {
+			if o.closed.Load() {
+				o.serveClosed(w, r) // next is the program's and stays open
+				return
+			}
 			o.serve(w, r, rest)
 			return
 		}

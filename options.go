@@ -1,17 +1,21 @@
 package orchestrator
 
 import (
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"net/url"
+	"strconv"
 	"strings"
 
-	"github.com/orchestrator-go/orchestrator/internal/urlpath"
+	"github.com/orchestrator-go/orchestrator/internal/netguard"
 )
 
-// Option configures New.
+// Option configures New. An Option given a value it cannot take makes New
+// fail with an error that matches ErrInvalid (errors.Is) and names the
+// option and the value, so a program can tell a configuration mistake from
+// a registry that cannot be reached.
 type Option func(*options) error
 
 type options struct {
@@ -21,6 +25,7 @@ type options struct {
 	transport        http.RoundTripper
 	prober           Prober
 	logger           *slog.Logger
+	loggerKey        string
 	breaker          CircuitBreakerConfig
 	health           HealthCheckConfig
 	trustedProxies   []netip.Prefix
@@ -35,16 +40,55 @@ type options struct {
 }
 
 // WithPrefix sets the path prefix the gateway serves under. Default
-// "/orchestrator". It must start with "/"; a trailing "/" is ignored.
+// "/orchestrator". It must start with "/"; a trailing "/" is ignored. Each
+// segment must be non-empty, not "." or "..", and written only with
+// characters a URL path segment carries unescaped (letters, digits and
+// -._~$&+:=@), because the prefix is compared byte for byte with the
+// request's escaped path: "/a b" or "/caf%C3%A9" could match one spelling of
+// a request and miss another. The empty string is refused, since it is more
+// often a missing setting than a choice.
+//
+// WithPrefix("/") serves at the root: routes are /{name}/{version}/..., and
+// Prefix returns "" so that Prefix()+"/"+name stays a clean path. The
+// gateway then claims every path (any other is its 404), so whatever else
+// the program serves must be routed before it: Middleware would pass next
+// nothing, and orchestratord's admin API is then reachable only on its own
+// listener (admin.listen).
 func WithPrefix(prefix string) Option {
 	return func(o *options) error {
-		prefix = strings.TrimSuffix(prefix, "/")
-		if prefix != "" && (!strings.HasPrefix(prefix, "/") || urlpath.HasDotSegment(prefix) || strings.ContainsAny(prefix, "?#")) {
-			return fmt.Errorf("orchestrator: prefix %q must be an absolute path such as /orchestrator", prefix)
+		p, reason := cleanPrefix(prefix)
+		if reason != "" {
+			return invalidOption("WithPrefix", strconv.Quote(prefix), reason)
 		}
-		o.prefix = prefix
+		o.prefix = p
 		return nil
 	}
+}
+
+// cleanPrefix returns prefix as the gateway compares it with escaped paths
+// ("" for the root, otherwise "/a/b" without a trailing "/"), or why it
+// cannot be one.
+func cleanPrefix(prefix string) (string, string) {
+	switch {
+	case prefix == "":
+		return "", `the prefix must not be empty; use "/" to serve at the root`
+	case prefix[0] != '/':
+		return "", "the prefix must be an absolute path such as /orchestrator"
+	case prefix == "/":
+		return "", ""
+	}
+	p := strings.TrimSuffix(prefix, "/")
+	for seg := range strings.SplitSeq(p[1:], "/") {
+		switch {
+		case seg == "":
+			return "", "the prefix must not contain an empty segment (//)"
+		case seg == "." || seg == "..":
+			return "", "the prefix must not contain . or .. segments"
+		case url.PathEscape(seg) != seg:
+			return "", fmt.Sprintf("segment %q has characters a URL path must escape; use letters, digits and -._~$&+:=@", seg)
+		}
+	}
+	return p, ""
 }
 
 // WithEndpoints registers endpoints owned by configuration (source
@@ -63,7 +107,7 @@ func WithEndpoints(endpoints ...Endpoint) Option {
 func WithRegistry(r Registry) Option {
 	return func(o *options) error {
 		if r == nil {
-			return errors.New("orchestrator: WithRegistry(nil)")
+			return invalidOption("WithRegistry", "nil", "a Registry is required; leave the option out for the in-memory one")
 		}
 		o.registry = r
 		return nil
@@ -77,18 +121,28 @@ func WithRegistry(r Registry) Option {
 func WithTransport(rt http.RoundTripper) Option {
 	return func(o *options) error {
 		if rt == nil {
-			return errors.New("orchestrator: WithTransport(nil)")
+			return invalidOption("WithTransport", "nil", "a RoundTripper is required; leave the option out for the default transport")
 		}
 		o.transport = rt
 		return nil
 	}
 }
 
-// WithProber replaces the default HTTP GET health probe.
+// WithProber replaces the default health probe, an *HTTPProber that GETs an
+// endpoint's health_check_path and leaves endpoints without one to their
+// circuit breaker. Any other Prober is called for every endpoint whose health
+// checks are on (health_check.enabled not false, endpoint not disabled), with
+// or without a health_check_path: right after registration or a change of its
+// upstream or health_check config, then every health_check.interval, and on
+// CheckHealth. Its ProbeTarget carries the upstream's Host and Port (and the
+// URL when the endpoint has a health_check_path). A failing probe makes the
+// endpoint unhealthy after unhealthy_threshold failures, and its requests then
+// fail fast with 503. A Prober makes its own connections: WithAllowedUpstreams
+// does not guard them. An *HTTPProber passed here behaves as the default.
 func WithProber(p Prober) Option {
 	return func(o *options) error {
 		if p == nil {
-			return errors.New("orchestrator: WithProber(nil)")
+			return invalidOption("WithProber", "nil", "a Prober is required; leave the option out for the HTTP GET probe")
 		}
 		o.prober = p
 		return nil
@@ -96,14 +150,39 @@ func WithProber(p Prober) Option {
 }
 
 // WithLogger sets the structured logger. Default: slog.Default(). Each
-// component logs with a "logger" attribute: orchestrator.router,
-// orchestrator.health, orchestrator.breaker.
+// component logs with a "logger" attribute naming it: orchestrator.router,
+// orchestrator.health, orchestrator.breaker, orchestrator.access.
+//
+// A slog.Logger does not tell anyone which attributes it already carries,
+// and slog's JSON and text handlers print a key given twice twice
+// (golang/go#59365). So if l already has a "logger" attribute of its own
+// (slog.New(h).With("logger", "myapp")), the gateway cannot see it: name
+// another key for the component with WithLoggerKey ("component"), or
+// WithLoggerKey("") to add none, and each line keeps exactly one "logger".
 func WithLogger(l *slog.Logger) Option {
 	return func(o *options) error {
 		if l == nil {
-			return errors.New("orchestrator: WithLogger(nil)")
+			return invalidOption("WithLogger", "nil", "a logger is required; leave the option out for slog.Default()")
 		}
 		o.logger = l
+		return nil
+	}
+}
+
+// WithLoggerKey sets the attribute key under which each log line names the
+// gateway component that wrote it (orchestrator.router, orchestrator.health,
+// orchestrator.breaker, orchestrator.access). Default "logger". The empty
+// key adds no such attribute. Use it when the logger given to WithLogger
+// already carries an attribute with the default key, which the gateway
+// cannot detect (see WithLogger). Keys slog writes itself (time, level, msg,
+// source) are refused: the line would carry them twice.
+func WithLoggerKey(key string) Option {
+	return func(o *options) error {
+		switch key {
+		case slog.TimeKey, slog.LevelKey, slog.MessageKey, slog.SourceKey:
+			return invalidOption("WithLoggerKey", strconv.Quote(key), "slog writes this key on every line itself; pick another, such as \"component\"")
+		}
+		o.loggerKey = key
 		return nil
 	}
 }
@@ -116,7 +195,7 @@ func WithCircuitBreaker(c CircuitBreakerConfig) Option {
 		var errs ValidationError
 		c.validate("circuit_breaker", &errs)
 		if err := errs.orNil(); err != nil {
-			return err
+			return invalidSection("WithCircuitBreaker", string(mustJSON(c)), err)
 		}
 		o.breaker = c
 		return nil
@@ -132,7 +211,7 @@ func WithHealthCheck(c HealthCheckConfig) Option {
 		var errs ValidationError
 		c.validate("health_check", &errs)
 		if err := errs.orNil(); err != nil {
-			return err
+			return invalidSection("WithHealthCheck", string(mustJSON(c)), err)
 		}
 		o.health = c
 		return nil
@@ -145,9 +224,11 @@ func WithHealthCheck(c HealthCheckConfig) Option {
 // a client can never forge its address.
 func WithTrustedProxies(prefixes ...netip.Prefix) Option {
 	return func(o *options) error {
-		for _, p := range prefixes {
+		for i, p := range prefixes {
 			if !p.IsValid() {
-				return fmt.Errorf("orchestrator: invalid trusted proxy prefix %v", p)
+				// The zero Prefix, or one whose bit count does not fit its
+				// address (netip.PrefixFrom(ipv4, 33)).
+				return invalidOption("WithTrustedProxies", p.String(), fmt.Sprintf("invalid trusted proxy prefix: prefixes[%d] is not a valid netip.Prefix; want one such as netip.MustParsePrefix(\"10.0.0.0/8\")", i))
 			}
 			o.trustedProxies = append(o.trustedProxies, p.Masked())
 		}
@@ -161,10 +242,11 @@ func WithTrustedProxies(prefixes ...netip.Prefix) Option {
 func WithConfig(cfg *Config) Option {
 	return func(o *options) error {
 		if cfg == nil {
-			return errors.New("orchestrator: WithConfig(nil)")
+			return invalidOption("WithConfig", "nil", "a *Config is required; use ParseConfig or LoadConfig")
 		}
 		if err := cfg.Validate(); err != nil {
-			return err
+			// The field errors name each bad value and where it is.
+			return invalidSection("WithConfig", "*Config", err)
 		}
 		if cfg.Server.Prefix != "" {
 			if err := WithPrefix(cfg.Server.Prefix)(o); err != nil {
@@ -193,7 +275,7 @@ func WithConfig(cfg *Config) Option {
 func WithMaxBodyBytes(n int64) Option {
 	return func(o *options) error {
 		if n < 0 {
-			return fmt.Errorf("orchestrator: max body bytes %d must not be negative", n)
+			return invalidOption("WithMaxBodyBytes", strconv.FormatInt(n, 10), "max body bytes must not be negative; 0 means no limit")
 		}
 		o.maxBodyBytes = n
 		return nil
@@ -208,7 +290,7 @@ func WithMaxBodyBytes(n int64) Option {
 func WithMaxHeaderCount(n int) Option {
 	return func(o *options) error {
 		if n < 0 {
-			return fmt.Errorf("orchestrator: max header count %d must not be negative", n)
+			return invalidOption("WithMaxHeaderCount", strconv.Itoa(n), "max header count must not be negative; 0 means no limit")
 		}
 		o.maxHeaderCount = n
 		return nil
@@ -271,17 +353,25 @@ func WithTraceStart(enabled bool) Option {
 // included. A custom WithTransport is not guarded.
 func WithAllowedUpstreams(entries ...string) Option {
 	return func(o *options) error {
+		for _, e := range entries {
+			// Checked here, one by one, so that the error names the entry.
+			if _, err := netguard.New([]string{e}); err != nil {
+				return invalidOption("WithAllowedUpstreams", strconv.Quote(e), err.Error()+"; want a CIDR, an IP address or a host name")
+			}
+		}
 		o.allowedUpstreams = append(o.allowedUpstreams, entries...)
 		return nil
 	}
 }
 
 // WithHealthCheckConcurrency bounds how many probes run at once. Default 32:
-// thousands of endpoints are checked by that many goroutines.
+// thousands of endpoints are checked by at most that many goroutines,
+// started as probes need them (none while nothing is probed) and stopped by
+// Close.
 func WithHealthCheckConcurrency(n int) Option {
 	return func(o *options) error {
 		if n < 1 {
-			return fmt.Errorf("orchestrator: health check concurrency %d must be > 0", n)
+			return invalidOption("WithHealthCheckConcurrency", strconv.Itoa(n), "health check concurrency must be > 0: at least one probe must be able to run")
 		}
 		o.probeWorkers = n
 		return nil

@@ -2,6 +2,7 @@ package orchestrator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"net/netip"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 
@@ -75,7 +77,7 @@ func (o *Orchestrator) SetListenAddrs(addrs ...string) { o.guard.SetListeners(ad
 // New builds an Orchestrator, registers the WithEndpoints endpoints, loads
 // the registry and starts health checking. Call Close to stop it.
 func New(opts ...Option) (*Orchestrator, error) {
-	cfg := options{prefix: DefaultPrefix, probeWorkers: 32, maxHeaderCount: DefaultMaxHeaderCount}
+	cfg := options{prefix: DefaultPrefix, probeWorkers: 32, maxHeaderCount: DefaultMaxHeaderCount, loggerKey: "logger"}
 	for _, opt := range opts {
 		if err := opt(&cfg); err != nil {
 			return nil, err
@@ -105,7 +107,9 @@ func New(opts ...Option) (*Orchestrator, error) {
 	}
 	guard, err := netguard.New(cfg.allowedUpstreams)
 	if err != nil {
-		return nil, fmt.Errorf("orchestrator: allowed upstreams: %w", err)
+		// WithAllowedUpstreams and WithConfig check every entry, so this is
+		// only a guard against the two drifting apart.
+		return nil, invalidOption("WithAllowedUpstreams", fmt.Sprintf("%q", cfg.allowedUpstreams), err.Error())
 	}
 	o.guard = guard
 	if o.transport == nil {
@@ -119,11 +123,11 @@ func New(opts ...Option) (*Orchestrator, error) {
 	if o.logger == nil {
 		o.logger = slog.Default()
 	}
-	o.routerLog = o.logger.With(slog.String("logger", "orchestrator.router"))
-	o.healthLog = o.logger.With(slog.String("logger", "orchestrator.health"))
-	o.breakerLog = o.logger.With(slog.String("logger", "orchestrator.breaker"))
+	o.routerLog = componentLogger(o.logger, cfg.loggerKey, "orchestrator.router")
+	o.healthLog = componentLogger(o.logger, cfg.loggerKey, "orchestrator.health")
+	o.breakerLog = componentLogger(o.logger, cfg.loggerKey, "orchestrator.breaker")
 	if cfg.accessLog {
-		o.accessLog = o.logger.With(slog.String("logger", "orchestrator.access"))
+		o.accessLog = componentLogger(o.logger, cfg.loggerKey, "orchestrator.access")
 	}
 	if !cfg.noMetrics {
 		o.metrics = newGatewayMetrics(o)
@@ -153,6 +157,17 @@ func New(opts ...Option) (*Orchestrator, error) {
 	if len(cfg.endpoints) > 0 {
 		if err := o.Sync(o.ctx, SourceConfig, cfg.endpoints); err != nil {
 			o.Close()
+			if errors.Is(err, ErrInvalid) {
+				// Validated together here rather than in the option, so that
+				// duplicates across WithEndpoints and WithConfig are found;
+				// WithConfig's own endpoints were validated by its option, so
+				// the problem lies with WithEndpoints.
+				n := fmt.Sprintf("%d endpoints", len(cfg.endpoints))
+				if len(cfg.endpoints) == 1 {
+					n = "1 endpoint"
+				}
+				return nil, invalidSection("WithEndpoints", n, err)
+			}
 			return nil, err
 		}
 	}
@@ -163,12 +178,21 @@ func New(opts ...Option) (*Orchestrator, error) {
 
 // Close stops health checks and the registry watch and closes idle upstream
 // connections of the default transport. In-flight requests are not cut;
-// drain them with http.Server.Shutdown first. Close is idempotent.
+// drain them with http.Server.Shutdown first. A request that arrives after
+// Close is answered 503 (problem kind "gateway-closed", with Connection:
+// close so the client's next request opens a connection that may reach a
+// live instance), and the methods that change routes return ErrClosed.
+// Close is idempotent.
 func (o *Orchestrator) Close() error {
 	if !o.closed.CompareAndSwap(false, true) {
 		return nil
 	}
+	// Writers check closed under o.mu: taking it here waits for one that
+	// checked before the swap, so none changes the routes (or re-adds a
+	// health probe) after Close goes on to stop the scheduler.
+	o.mu.Lock()
 	o.cancel()
+	o.mu.Unlock()
 	o.checker.Close()
 	o.wg.Wait()
 	if o.ownTransport != nil {
@@ -177,8 +201,44 @@ func (o *Orchestrator) Close() error {
 	return nil
 }
 
-// Prefix returns the path prefix the gateway serves under.
+// Prefix returns the path prefix the gateway serves under, without a
+// trailing "/": "" when it serves at the root (WithPrefix("/")), so that
+// Prefix()+"/"+name and mux.Handle(o.Prefix()+"/", o) work either way.
 func (o *Orchestrator) Prefix() string { return o.prefix }
+
+// componentLogger derives the logger of one gateway component: base with
+// key=name, or base itself when key is "" (WithLoggerKey), the embedder's
+// way of saying that base already names its lines.
+func componentLogger(base *slog.Logger, key, name string) *slog.Logger {
+	if key == "" {
+		return base
+	}
+	return base.With(slog.String(key, name))
+}
+
+// errIfClosed is the first check of every method that changes routes, made
+// again under o.mu (see Close).
+func (o *Orchestrator) errIfClosed() error {
+	if o.closed.Load() {
+		return ErrClosed
+	}
+	return nil
+}
+
+// serveClosed answers a request that reached a closed gateway: 503, since
+// the failure is this instance's and another may serve the same request, but
+// no Retry-After, since this instance will not come back. Connection: close
+// makes the client's next request open a new connection, which a load
+// balancer can send to a live instance.
+func (o *Orchestrator) serveClosed(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	reqID := requestID(r)
+	h := w.Header()
+	h["X-Request-Id"] = []string{reqID}
+	h["Connection"] = []string{"close"}
+	o.writeProblem(w, r, reqID, nil, http.StatusServiceUnavailable, "gateway-closed", "Service Unavailable", "the gateway is closed and serves no more requests", 0)
+	o.observe(r, nil, reqIDs{request: reqID}, http.StatusServiceUnavailable, start)
+}
 
 // Registry returns the registry holding the desired state.
 func (o *Orchestrator) Registry() Registry { return o.registry }

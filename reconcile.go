@@ -38,6 +38,9 @@ func (o *Orchestrator) follow(events <-chan Event) {
 func (o *Orchestrator) applyEvents(batch []Event) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if o.closed.Load() {
+		return // events still buffered when Close ran change nothing
+	}
 	changed := false
 	for _, ev := range batch {
 		if ev.Kind == EventResync {
@@ -63,10 +66,13 @@ func (o *Orchestrator) applyEvents(batch []Event) {
 
 // Refresh re-reads the whole registry and rebuilds the route table. It is
 // what POST /router/refresh does; registry events make it unnecessary in
-// normal operation.
+// normal operation. After Close it returns ErrClosed.
 func (o *Orchestrator) Refresh(ctx context.Context) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if err := o.errIfClosed(); err != nil {
+		return err
+	}
 	return o.refreshLocked(ctx)
 }
 
@@ -91,8 +97,11 @@ func (o *Orchestrator) refreshLocked(ctx context.Context) error {
 
 // Register adds an endpoint owned by the API (source "api"). It is routable
 // when Register returns. Errors: *ValidationError (ErrInvalid), ErrConflict
-// when the id or the route is taken.
+// when the id or the route is taken, ErrClosed after Close.
 func (o *Orchestrator) Register(ctx context.Context, ep Endpoint) (RegisteredEndpoint, error) {
+	if err := o.errIfClosed(); err != nil {
+		return RegisteredEndpoint{}, err // before the upstream's DNS lookup
+	}
 	ep = ep.Normalized()
 	if err := ep.Validate(); err != nil {
 		return RegisteredEndpoint{}, err
@@ -102,6 +111,9 @@ func (o *Orchestrator) Register(ctx context.Context, ep Endpoint) (RegisteredEnd
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if err := o.errIfClosed(); err != nil {
+		return RegisteredEndpoint{}, err
+	}
 	if cur, ok := o.entries[ep.ID]; ok {
 		return RegisteredEndpoint{}, fmt.Errorf("%w: endpoint %q already exists (source %s)", ErrConflict, ep.ID, cur.reg.Source)
 	}
@@ -122,7 +134,7 @@ func (o *Orchestrator) Register(ctx context.Context, ep Endpoint) (RegisteredEnd
 
 // Update replaces an API-owned endpoint's config; its breaker is rebuilt.
 // Errors: ErrNotFound, *ValidationError, ErrConflict when the endpoint is
-// owned by the config file or the new route is taken.
+// owned by the config file or the new route is taken, ErrClosed after Close.
 func (o *Orchestrator) Update(ctx context.Context, ep Endpoint) (RegisteredEndpoint, error) {
 	return o.UpdateIf(ctx, ep, 0)
 }
@@ -133,6 +145,9 @@ func (o *Orchestrator) Update(ctx context.Context, ep Endpoint) (RegisteredEndpo
 // editing at once cannot silently overwrite each other. The check and the
 // change are one step for this gateway.
 func (o *Orchestrator) UpdateIf(ctx context.Context, ep Endpoint, revision uint64) (RegisteredEndpoint, error) {
+	if err := o.errIfClosed(); err != nil {
+		return RegisteredEndpoint{}, err
+	}
 	ep = ep.Normalized()
 	if err := ep.Validate(); err != nil {
 		return RegisteredEndpoint{}, err
@@ -142,6 +157,9 @@ func (o *Orchestrator) UpdateIf(ctx context.Context, ep Endpoint, revision uint6
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if err := o.errIfClosed(); err != nil {
+		return RegisteredEndpoint{}, err
+	}
 	cur, ok := o.entries[ep.ID]
 	if !ok {
 		return RegisteredEndpoint{}, fmt.Errorf("%w: %q", ErrNotFound, ep.ID)
@@ -165,7 +183,8 @@ func (o *Orchestrator) UpdateIf(ctx context.Context, ep Endpoint, revision uint6
 }
 
 // Deregister removes an API-owned endpoint. Requests already forwarded to
-// it finish. Errors: ErrNotFound, ErrConflict for a config-owned endpoint.
+// it finish. Errors: ErrNotFound, ErrConflict for a config-owned endpoint,
+// ErrClosed after Close.
 func (o *Orchestrator) Deregister(ctx context.Context, id string) error {
 	return o.DeregisterIf(ctx, id, 0)
 }
@@ -176,6 +195,9 @@ func (o *Orchestrator) Deregister(ctx context.Context, id string) error {
 func (o *Orchestrator) DeregisterIf(ctx context.Context, id string, revision uint64) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if err := o.errIfClosed(); err != nil {
+		return err
+	}
 	cur, ok := o.entries[id]
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrNotFound, id)
@@ -212,10 +234,14 @@ func (o *Orchestrator) routeFreeLocked(ep Endpoint) error {
 // ones are added, changed ones replaced (their breakers rebuilt), missing
 // ones removed, and the route table is published once. This is how a config
 // reload is applied. Everything is validated first; on any error nothing
-// changes. An id owned by the other source is a conflict.
+// changes. An id owned by the other source is a conflict. After Close it
+// returns ErrClosed.
 func (o *Orchestrator) Sync(ctx context.Context, source Source, eps []Endpoint) error {
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if err := o.errIfClosed(); err != nil {
+		return err
+	}
 	return o.syncLocked(ctx, source, eps, false)
 }
 
@@ -223,8 +249,12 @@ func (o *Orchestrator) Sync(ctx context.Context, source Source, eps []Endpoint) 
 // the global circuit-breaker and health-check defaults and the endpoints of
 // source "config". When the defaults change every route is rebuilt (and its
 // breaker with it). Server settings (listener, prefix, trusted proxies) are
-// fixed at New and need a restart. On any error nothing changes.
+// fixed at New and need a restart. On any error nothing changes. After
+// Close it returns ErrClosed.
 func (o *Orchestrator) Apply(ctx context.Context, cfg *Config) error {
+	if err := o.errIfClosed(); err != nil {
+		return err
+	}
 	var errs ValidationError
 	cfg.CircuitBreaker.validate("circuit_breaker", &errs)
 	cfg.HealthCheck.validate("health_check", &errs)
@@ -233,6 +263,9 @@ func (o *Orchestrator) Apply(ctx context.Context, cfg *Config) error {
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
+	if err := o.errIfClosed(); err != nil {
+		return err
+	}
 	cb, hc := cfg.CircuitBreaker.withDefaults(), cfg.HealthCheck.withDefaults()
 	rebuild := string(mustJSON(cb)) != string(mustJSON(o.breakerDefaults)) || string(mustJSON(hc)) != string(mustJSON(o.healthDefaults))
 	oldCB, oldHC := o.breakerDefaults, o.healthDefaults

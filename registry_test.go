@@ -676,7 +676,9 @@ func TestCustomRegistry(t *testing.T) {
 	require.NoError(t, o.Close())
 	_, err = fake.Put(ctx, orchestrator.Registration{Endpoint: regEP("late", "", b.URL), Source: orchestrator.SourceAPI}, orchestrator.PutCreate)
 	require.NoError(t, err)
-	assert.Equal(t, http.StatusNotFound, rtServe(o, http.MethodGet, "/orchestrator/late/x", nil).Code, "write after Close was applied; want it ignored")
+	_, err = o.Endpoint("late")
+	assert.ErrorIs(t, err, orchestrator.ErrNotFound, "write after Close was applied; want it ignored")
+	assert.Equal(t, http.StatusServiceUnavailable, rtServe(o, http.MethodGet, "/orchestrator/late/x", nil).Code, "a closed gateway answers 503")
 }
 
 // TestConcurrentRegistrationUnderLoad is the acceptance test of the hot

@@ -86,6 +86,10 @@ func (h *Handler) problemFor(r *http.Request, err error) (document, http.Header)
 		d.Status, kind, d.Title, d.Detail = http.StatusPreconditionFailed, "precondition-failed", "Precondition failed", err.Error()+"; GET it again and retry"
 	case errors.Is(err, orchestrator.ErrInvalid):
 		d.Status, kind, d.Title, d.Detail = http.StatusBadRequest, "validation-failed", "Validation failed", err.Error()
+	case errors.Is(err, orchestrator.ErrClosed):
+		// The gateway is shutting down: another instance may take the
+		// write, as a load balancer would send it there.
+		d.Status, kind, d.Title, d.Detail = http.StatusServiceUnavailable, "gateway-closed", "Gateway closed", err.Error()
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		d.Status, kind, d.Title, d.Detail = http.StatusServiceUnavailable, "canceled", "Request canceled", err.Error()
 	default:
