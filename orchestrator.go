@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -31,6 +32,7 @@ type Orchestrator struct {
 	ownTransport    *http.Transport // closed on Close when New made it
 	prober          Prober
 	logger          *slog.Logger
+	loggerKey       string // WithLoggerKey: the key component loggers name themselves under
 	routerLog       *slog.Logger
 	healthLog       *slog.Logger
 	breakerLog      *slog.Logger
@@ -123,6 +125,7 @@ func New(opts ...Option) (*Orchestrator, error) {
 	if o.logger == nil {
 		o.logger = slog.Default()
 	}
+	o.loggerKey = cfg.loggerKey
 	o.routerLog = componentLogger(o.logger, cfg.loggerKey, "orchestrator.router")
 	o.healthLog = componentLogger(o.logger, cfg.loggerKey, "orchestrator.health")
 	o.breakerLog = componentLogger(o.logger, cfg.loggerKey, "orchestrator.breaker")
@@ -205,6 +208,21 @@ func (o *Orchestrator) Close() error {
 // trailing "/": "" when it serves at the root (WithPrefix("/")), so that
 // Prefix()+"/"+name and mux.Handle(o.Prefix()+"/", o) work either way.
 func (o *Orchestrator) Prefix() string { return o.prefix }
+
+// AdminToken returns the admin API's bearer token set by WithAdminToken, or
+// "" when none is set. The admin package reads it, so that the token is
+// configured once and the admin API accepts exactly the token the gateway
+// keeps from reaching a backend.
+func (o *Orchestrator) AdminToken() string { return strings.TrimPrefix(o.adminAuth, "Bearer ") }
+
+// ComponentLogger returns the logger a component of the gateway writes to:
+// the logger set with WithLogger (or slog.Default() as it was when New ran),
+// with name under the key set with WithLoggerKey ("logger" by default; no
+// name when the key is ""). The admin package logs through it as
+// "orchestrator.admin", so that an embedder's key applies there too.
+func (o *Orchestrator) ComponentLogger(name string) *slog.Logger {
+	return componentLogger(o.logger, o.loggerKey, name)
+}
 
 // componentLogger derives the logger of one gateway component: base with
 // key=name, or base itself when key is "" (WithLoggerKey), the embedder's

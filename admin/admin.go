@@ -60,11 +60,13 @@ type ConfigManager interface {
 type Options struct {
 	// Token, when not empty, is required as "Authorization: Bearer <token>"
 	// on every route that is not open (see Route.Open); it is compared in
-	// constant time and never logged or shown. Default "": no token, and
-	// every route that is not open answers loopback clients with a loopback
-	// Host header only. When Authorize is set, Token is not checked, but it
-	// is still kept out of every answer and log line. Pass the same token to
-	// orchestrator.WithAdminToken, which keeps it from reaching a backend.
+	// constant time and never logged or shown. Default: the Orchestrator's
+	// (orchestrator.WithAdminToken), which the gateway also keeps from
+	// reaching a backend, so it is configured once; set it here only to
+	// override that. With no token at all, every route that is not open
+	// answers loopback clients with a loopback Host header only. When
+	// Authorize is set, Token is not checked, but it is still kept out of
+	// every answer and log line.
 	Token string
 	// Authorize, when not nil, replaces the built-in authentication, so
 	// that a host service can put the admin API behind its own (a session
@@ -106,8 +108,10 @@ type Options struct {
 	Draining func() bool
 	// Logger receives one line per admin request (debug for reads, info for
 	// changes, warn for refusals, error for failures) with the attribute
-	// logger=orchestrator.admin. Headers are never logged. Default
-	// slog.Default().
+	// logger=orchestrator.admin. Headers are never logged. Default: the
+	// Orchestrator's (its ComponentLogger, so WithLogger and WithLoggerKey
+	// apply), so it is configured once; set it to send admin lines
+	// elsewhere.
 	Logger *slog.Logger
 	// Version is the gateway's version, shown by /health/status. Default "".
 	Version string
@@ -203,14 +207,17 @@ func New(o *orchestrator.Orchestrator, opts Options) *Handler {
 	for _, origin := range opts.AllowedOrigins {
 		h.origins[normalizeOrigin(origin)] = true
 	}
-	if opts.Token != "" {
-		h.tokenHash = sha256.Sum256([]byte(opts.Token))
+	if h.opts.Token == "" {
+		h.opts.Token = o.AdminToken()
 	}
-	logger := opts.Logger
-	if logger == nil {
-		logger = slog.Default()
+	if h.opts.Token != "" {
+		h.tokenHash = sha256.Sum256([]byte(h.opts.Token))
 	}
-	h.log = logger.With(slog.String("logger", "orchestrator.admin"))
+	if opts.Logger != nil {
+		h.log = opts.Logger.With(slog.String("logger", "orchestrator.admin"))
+	} else {
+		h.log = o.ComponentLogger("orchestrator.admin")
+	}
 	h.pages = mustLoadPages()
 
 	h.routes = []route{

@@ -270,13 +270,12 @@ func (in *instance) manageConfig(ctx context.Context, start *startConfig) (stopW
 
 // handlers builds the main listener's handler and the admin API's.
 func (in *instance) handlers() (main, guardedAdmin http.Handler) {
+	// The admin API reads the token and the logger from the gateway.
 	adminOpts := admin.Options{
-		Token:          in.token,
 		AllowedOrigins: in.full.Admin.AllowedOrigins,
 		Config:         in.manager,
 		Draining:       in.draining.Load,
 		Metrics:        in.gw.MetricsHandler(true),
-		Logger:         in.logger,
 		Version:        in.opts.Version,
 		MaxConfigBytes: in.settings.MaxConfigBytes,
 	}
