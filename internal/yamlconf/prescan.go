@@ -2,6 +2,7 @@ package yamlconf
 
 import (
 	"bytes"
+	"encoding/json"
 	"unicode/utf8"
 )
 
@@ -10,17 +11,30 @@ import (
 var bom = []byte("\xef\xbb\xbf")
 
 // normalize prepares a file as Decode reads it: without a byte-order mark,
-// and with CRLF line ends read as LF, as YAML 1.2 (5.4) asks of a parser.
-// Lines stay where an editor shows them. A CRLF file is then read by the
-// fast parser and its checks as an LF one is (its positions otherwise
-// differ from goccy/go-yaml's), rather than by goccy/go-yaml at many times
-// its size. It copies data only when there is a CRLF to replace.
+// with CRLF line ends read as LF, as YAML 1.2 (5.4) asks of a parser, and,
+// in a JSON document, with tabs read as spaces. Lines and columns stay
+// where they were. A CRLF file, or JSON indented with tabs (as
+// json.MarshalIndent with "\t" writes it), is then read by the fast parser
+// and its checks as any other, rather than by goccy/go-yaml at many times
+// its size, which Decode refuses past 64 KiB. In valid JSON every tab is
+// whitespace between tokens (a string cannot hold a raw one), so the
+// value is unchanged. It copies data only when there is something to
+// replace.
 func normalize(data []byte) []byte {
 	data = bytes.TrimPrefix(data, bom)
 	if bytes.Contains(data, []byte("\r\n")) {
 		data = bytes.ReplaceAll(data, []byte("\r\n"), []byte("\n"))
 	}
+	if bytes.IndexByte(data, '\t') >= 0 && isJSONCollection(data) {
+		data = bytes.ReplaceAll(data, []byte("\t"), []byte(" "))
+	}
 	return data
+}
+
+// isJSONCollection reports whether data is a JSON object or array.
+func isJSONCollection(data []byte) bool {
+	trimmed := bytes.TrimLeft(data, " \t\r\n")
+	return len(trimmed) > 0 && (trimmed[0] == '{' || trimmed[0] == '[') && json.Valid(data)
 }
 
 // prescan refuses, before goccy/go-yaml reads src, a file that crosses a

@@ -215,3 +215,24 @@ func TestReferencePathHeap(t *testing.T) {
 		})
 	}
 }
+
+// JSON indented with tabs, as json.MarshalIndent with "\t" writes it, is
+// read by the fast parser at any size, with positions as an editor counts
+// characters.
+func TestTabIndentedJSONIsReadAtAnySize(t *testing.T) {
+	var eps []string
+	for i := range 3000 {
+		eps = append(eps, fmt.Sprintf("\t\t{\n\t\t\t\"name\": \"svc%d\",\n\t\t\t\"url\": \"http://127.0.0.1:%d\"\n\t\t}", i, 10000+i))
+	}
+	doc := "{\n\t\"endpoints\": [\n" + strings.Join(eps, ",\n") + "\n\t]\n}\n"
+	require.Greater(t, len(doc), 64<<10)
+	var cfg orchestrator.Config
+	_, problems := yamlconf.Decode([]byte(doc), &cfg)
+	require.Empty(t, problems)
+	assert.Len(t, cfg.Endpoints, 3000)
+
+	bad := strings.Replace(doc, "\"url\": \"http://127.0.0.1:10007\"", "\"ulr\": \"http://127.0.0.1:10007\"", 1)
+	_, problems = yamlconf.Decode([]byte(bad), &cfg)
+	require.Len(t, problems, 1)
+	assert.Equal(t, fmt.Sprintf("%d:4 unknown field \"ulr\" (did you mean \"url\"?)", 2+7*4+3), located(problems)[0])
+}
