@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/orchestrator-go/orchestrator"
 	"github.com/orchestrator-go/orchestrator/internal/problem"
+	"github.com/orchestrator-go/orchestrator/internal/yamlconf"
 )
 
 // apiError is an error the admin API produces itself, with everything its
@@ -26,7 +28,9 @@ type apiError struct {
 	title  string
 	detail string
 	errors []orchestrator.FieldError
-	header http.Header // extra response headers: Allow, WWW-Authenticate
+	// omitted counts the errors left out of a capped list.
+	omitted int
+	header  http.Header // extra response headers: Allow, WWW-Authenticate
 }
 
 func (e *apiError) Error() string { return e.detail }
@@ -57,6 +61,7 @@ func (h *Handler) problemFor(r *http.Request, err error) (document, http.Header)
 	switch {
 	case errors.As(err, &api):
 		d.Status, kind, d.Title, d.Detail, fields, header = api.status, api.kind, api.title, api.detail, api.errors, api.header
+		d.Omitted = api.omitted
 	case errors.Is(err, ErrNoConfigFile):
 		d.Status, kind, d.Title, d.Detail = http.StatusConflict, "no-config-file", "No config file", err.Error()
 	case errors.As(err, &tooLarge):
@@ -211,9 +216,21 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 
 // decodeJSON decodes the request body into v strictly: one JSON value, no
 // unknown fields, no trailing data. Its errors name the problem and the
-// field.
+// field. A body that is well-formed JSON is first checked as the config
+// file is (internal/yamlconf, which reads JSON as the YAML it is): every
+// unknown field and value of the wrong type is reported at once, each at
+// its line and column, and encoding/json decodes only a body that passed.
 func decodeJSON(r *http.Request, v any) error {
-	dec := json.NewDecoder(r.Body)
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return err // a *http.MaxBytesError, or a client that went away
+	}
+	if json.Valid(body) {
+		if err := checkJSON(body, v); err != nil {
+			return err
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return jsonError(err, v)
@@ -226,6 +243,31 @@ func decodeJSON(r *http.Request, v any) error {
 		return badBody("", "the body holds data after the JSON value; send exactly one JSON object")
 	}
 	return nil
+}
+
+// checkJSON reports every unknown field and value of the wrong type in
+// body, a well-formed JSON value, for a value of v's type, located at line
+// and column; nil when there is none.
+func checkJSON(body []byte, v any) error {
+	probe := reflect.New(reflect.TypeOf(v).Elem()).Interface()
+	_, problems := yamlconf.Decode(body, probe)
+	if len(problems) == 0 {
+		return nil
+	}
+	fields := make([]orchestrator.FieldError, 0, min(len(problems), orchestrator.MaxReportedErrors))
+	for _, p := range problems {
+		if len(fields) == orchestrator.MaxReportedErrors {
+			break
+		}
+		fields = append(fields, orchestrator.FieldError{Field: p.Path, Message: p.Message, Line: p.Line, Column: p.Column})
+	}
+	first := fields[0]
+	detail := fmt.Sprintf("the body has %s; the first, at line %d, column %d: %s", plural(len(problems), "problem"), first.Line, first.Column, first.Message)
+	if first.Field != "" {
+		detail = fmt.Sprintf("the body has %s; the first, at line %d, column %d: %s: %s", plural(len(problems), "problem"), first.Line, first.Column, first.Field, first.Message)
+	}
+	return &apiError{status: http.StatusBadRequest, kind: "invalid-json", title: "Invalid JSON body", detail: detail, errors: fields,
+		omitted: len(problems) - len(fields)}
 }
 
 // jsonError turns an encoding/json error into a 400 naming the field.
