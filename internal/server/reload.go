@@ -98,7 +98,9 @@ func (m *configManager) Config() orchestrator.Config {
 	return m.applied
 }
 
-// Reload re-reads the file and applies it when its content changed.
+// Reload re-reads the file and applies it, changed or not: an operator who
+// asks for a reload (POST /config/reload) gets one, and reload_count says
+// so. The watcher is what skips content that did not change.
 func (m *configManager) Reload(ctx context.Context) error { return m.load(ctx, true, "api") }
 
 // Sync re-applies the file even when its content did not change, restoring
