@@ -1,7 +1,6 @@
 package orchestrator_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,7 +11,6 @@ import (
 	"net/http/httptest"
 	"net/netip"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orchestrator-go/orchestrator"
+	"github.com/orchestrator-go/orchestrator/internal/testutil"
 )
 
 // faceQuiet is the logger of tests that do not look at logs.
@@ -282,22 +281,9 @@ func TestFaceClosedGatewayRefusesChanges(t *testing.T) {
 }
 
 // faceLog is a JSON log sink safe for the gateway's goroutines.
-type faceLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
+type faceLog struct{ testutil.LogBuffer }
 
-func (l *faceLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *faceLog) lines() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Split(strings.TrimSpace(l.buf.String()), "\n")
-}
+func (l *faceLog) lines() []string { return strings.Split(strings.TrimSpace(l.String()), "\n") }
 
 // faceRefusedURL is a loopback URL nothing listens on.
 func faceRefusedURL(t *testing.T) string {

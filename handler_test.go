@@ -38,6 +38,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orchestrator-go/orchestrator"
+	"github.com/orchestrator-go/orchestrator/internal/testutil"
 )
 
 const (
@@ -130,25 +131,14 @@ func pxOnce() (chan struct{}, func()) {
 	return ch, func() { once.Do(func() { close(ch) }) }
 }
 
-// pxProblem is the problem document of a gateway error.
-type pxProblem struct {
-	Type       string `json:"type"`
-	Title      string `json:"title"`
-	Status     int    `json:"status"`
-	Detail     string `json:"detail"`
-	Instance   string `json:"instance"`
-	RequestID  string `json:"request_id"`
-	EndpointID string `json:"endpoint_id"`
-}
-
 // pxDecodeProblem checks that resp is an application/problem+json document
 // with the given status and returns it.
-func pxDecodeProblem(t *testing.T, resp *http.Response, body []byte, status int) pxProblem {
+func pxDecodeProblem(t *testing.T, resp *http.Response, body []byte, status int) testutil.Problem {
 	t.Helper()
 	require.Equal(t, status, resp.StatusCode, "status: got %d; want %d; body %s", resp.StatusCode, status, body)
 	assert.Equal(t, "application/problem+json", resp.Header.Get("Content-Type"),
 		"Content-Type: got %q; want application/problem+json", resp.Header.Get("Content-Type"))
-	var p pxProblem
+	var p testutil.Problem
 	require.NoError(t, json.Unmarshal(body, &p), "problem body %s", body)
 	assert.Equal(t, status, p.Status, "problem status: got %d; want %d", p.Status, status)
 	assert.Equal(t, resp.Header.Get("X-Request-Id"), p.RequestID,

@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orchestrator-go/orchestrator"
+	"github.com/orchestrator-go/orchestrator/internal/testutil"
 )
 
 // ---------------------------------------------------------------------------
@@ -123,25 +124,14 @@ func polRequireCode(t *testing.T, res polResponse, want int) {
 	require.Equal(t, want, res.Code, "status: got %d; want %d (body %q)", res.Code, want, res.Body)
 }
 
-// polProblem is an RFC 9457 problem document as the gateway writes it.
-type polProblem struct {
-	Type       string `json:"type"`
-	Title      string `json:"title"`
-	Status     int    `json:"status"`
-	Detail     string `json:"detail"`
-	Instance   string `json:"instance"`
-	RequestID  string `json:"request_id"`
-	EndpointID string `json:"endpoint_id"`
-}
-
 // polRequireProblem checks that res is a problem document with the status,
 // kind (the end of its type URI) and endpoint id given, and returns it.
-func polRequireProblem(t *testing.T, res polResponse, status int, kind, endpointID string) polProblem {
+func polRequireProblem(t *testing.T, res polResponse, status int, kind, endpointID string) testutil.Problem {
 	t.Helper()
 	polRequireCode(t, res, status)
 	ct := res.Header.Get("Content-Type")
 	require.Equal(t, "application/problem+json", ct, "Content-Type: got %q; want application/problem+json", ct)
-	var p polProblem
+	var p testutil.Problem
 	require.NoError(t, json.Unmarshal([]byte(res.Body), &p), "problem body %q is not JSON", res.Body)
 	assert.Equal(t, status, p.Status, "problem status: got %d; want %d", p.Status, status)
 	assert.Equal(t, "urn:orchestrator:problem:"+kind, p.Type, "problem type: got %q; want kind %q", p.Type, kind)

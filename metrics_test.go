@@ -1,10 +1,8 @@
 package orchestrator_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -26,6 +24,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orchestrator-go/orchestrator"
+	"github.com/orchestrator-go/orchestrator/internal/testutil"
 )
 
 // ---------------------------------------------------------------------------
@@ -40,52 +39,21 @@ const (
 	obsTick = 2 * time.Millisecond
 )
 
-// obsLogs is a mutex-guarded buffer that a JSON slog handler writes into.
-type obsLogs struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *obsLogs) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *obsLogs) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+// obsLogs is the buffer a JSON slog handler writes into: a
+// testutil.LogBuffer that keeps the type name and the short methods
+// (lines, of) that the tests of accesslog_test.go call.
+type obsLogs struct{ testutil.LogBuffer }
 
 // lines decodes every line written so far; each must be one JSON object.
 func (l *obsLogs) lines(t *testing.T) []map[string]any {
 	t.Helper()
-	var out []map[string]any
-	sc := bufio.NewScanner(strings.NewReader(l.String()))
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		if strings.TrimSpace(sc.Text()) == "" {
-			continue
-		}
-		var m map[string]any
-		require.NoError(t, json.Unmarshal(sc.Bytes(), &m), "log line %q: got invalid JSON; want one JSON object per line", sc.Text())
-		out = append(out, m)
-	}
-	require.NoError(t, sc.Err())
-	return out
+	return l.JSONLines(t)
 }
 
 // of returns the lines whose "logger" attribute is logger, in order.
 func (l *obsLogs) of(t *testing.T, logger string) []map[string]any {
 	t.Helper()
-	var out []map[string]any
-	for _, m := range l.lines(t) {
-		if m["logger"] == logger {
-			out = append(out, m)
-		}
-	}
-	return out
+	return l.JSONLinesOf(t, logger)
 }
 
 // obsLogger is a JSON logger at debug level writing into logs.

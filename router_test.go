@@ -19,6 +19,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orchestrator-go/orchestrator"
+	"github.com/orchestrator-go/orchestrator/internal/testutil"
 )
 
 // rtBackend is a loopback upstream that answers "<name> <method> <request-uri>"
@@ -68,20 +69,9 @@ func rtServe(h http.Handler, method, target string, hdr http.Header) *httptest.R
 	return rec
 }
 
-// rtProblem is an RFC 9457 problem document as the gateway writes it.
-type rtProblem struct {
-	Type       string `json:"type"`
-	Title      string `json:"title"`
-	Status     int    `json:"status"`
-	Detail     string `json:"detail"`
-	Instance   string `json:"instance"`
-	RequestID  string `json:"request_id"`
-	EndpointID string `json:"endpoint_id"`
-}
-
 // rtCheckProblem checks that rec is a complete problem document with the
 // status and endpoint id (empty: none) and returns it.
-func rtCheckProblem(t *testing.T, rec *httptest.ResponseRecorder, status int, endpointID string) rtProblem {
+func rtCheckProblem(t *testing.T, rec *httptest.ResponseRecorder, status int, endpointID string) testutil.Problem {
 	t.Helper()
 	require.Equal(t, status, rec.Code, "status = %d; want %d (body %q)", rec.Code, status, rec.Body.String())
 	ct := rec.Header().Get("Content-Type")
@@ -91,7 +81,7 @@ func rtCheckProblem(t *testing.T, rec *httptest.ResponseRecorder, status int, en
 	for _, k := range []string{"type", "title", "status", "detail", "instance", "request_id"} {
 		assert.Contains(t, raw, k, "problem %v has no %q; want it", raw, k)
 	}
-	var p rtProblem
+	var p testutil.Problem
 	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &p))
 	assert.Equal(t, status, p.Status, "problem status = %d; want %d", p.Status, status)
 	assert.NotEmpty(t, p.Type, "problem type = %q; want a URI", p.Type)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/orchestrator-go/orchestrator"
 	"github.com/orchestrator-go/orchestrator/admin"
+	"github.com/orchestrator-go/orchestrator/internal/testutil"
 )
 
 func TestConfigStatus(t *testing.T) {
@@ -93,7 +94,7 @@ func TestConfigReload(t *testing.T) {
 		})
 		p := requireProblem(t, call(f.h, http.MethodPost, "/config/reload", ""), http.StatusBadRequest, "invalid-config")
 		require.Len(t, p.Errors, 2)
-		assert.Equal(t, orchestrator.FieldError{Field: "endpoints[0].url", Message: "is required", Line: 3, Column: 5}, p.Errors[0])
+		assert.Equal(t, testutil.FieldError{Field: "endpoints[0].url", Message: "is required", Line: 3, Column: 5}, p.Errors[0])
 		assert.Equal(t, "endpoints[1].bogus", p.Errors[1].Field)
 	})
 	t.Run("answers 409 without a config file", func(t *testing.T) {

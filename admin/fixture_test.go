@@ -1,7 +1,6 @@
 package admin_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,6 +19,7 @@ import (
 
 	"github.com/orchestrator-go/orchestrator"
 	"github.com/orchestrator-go/orchestrator/admin"
+	"github.com/orchestrator-go/orchestrator/internal/testutil"
 )
 
 // testToken is the admin token of token-mode fixtures. Tests assert that it
@@ -33,7 +33,7 @@ type fixture struct {
 	h        *admin.Handler
 	backend  *httptest.Server
 	conf     *fakeConfig
-	logs     *syncBuffer
+	logs     *testutil.LogBuffer
 	draining *atomic.Bool
 }
 
@@ -69,7 +69,7 @@ func newFixture(t *testing.T, configure ...func(*admin.Options)) *fixture {
 	require.NoError(t, err, "orchestrator.New")
 	t.Cleanup(func() { o.Close() })
 
-	f := &fixture{o: o, backend: backend, logs: &syncBuffer{}, draining: &atomic.Bool{}}
+	f := &fixture{o: o, backend: backend, logs: &testutil.LogBuffer{}, draining: &atomic.Bool{}}
 	loaded := time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC)
 	f.conf = &fakeConfig{o: o, cfg: cfg, status: admin.ConfigStatus{
 		Path: "/etc/orchestrator/config.yaml", Version: "9f86d081", LoadedAt: &loaded, Watching: true,
@@ -153,24 +153,6 @@ func (f *fakeConfig) set(fn func(f *fakeConfig)) {
 
 var _ admin.ConfigManager = (*fakeConfig)(nil)
 
-// syncBuffer is a bytes.Buffer safe for concurrent writers (slog handlers).
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // reqOption changes a test request.
 type reqOption func(*http.Request)
 
@@ -214,24 +196,13 @@ func call(h http.Handler, method, target, body string, opts ...reqOption) *httpt
 	return rec
 }
 
-// problemDoc is an RFC 9457 problem document as the admin API writes it.
-type problemDoc struct {
-	Type     string                    `json:"type"`
-	Title    string                    `json:"title"`
-	Status   int                       `json:"status"`
-	Detail   string                    `json:"detail"`
-	Instance string                    `json:"instance"`
-	Errors   []orchestrator.FieldError `json:"errors"`
-	Omitted  int                       `json:"omitted"`
-}
-
 // requireProblem asserts that rec is a problem document of the kind and
 // status, and returns it.
-func requireProblem(t *testing.T, rec *httptest.ResponseRecorder, status int, kind string) problemDoc {
+func requireProblem(t *testing.T, rec *httptest.ResponseRecorder, status int, kind string) testutil.Problem {
 	t.Helper()
 	require.Equal(t, status, rec.Code, "status: got %d; want %d; body %s", rec.Code, status, rec.Body)
 	require.Equal(t, "application/problem+json", rec.Header().Get("Content-Type"), "content type; body %s", rec.Body)
-	var p problemDoc
+	var p testutil.Problem
 	require.NoError(t, json.Unmarshal(rec.Body.Bytes(), &p), "problem body %s", rec.Body)
 	require.Equal(t, "urn:orchestrator:problem:"+kind, p.Type, "problem type; body %s", rec.Body)
 	require.Equal(t, status, p.Status, "problem status")

@@ -32,6 +32,8 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/orchestrator-go/orchestrator/internal/testutil"
 )
 
 const (
@@ -205,9 +207,7 @@ func TestBrowser(t *testing.T) {
 
 	// No admin token: the admin API serves loopback clients that address it
 	// by a loopback name, which is what Chromium on 127.0.0.1 is.
-	dir := t.TempDir()
-	configPath := filepath.Join(dir, "config.yaml")
-	writeFile(t, configPath, fmt.Sprintf(`server:
+	configPath := testutil.ConfigFile(t, fmt.Sprintf(`server:
   host: 127.0.0.1
   shutdown_timeout: %s
 logging:

@@ -28,6 +28,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/orchestrator-go/orchestrator/internal/testutil"
 )
 
 const (
@@ -144,7 +146,7 @@ func testValidate(t *testing.T, bin string) {
 
 	t.Run("decode errors", func(t *testing.T) {
 		bad := filepath.Join(dir, "unknown-field.yaml")
-		writeFile(t, bad, "endpoints:\n  - name: svc\n    url: \"http://127.0.0.1:1\"\n    colour: blue\n")
+		testutil.WriteFile(t, bad, "endpoints:\n  - name: svc\n    url: \"http://127.0.0.1:1\"\n    colour: blue\n")
 		code, stdout, stderr := run(bad)
 		if code != 1 {
 			t.Fatalf("exit code %d, want 1; stdout %q stderr %q", code, stdout, stderr)
@@ -165,7 +167,7 @@ func testValidate(t *testing.T, bin string) {
 
 	t.Run("validation errors", func(t *testing.T) {
 		bad := filepath.Join(dir, "invalid.yaml")
-		writeFile(t, bad, strings.Join([]string{
+		testutil.WriteFile(t, bad, strings.Join([]string{
 			"server:",
 			"  port: 70000",
 			"endpoints:",
@@ -271,8 +273,8 @@ func (b *backend) releaseSlow() { b.releaseOnce.Do(func() { close(b.release) }) 
 // gateway is a running orchestratord subprocess.
 type gateway struct {
 	cmd    *exec.Cmd
-	stdout *syncBuffer
-	stderr *syncBuffer
+	stdout *testutil.LogBuffer
+	stderr *testutil.LogBuffer
 	addr   string // 127.0.0.1:port
 	base   string // http://127.0.0.1:port
 	done   chan struct{}
@@ -284,8 +286,8 @@ func startGateway(t *testing.T, bin string, args ...string) *gateway {
 	t.Helper()
 	g := &gateway{
 		cmd:    exec.Command(bin, args...),
-		stdout: &syncBuffer{},
-		stderr: &syncBuffer{},
+		stdout: &testutil.LogBuffer{},
+		stderr: &testutil.LogBuffer{},
 		done:   make(chan struct{}),
 		client: &http.Client{Timeout: 10 * time.Second},
 	}
@@ -313,7 +315,7 @@ func startGateway(t *testing.T, bin string, args ...string) *gateway {
 	// The banner's first line names the bound address:
 	// "orchestratord VERSION listening on http://127.0.0.1:PORT".
 	banner := regexp.MustCompile(`listening on http://(127\.0\.0\.1:\d+)\n`)
-	eventually(t, 15*time.Second, "the start banner", func() (bool, string) {
+	testutil.Eventually(t, 15*time.Second, "the start banner", func() (bool, string) {
 		if g.exited() {
 			t.Fatalf("orchestratord exited before serving: %v\nstdout:\n%s\nstderr:\n%s", g.err, g.stdout.String(), g.stderr.String())
 		}
@@ -465,7 +467,7 @@ func testStory(t *testing.T, bin string) {
 	a, b := newBackend(t, "A"), newBackend(t, "B")
 	dir := t.TempDir()
 	configPath := filepath.Join(dir, "config.yaml")
-	writeFile(t, configPath, storyConfig(dir, a, b, b.srv.URL+"/beta", ""))
+	testutil.WriteFile(t, configPath, storyConfig(dir, a, b, b.srv.URL+"/beta", ""))
 
 	// --port 0: a free port, reported by the banner. The host comes from the
 	// file (127.0.0.1).
@@ -558,9 +560,9 @@ func testStory(t *testing.T, bin string) {
 		edited := storyConfig(dir, a, b, a.srv.URL+"/beta-moved", `  - name: delta
     url: "`+b.srv.URL+`/delta"
 `)
-		replaceFile(t, configPath, edited)
+		testutil.ReplaceFile(t, configPath, edited)
 		var after configStatus
-		eventually(t, 10*time.Second, "the edited config to be applied", func() (bool, string) {
+		testutil.Eventually(t, 10*time.Second, "the edited config to be applied", func() (bool, string) {
 			g.adminJSON(t, http.MethodGet, "/config/status", nil, http.StatusOK, &after)
 			if after.ReloadCount <= before.ReloadCount {
 				return false, fmt.Sprintf("reload_count still %d (last_error %v)", after.ReloadCount, deref(after.LastError))
@@ -580,9 +582,9 @@ func testStory(t *testing.T, bin string) {
 		}
 
 		// An invalid file changes nothing: the last good config serves on.
-		replaceFile(t, configPath, edited+"    colour: blue\n")
+		testutil.ReplaceFile(t, configPath, edited+"    colour: blue\n")
 		var broken configStatus
-		eventually(t, 10*time.Second, "the invalid config to be reported", func() (bool, string) {
+		testutil.Eventually(t, 10*time.Second, "the invalid config to be reported", func() (bool, string) {
 			g.adminJSON(t, http.MethodGet, "/config/status", nil, http.StatusOK, &broken)
 			return broken.LastError != nil, fmt.Sprintf("%+v", broken)
 		})
@@ -592,8 +594,8 @@ func testStory(t *testing.T, bin string) {
 		if r, _ := g.proxied(t, "/orchestrator/delta/hello"); r.status != http.StatusOK {
 			t.Errorf("delta while the file is invalid: %s", r)
 		}
-		replaceFile(t, configPath, edited)
-		eventually(t, 10*time.Second, "the fixed config to be applied", func() (bool, string) {
+		testutil.ReplaceFile(t, configPath, edited)
+		testutil.Eventually(t, 10*time.Second, "the fixed config to be applied", func() (bool, string) {
 			var st configStatus
 			g.adminJSON(t, http.MethodGet, "/config/status", nil, http.StatusOK, &st)
 			return st.LastError == nil && st.ReloadCount > after.ReloadCount, fmt.Sprintf("%+v", st)
@@ -612,7 +614,7 @@ func testStory(t *testing.T, bin string) {
 			}
 		}
 		var st breakerState
-		eventually(t, 5*time.Second, "the breaker to open", func() (bool, string) {
+		testutil.Eventually(t, 5*time.Second, "the breaker to open", func() (bool, string) {
 			g.adminJSON(t, http.MethodGet, "/circuit-breaker/endpoints/flaky_v1", nil, http.StatusOK, &st)
 			return st.State == "open", st.State
 		})
@@ -657,7 +659,7 @@ func testStory(t *testing.T, bin string) {
 		if r := g.do(t, http.MethodGet, "/orchestrator/alpha/v1/x", nil); r.status != http.StatusServiceUnavailable && time.Since(tripped) < 300*time.Millisecond {
 			t.Errorf("alpha just after the trip: %s, want 503", r)
 		}
-		eventually(t, 5*time.Second, "alpha to recover after reset_timeout", func() (bool, string) {
+		testutil.Eventually(t, 5*time.Second, "alpha to recover after reset_timeout", func() (bool, string) {
 			r := g.do(t, http.MethodGet, "/orchestrator/alpha/v1/x", nil)
 			return r.status == http.StatusOK, r.String()
 		})
@@ -703,7 +705,7 @@ func testStory(t *testing.T, bin string) {
 
 		// The listener closes: new connections are refused while the slow
 		// request is still in flight.
-		eventually(t, 5*time.Second, "new connections to be refused", func() (bool, string) {
+		testutil.Eventually(t, 5*time.Second, "new connections to be refused", func() (bool, string) {
 			c, err := net.DialTimeout("tcp", g.addr, time.Second)
 			if err == nil {
 				c.Close()
@@ -777,42 +779,6 @@ func testStory(t *testing.T, bin string) {
 
 // ---- helpers -----------------------------------------------------------------
 
-// eventually polls cond until it holds or timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(25 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		ok, detail := cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s; last: %s", timeout, what, detail)
-		}
-		<-tick.C
-	}
-}
-
-func writeFile(t *testing.T, path, content string) {
-	t.Helper()
-	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// replaceFile saves content the way most editors do: a new file renamed
-// over the old one.
-func replaceFile(t *testing.T, path, content string) {
-	t.Helper()
-	tmp := path + ".tmp"
-	writeFile(t, tmp, content)
-	if err := os.Rename(tmp, path); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func nonEmptyLines(s string) []string {
 	var out []string
 	for _, l := range strings.Split(s, "\n") {
@@ -836,23 +802,4 @@ func deref(s *string) string {
 		return "<nil>"
 	}
 	return *s
-}
-
-// syncBuffer is a bytes.Buffer safe for the subprocess's copy goroutine and
-// the test to use at once.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -21,7 +21,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -30,6 +29,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orchestrator-go/orchestrator/internal/server"
+	"github.com/orchestrator-go/orchestrator/internal/testutil"
 )
 
 const (
@@ -574,9 +574,7 @@ func liveExposition(t *testing.T) exposition {
 	}))
 	t.Cleanup(backend.Close)
 
-	dir := t.TempDir()
-	config := filepath.Join(dir, "config.yaml")
-	require.NoError(t, os.WriteFile(config, []byte(fmt.Sprintf(`server:
+	config := testutil.ConfigFile(t, fmt.Sprintf(`server:
   host: 127.0.0.1
 logging:
   level: error
@@ -587,9 +585,9 @@ endpoints:
     version: v1
     url: "%s/svc"
     health_check_path: /health
-`, backend.URL)), 0o600))
+`, backend.URL))
 
-	var stdout, stderr lockedBuffer
+	var stdout, stderr testutil.LogBuffer
 	ready := make(chan net.Addr, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -654,22 +652,4 @@ endpoints:
 	assert.Regexp(t, `(?m)^orchestrator_requests_total\{endpoint="svc_v1",method="GET",status="5\d\d"\} [1-9]`, text, "5xx answers are counted with their status")
 	assert.Regexp(t, `(?m)^orchestrator_config_reloads_total\{result="(success|failure)"\} `, text)
 	return parseExposition(t, strings.NewReader(text))
-}
-
-// lockedBuffer collects the server's output from its goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }

@@ -13,34 +13,17 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/orchestrator-go/orchestrator/internal/testutil"
 )
 
 const waitFor = 10 * time.Second
-
-// syncBuffer is a bytes.Buffer safe for concurrent writes and reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // runSync runs a command that returns by itself.
 func runSync(args ...string) (code int, stdout, stderr string) {
@@ -57,13 +40,6 @@ func clearEnv(t *testing.T) {
 	}
 }
 
-func writeConfig(t *testing.T, content string) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "config.yaml")
-	require.NoError(t, os.WriteFile(path, []byte(content), 0o600))
-	return path
-}
-
 func TestVersion(t *testing.T) {
 	code, stdout, stderr := runSync("version")
 	assert.Equal(t, 0, code, "got exit %d; want 0", code)
@@ -77,14 +53,14 @@ func TestValidate(t *testing.T) {
 	t.Run("a valid file exits 0 and says ok", func(t *testing.T) {
 		seed, err := os.ReadFile("../../testdata/seed.yaml") // docs/DESIGN.md's seed config, verbatim
 		require.NoError(t, err)
-		path := writeConfig(t, string(seed))
+		path := testutil.ConfigFile(t, string(seed))
 		code, stdout, stderr := runSync("validate", path)
 		assert.Equal(t, 0, code, "got exit %d (%s); want 0", code, stderr)
 		assert.Equal(t, path+": ok\n", stdout)
 		assert.Empty(t, stderr)
 	})
 	t.Run("an invalid file exits 1 with one file:line:column: message line per error", func(t *testing.T) {
-		path := writeConfig(t, `server:
+		path := testutil.ConfigFile(t, `server:
   port: 70000
 endpoints:
   - name: a
@@ -109,7 +85,7 @@ logging:
 		assert.True(t, strings.HasSuffix(stderr, "\n"), "got %q; want a final newline", stderr)
 	})
 	t.Run("unknown fields and wrong types are all reported with their position", func(t *testing.T) {
-		path := writeConfig(t, "endpoints:\n  - name: a\n    url: http://127.0.0.1:1\n    timout: 3\n    disabled: sometimes\nservr:\n  port: 1\n")
+		path := testutil.ConfigFile(t, "endpoints:\n  - name: a\n    url: http://127.0.0.1:1\n    timout: 3\n    disabled: sometimes\nservr:\n  port: 1\n")
 		code, _, stderr := runSync("validate", path)
 		assert.Equal(t, 1, code)
 		want := []string{
@@ -121,7 +97,7 @@ logging:
 		assert.Equal(t, want, got, "got %q; want %q", got, want)
 	})
 	t.Run("every error line matches file:line:column: message", func(t *testing.T) {
-		path := writeConfig(t, "endpoints:\n  - name: [x\n")
+		path := testutil.ConfigFile(t, "endpoints:\n  - name: [x\n")
 		code, _, stderr := runSync("validate", path)
 		assert.Equal(t, 1, code)
 		line := regexp.MustCompile(`^` + regexp.QuoteMeta(path) + `:\d+:\d+: \S.*$`)
@@ -133,19 +109,19 @@ logging:
 		// A file truncated for a rewrite must not pass for a config that
 		// serves nothing; "endpoints: []" says so on purpose.
 		for _, content := range []string{"", "  \n", "# only a comment\n", "---\n", "endpoints: ~\n", "endpoints:\n"} {
-			path := writeConfig(t, content)
+			path := testutil.ConfigFile(t, content)
 			code, stdout, stderr := runSync("validate", path)
 			assert.Equal(t, 1, code, "%q: got exit %d; want 1", content, code)
 			assert.Empty(t, stdout, "%q", content)
 			assert.Regexp(t, `^`+regexp.QuoteMeta(path)+`:\d+:\d+: \S`, stderr, "%q", content)
 		}
-		path := writeConfig(t, "endpoints: []\n")
+		path := testutil.ConfigFile(t, "endpoints: []\n")
 		code, stdout, _ := runSync("validate", path)
 		assert.Equal(t, 0, code)
 		assert.Equal(t, path+": ok\n", stdout)
 	})
 	t.Run("a second document exits 1 naming its line", func(t *testing.T) {
-		path := writeConfig(t, "endpoints: []\n---\nendpoints: []\n")
+		path := testutil.ConfigFile(t, "endpoints: []\n---\nendpoints: []\n")
 		code, _, stderr := runSync("validate", path)
 		assert.Equal(t, 1, code)
 		assert.Contains(t, stderr, path+":2:")
@@ -186,13 +162,13 @@ func TestUsageErrors(t *testing.T) {
 		}
 	})
 	t.Run("a config that cannot start exits 1 with the reason", func(t *testing.T) {
-		path := writeConfig(t, "server:\n  port: 70000\n")
+		path := testutil.ConfigFile(t, "server:\n  port: 70000\n")
 		code, _, stderr := runSync("--config", path, "--watch=false", "--host", "127.0.0.1", "--port", "0")
 		assert.Equal(t, 1, code)
 		assert.Contains(t, stderr, path+":2:9: server.port")
 	})
 	t.Run("a watched config with bad endpoints exits 1 with every problem", func(t *testing.T) {
-		path := writeConfig(t, "endpoints:\n  - name: svc\n    url: ftp://nowhere\n  - name: \"\"\n    url: http://127.0.0.1:1\n")
+		path := testutil.ConfigFile(t, "endpoints:\n  - name: svc\n    url: ftp://nowhere\n  - name: \"\"\n    url: http://127.0.0.1:1\n")
 		code, _, stderr := runSync("--config", path, "--host", "127.0.0.1", "--port", "0")
 		assert.Equal(t, 1, code)
 		assert.Contains(t, stderr, path+":3:10: endpoints[0].url: ")
@@ -209,8 +185,8 @@ func TestUsageErrors(t *testing.T) {
 // production.
 type serving struct {
 	t      *testing.T
-	stdout *syncBuffer
-	stderr *syncBuffer
+	stdout *testutil.LogBuffer
+	stderr *testutil.LogBuffer
 	code   chan int
 	host   string
 	port   string
@@ -222,24 +198,20 @@ var listening = regexp.MustCompile(`listening on https?://(\S+):(\d+)\n`)
 // when run exits first.
 func serve(t *testing.T, args ...string) *serving {
 	t.Helper()
-	s := &serving{t: t, stdout: &syncBuffer{}, stderr: &syncBuffer{}, code: make(chan int, 1)}
+	s := &serving{t: t, stdout: &testutil.LogBuffer{}, stderr: &testutil.LogBuffer{}, code: make(chan int, 1)}
 	go func() { s.code <- run(args, s.stdout, s.stderr) }()
-	deadline := time.After(waitFor)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for {
+	testutil.Eventually(t, waitFor, "run to print where it listens", func() (bool, string) {
 		if m := listening.FindStringSubmatch(s.stdout.String()); m != nil {
 			s.host, s.port = m[1], m[2]
-			break
+			return true, ""
 		}
 		select {
 		case code := <-s.code:
 			t.Fatalf("run exited %d before serving; stderr:\n%s", code, s.stderr)
-		case <-deadline:
-			t.Fatalf("run did not print where it listens within %v; stdout:\n%s", waitFor, s.stdout)
-		case <-tick.C:
+		default:
 		}
-	}
+		return false, "stdout:\n" + s.stdout.String()
+	})
 	// The banner is printed after the signal handler is installed, so the
 	// SIGTERM below is caught by run, never by the default action.
 	t.Cleanup(func() { s.stop() })
@@ -321,7 +293,7 @@ func TestSettingsPrecedence(t *testing.T) {
 		t.Setenv("PORT", busy)
 		t.Setenv("CONFIG_PATH", filepath.Join(t.TempDir(), "absent.yaml"))
 		t.Setenv("LOG_LEVEL", "error")
-		good := writeConfig(t, "endpoints: []\n")
+		good := testutil.ConfigFile(t, "endpoints: []\n")
 		s := serve(t, "--host", "127.0.0.1", "--port", "0", "--config", good, "--log-level", "info")
 		assert.Equal(t, "127.0.0.1", s.host)
 		assert.NotEqual(t, busy, s.port, "got the environment's port; want the flag's")
@@ -333,7 +305,7 @@ func TestSettingsPrecedence(t *testing.T) {
 		clearEnv(t)
 		busy := busyPort(t)
 		b := backendServer(t)
-		path := writeConfig(t, fmt.Sprintf("server:\n  host: 192.0.2.1\n  port: %s\nlogging:\n  level: debug\nendpoints:\n  - name: svc\n    url: %q\n", busy, b.URL))
+		path := testutil.ConfigFile(t, fmt.Sprintf("server:\n  host: 192.0.2.1\n  port: %s\nlogging:\n  level: debug\nendpoints:\n  - name: svc\n    url: %q\n", busy, b.URL))
 		t.Setenv("HOST", "127.0.0.1")
 		t.Setenv("PORT", "0")
 		t.Setenv("CONFIG_PATH", path)
@@ -349,7 +321,7 @@ func TestSettingsPrecedence(t *testing.T) {
 	t.Run("the file wins over the defaults", func(t *testing.T) {
 		clearEnv(t)
 		busy := busyPort(t)
-		path := writeConfig(t, fmt.Sprintf("server:\n  host: 127.0.0.1\n  port: %s\n", busy))
+		path := testutil.ConfigFile(t, fmt.Sprintf("server:\n  host: 127.0.0.1\n  port: %s\n", busy))
 		code, _, stderr := runSync("--config", path)
 		assert.Equal(t, 1, code, "got exit %d; want 1 from binding the file's busy port", code)
 		assert.Contains(t, stderr, "127.0.0.1:"+busy)
@@ -357,7 +329,7 @@ func TestSettingsPrecedence(t *testing.T) {
 	})
 	t.Run("the file's log level wins over the default", func(t *testing.T) {
 		clearEnv(t)
-		path := writeConfig(t, "logging:\n  level: warn\n")
+		path := testutil.ConfigFile(t, "logging:\n  level: warn\n")
 		s := serve(t, "--config", path, "--host", "127.0.0.1", "--port", "0")
 		assert.Equal(t, 0, s.stop())
 		assert.NotContains(t, s.stderr.String(), `"message":"shutting down"`, "got an info line; want the file's level warn")
@@ -380,7 +352,7 @@ func TestSettingsPrecedence(t *testing.T) {
 	})
 	t.Run("--watch=false turns hot reload off", func(t *testing.T) {
 		clearEnv(t)
-		path := writeConfig(t, "endpoints: []\n")
+		path := testutil.ConfigFile(t, "endpoints: []\n")
 		s := serve(t, "--config", path, "--watch=false", "--host", "127.0.0.1", "--port", "0")
 		assert.Contains(t, s.stdout.String(), "(watching: false)")
 		_, body := s.get("/config/status")
@@ -388,7 +360,7 @@ func TestSettingsPrecedence(t *testing.T) {
 	})
 	t.Run("watching is on by default", func(t *testing.T) {
 		clearEnv(t)
-		path := writeConfig(t, "endpoints: []\n")
+		path := testutil.ConfigFile(t, "endpoints: []\n")
 		s := serve(t, "--config", path, "--host", "127.0.0.1", "--port", "0")
 		assert.Contains(t, s.stdout.String(), "(watching: true)")
 	})

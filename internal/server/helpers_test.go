@@ -1,7 +1,6 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,8 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,41 +18,19 @@ import (
 
 	"github.com/orchestrator-go/orchestrator/admin"
 	"github.com/orchestrator-go/orchestrator/internal/server"
+	"github.com/orchestrator-go/orchestrator/internal/testutil"
 )
 
 // waitFor bounds every wait of these tests.
 const waitFor = 10 * time.Second
 
-// syncBuffer is a bytes.Buffer safe for the server's concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// eventually polls cond until it holds or waitFor passes.
+// eventually is testutil.Eventually bound to waitFor, this package's bound
+// on every wait, for the conditions here that have no state worth reporting
+// on a timeout. It exists only so that its call sites need not repeat
+// waitFor.
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitFor)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up after %v waiting for %s", waitFor, what)
-		}
-		<-tick.C
-	}
+	testutil.Eventually(t, waitFor, what, func() (bool, string) { return cond(), "" })
 }
 
 // testServer is one server.Run driven in-process.
@@ -67,8 +42,8 @@ type testServer struct {
 	cancel context.CancelFunc
 	done   chan struct{}
 	err    error // Run's result, valid once done is closed
-	stdout *syncBuffer
-	stderr *syncBuffer
+	stdout *testutil.LogBuffer
+	stderr *testutil.LogBuffer
 	client *http.Client
 }
 
@@ -101,8 +76,8 @@ func launch(t *testing.T, opts server.Options) (*testServer, error) {
 	s := &testServer{
 		t:      t,
 		done:   make(chan struct{}),
-		stdout: &syncBuffer{},
-		stderr: &syncBuffer{},
+		stdout: &testutil.LogBuffer{},
+		stderr: &testutil.LogBuffer{},
 	}
 	opts.Stdout, opts.Stderr = s.stdout, s.stderr
 	type addrs struct{ main, admin net.Addr }
@@ -225,12 +200,9 @@ func (s *testServer) waitError() admin.ConfigStatus {
 // waitBody waits until GET path answers 200 with body.
 func (s *testServer) waitBody(path, want string) {
 	s.t.Helper()
-	var code int
-	var body string
-	eventually(s.t, fmt.Sprintf("GET %s = 200 %q (last: %d %q)", path, want, code, body), func() bool {
-		var err error
-		code, body, err = s.get(path)
-		return err == nil && code == http.StatusOK && body == want
+	testutil.Eventually(s.t, waitFor, fmt.Sprintf("GET %s = 200 %q", path, want), func() (bool, string) {
+		code, body, err := s.get(path)
+		return err == nil && code == http.StatusOK && body == want, fmt.Sprintf("%d %q %v", code, body, err)
 	})
 }
 
@@ -242,23 +214,6 @@ func backend(t *testing.T, name string) *httptest.Server {
 	}))
 	t.Cleanup(b.Close)
 	return b
-}
-
-// writeFile replaces path's content the way editors do: a temporary file
-// in the same directory renamed over it.
-func writeFile(t *testing.T, path, content string) {
-	t.Helper()
-	tmp := filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".swp")
-	require.NoError(t, os.WriteFile(tmp, []byte(content), 0o600))
-	require.NoError(t, os.Rename(tmp, path))
-}
-
-// configFile writes content to a new config.yaml in a temporary directory.
-func configFile(t *testing.T, content string) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "config.yaml")
-	require.NoError(t, os.WriteFile(path, []byte(content), 0o600))
-	return path
 }
 
 // endpointYAML is one endpoint item of a config file.

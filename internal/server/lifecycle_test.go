@@ -29,6 +29,7 @@ import (
 
 	"github.com/orchestrator-go/orchestrator"
 	"github.com/orchestrator-go/orchestrator/internal/server"
+	"github.com/orchestrator-go/orchestrator/internal/testutil"
 )
 
 func TestStateFileRestoresAPIEndpointsAfterARestart(t *testing.T) {
@@ -90,7 +91,7 @@ func TestGracefulShutdown(t *testing.T) {
 		finished.Store(true)
 	}))
 	defer slow.Close()
-	path := configFile(t, "server:\n  shutdown_timeout: 10s\nendpoints:\n"+endpointYAML("slow", slow.URL))
+	path := testutil.ConfigFile(t, "server:\n  shutdown_timeout: 10s\nendpoints:\n"+endpointYAML("slow", slow.URL))
 	s := startServer(t, server.Options{ConfigPath: path})
 
 	type result struct {
@@ -157,7 +158,7 @@ func TestShutdownTimeoutCutsStragglers(t *testing.T) {
 		}
 	}))
 	defer hung.Close()
-	path := configFile(t, "server:\n  shutdown_timeout: 500ms\nendpoints:\n"+endpointYAML("hung", hung.URL))
+	path := testutil.ConfigFile(t, "server:\n  shutdown_timeout: 500ms\nendpoints:\n"+endpointYAML("hung", hung.URL))
 	s := startServer(t, server.Options{ConfigPath: path})
 
 	res := make(chan error, 1)
@@ -210,13 +211,13 @@ func rawRequest(t *testing.T, addr string, headerBytes int) int {
 func TestHeaderLimits(t *testing.T) {
 	b := backend(t, "svc")
 	t.Run("the default limit is 1 MiB: past it the answer is 431", func(t *testing.T) {
-		path := configFile(t, "endpoints:\n"+endpointYAML("svc", b.URL))
+		path := testutil.ConfigFile(t, "endpoints:\n"+endpointYAML("svc", b.URL))
 		s := startServer(t, server.Options{ConfigPath: path})
 		assert.Equal(t, http.StatusOK, rawRequest(t, s.addr, 512<<10), "got a 512 KiB header refused")
 		assert.Equal(t, http.StatusRequestHeaderFieldsTooLarge, rawRequest(t, s.addr, 1<<20+64<<10))
 	})
 	t.Run("server.max_header_bytes sets the limit", func(t *testing.T) {
-		path := configFile(t, "server:\n  max_header_bytes: 8192\nendpoints:\n"+endpointYAML("svc", b.URL))
+		path := testutil.ConfigFile(t, "server:\n  max_header_bytes: 8192\nendpoints:\n"+endpointYAML("svc", b.URL))
 		s := startServer(t, server.Options{ConfigPath: path})
 		assert.Equal(t, http.StatusOK, rawRequest(t, s.addr, 2048))
 		assert.Equal(t, http.StatusRequestHeaderFieldsTooLarge, rawRequest(t, s.addr, 64<<10))
@@ -241,7 +242,7 @@ func TestConnectionTimeouts(t *testing.T) {
 	b := backend(t, "svc")
 	t.Run("a client that never finishes its headers is cut after the default 10s", func(t *testing.T) {
 		t.Parallel()
-		path := configFile(t, "endpoints:\n"+endpointYAML("svc", b.URL))
+		path := testutil.ConfigFile(t, "endpoints:\n"+endpointYAML("svc", b.URL))
 		s := startServer(t, server.Options{ConfigPath: path})
 		conn, err := net.Dial("tcp", s.addr)
 		require.NoError(t, err)
@@ -253,7 +254,7 @@ func TestConnectionTimeouts(t *testing.T) {
 	})
 	t.Run("server.read_header_timeout sets the header deadline", func(t *testing.T) {
 		t.Parallel()
-		path := configFile(t, "server:\n  read_header_timeout: 500ms\nendpoints:\n"+endpointYAML("svc", b.URL))
+		path := testutil.ConfigFile(t, "server:\n  read_header_timeout: 500ms\nendpoints:\n"+endpointYAML("svc", b.URL))
 		s := startServer(t, server.Options{ConfigPath: path})
 		conn, err := net.Dial("tcp", s.addr)
 		require.NoError(t, err)
@@ -266,7 +267,7 @@ func TestConnectionTimeouts(t *testing.T) {
 	})
 	t.Run("server.idle_timeout closes idle keep-alive connections", func(t *testing.T) {
 		t.Parallel()
-		path := configFile(t, "server:\n  idle_timeout: 1s\nendpoints:\n"+endpointYAML("svc", b.URL))
+		path := testutil.ConfigFile(t, "server:\n  idle_timeout: 1s\nendpoints:\n"+endpointYAML("svc", b.URL))
 		s := startServer(t, server.Options{ConfigPath: path})
 		conn, err := net.Dial("tcp", s.addr)
 		require.NoError(t, err)
@@ -390,7 +391,7 @@ func TestTLSWithAMissingCertificateFails(t *testing.T) {
 // test's, so nothing here depends on timing.
 func TestDrainDelay(t *testing.T) {
 	a := backend(t, "a")
-	path := configFile(t, "server:\n  drain_delay: 1h\n  shutdown_timeout: 10s\nendpoints:\n"+endpointYAML("svc", a.URL))
+	path := testutil.ConfigFile(t, "server:\n  drain_delay: 1h\n  shutdown_timeout: 10s\nendpoints:\n"+endpointYAML("svc", a.URL))
 	drainAsked := make(chan time.Duration, 1)
 	endDrain := make(chan time.Time)
 	s := startServer(t, server.Options{ConfigPath: path, After: func(d time.Duration) <-chan time.Time {

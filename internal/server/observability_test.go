@@ -1,9 +1,7 @@
 package server_test
 
 import (
-	"bufio"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -20,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orchestrator-go/orchestrator/internal/server"
+	"github.com/orchestrator-go/orchestrator/internal/testutil"
 )
 
 // obsMetrics parses the Prometheus text format into a map from the series
@@ -69,36 +68,6 @@ func obsExpect(t *testing.T, m map[string]float64, series string, want float64) 
 	got, ok := m[series]
 	require.True(t, ok, "metrics: got no series %s; want it exposed", series)
 	assert.Equal(t, want, got, "%s: got %v; want %v", series, got, want)
-}
-
-// obsLines decodes every log line written so far; each must be JSON.
-func obsLines(t *testing.T, buf *syncBuffer) []map[string]any {
-	t.Helper()
-	var out []map[string]any
-	sc := bufio.NewScanner(strings.NewReader(buf.String()))
-	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
-	for sc.Scan() {
-		if strings.TrimSpace(sc.Text()) == "" {
-			continue
-		}
-		var m map[string]any
-		require.NoError(t, json.Unmarshal(sc.Bytes(), &m), "log line %q: got invalid JSON; want JSON lines by default", sc.Text())
-		out = append(out, m)
-	}
-	require.NoError(t, sc.Err())
-	return out
-}
-
-// obsOf returns the lines of one component logger, in order.
-func obsOf(t *testing.T, buf *syncBuffer, logger string) []map[string]any {
-	t.Helper()
-	var out []map[string]any
-	for _, l := range obsLines(t, buf) {
-		if l["logger"] == logger {
-			out = append(out, l)
-		}
-	}
-	return out
 }
 
 func obsMessages(lines []map[string]any) []string {
@@ -182,20 +151,20 @@ const (
 func TestObservabilityConfigReloads(t *testing.T) {
 	t.Run("reloads through the admin API are counted by result and logged once each", func(t *testing.T) {
 		b := backend(t, "b")
-		path := configFile(t, "endpoints:\n"+endpointYAML("svc", b.URL))
+		path := testutil.ConfigFile(t, "endpoints:\n"+endpointYAML("svc", b.URL))
 		s := startServer(t, server.Options{ConfigPath: path, LogLevel: "debug"})
 
 		m := obsScrape(t, s)
 		obsExpect(t, m, obsReloadOK, 0)
 		obsExpect(t, m, obsReloadFailed, 0)
-		require.Empty(t, obsOf(t, s.stderr, "orchestrator.config"), "config lines before any reload: got some; want none")
+		require.Empty(t, s.stderr.JSONLinesOf(t, "orchestrator.config"), "config lines before any reload: got some; want none")
 
 		code, body := s.do(http.MethodPost, "/config/reload", "")
 		obsRequireStatus(t, "POST /config/reload", code, http.StatusOK, body)
 		m = obsScrape(t, s)
 		obsExpect(t, m, obsReloadOK, 1)
 		obsExpect(t, m, obsReloadFailed, 0)
-		lines := obsOf(t, s.stderr, "orchestrator.config")
+		lines := s.stderr.JSONLinesOf(t, "orchestrator.config")
 		require.Len(t, lines, 1, "config lines after one reload: got %v; want one", obsMessages(lines))
 		l := lines[0]
 		assert.Equal(t, "config applied", l["message"], "config line message: got %v", l["message"])
@@ -207,13 +176,13 @@ func TestObservabilityConfigReloads(t *testing.T) {
 		assert.NotEmpty(t, l["timestamp"], "config line timestamp: got none; want the docs/DESIGN.md field name")
 
 		// An invalid file: counted as a failure, logged once as an error.
-		writeFile(t, path, "endpoints:\n  - name: svc\n    url: 5\n")
+		testutil.ReplaceFile(t, path, "endpoints:\n  - name: svc\n    url: 5\n")
 		code, body = s.do(http.MethodPost, "/config/reload", "")
 		obsRequireStatus(t, "POST /config/reload of an invalid file", code, http.StatusBadRequest, body)
 		m = obsScrape(t, s)
 		obsExpect(t, m, obsReloadOK, 1)
 		obsExpect(t, m, obsReloadFailed, 1)
-		lines = obsOf(t, s.stderr, "orchestrator.config")
+		lines = s.stderr.JSONLinesOf(t, "orchestrator.config")
 		require.Len(t, lines, 2, "config lines after a failed reload: got %v; want two", obsMessages(lines))
 		l = lines[1]
 		assert.Equal(t, "ERROR", l["level"], "config rejected level: got %v; want ERROR", l["level"])
@@ -224,7 +193,7 @@ func TestObservabilityConfigReloads(t *testing.T) {
 		assert.Equal(t, "200 b /x", fmt.Sprint(code, " ", body))
 
 		// Fixed: a success again; /registry/sync is one more.
-		writeFile(t, path, "endpoints:\n"+endpointYAML("svc", b.URL)+endpointYAML("more", b.URL))
+		testutil.ReplaceFile(t, path, "endpoints:\n"+endpointYAML("svc", b.URL)+endpointYAML("more", b.URL))
 		code, body = s.do(http.MethodPost, "/config/reload", "")
 		obsRequireStatus(t, "POST /config/reload of the fixed file", code, http.StatusOK, body)
 		code, body = s.do(http.MethodPost, "/registry/sync", "")
@@ -234,7 +203,7 @@ func TestObservabilityConfigReloads(t *testing.T) {
 		obsExpect(t, m, obsReloadFailed, 1)
 
 		require.NoError(t, s.stop())
-		lines = obsOf(t, s.stderr, "orchestrator.config")
+		lines = s.stderr.JSONLinesOf(t, "orchestrator.config")
 		var got []string
 		for _, l := range lines {
 			got = append(got, fmt.Sprintf("%v %v", l["level"], l["trigger"]))
@@ -245,18 +214,18 @@ func TestObservabilityConfigReloads(t *testing.T) {
 
 	t.Run("a watched change is counted and logged once", func(t *testing.T) {
 		b := backend(t, "b")
-		path := configFile(t, "endpoints:\n"+endpointYAML("svc", b.URL))
+		path := testutil.ConfigFile(t, "endpoints:\n"+endpointYAML("svc", b.URL))
 		s := startServer(t, server.Options{ConfigPath: path, Watch: true})
-		writeFile(t, path, "endpoints:\n"+endpointYAML("svc", b.URL+"/v2"))
+		testutil.ReplaceFile(t, path, "endpoints:\n"+endpointYAML("svc", b.URL+"/v2"))
 		s.waitReloads(1)
 		obsExpect(t, obsScrape(t, s), obsReloadOK, 1)
 
-		writeFile(t, path, "endpoints: [")
+		testutil.ReplaceFile(t, path, "endpoints: [")
 		s.waitError()
 		obsExpect(t, obsScrape(t, s), obsReloadFailed, 1)
 
 		require.NoError(t, s.stop())
-		lines := obsOf(t, s.stderr, "orchestrator.config")
+		lines := s.stderr.JSONLinesOf(t, "orchestrator.config")
 		var got []string
 		for _, l := range lines {
 			got = append(got, fmt.Sprintf("%v %v", l["level"], l["trigger"]))
@@ -268,7 +237,7 @@ func TestObservabilityConfigReloads(t *testing.T) {
 
 func TestObservabilityMetricsEndpoint(t *testing.T) {
 	b := backend(t, "b")
-	path := configFile(t, "endpoints:\n"+endpointYAML("svc", b.URL))
+	path := testutil.ConfigFile(t, "endpoints:\n"+endpointYAML("svc", b.URL))
 	s := startServer(t, server.Options{ConfigPath: path, AdminToken: "metrics-test-admin-token"})
 
 	// /metrics is open even with a token; other admin routes are not.
@@ -312,7 +281,7 @@ func TestObservabilityMetricsEndpoint(t *testing.T) {
 func TestObservabilityAccessLog(t *testing.T) {
 	t.Run("one JSON line per proxied request with the docs/DESIGN.md fields", func(t *testing.T) {
 		b := backend(t, "b")
-		path := configFile(t, "endpoints:\n"+endpointYAML("svc", b.URL, "version: v1"))
+		path := testutil.ConfigFile(t, "endpoints:\n"+endpointYAML("svc", b.URL, "version: v1"))
 		s := startServer(t, server.Options{ConfigPath: path})
 
 		code, _ := obsRequest(t, s, http.MethodGet, "/orchestrator/svc/v1/items?page=2", http.Header{"X-Request-Id": {"obs-req-1"}}, "")
@@ -324,7 +293,7 @@ func TestObservabilityAccessLog(t *testing.T) {
 		require.Equal(t, http.StatusOK, code)
 
 		require.NoError(t, s.stop()) // every line is written once Run has returned
-		lines := obsOf(t, s.stderr, "orchestrator.access")
+		lines := s.stderr.JSONLinesOf(t, "orchestrator.access")
 		require.Len(t, lines, 2, "access lines: got %d; want one per proxied request. Log:\n%s", len(lines), s.stderr)
 		want := []string{"endpoint_id", "level", "logger", "message", "method", "path", "request_id", "response_time", "status_code", "timestamp"}
 		for i, l := range lines {
@@ -354,20 +323,20 @@ func TestObservabilityAccessLog(t *testing.T) {
 
 	t.Run("logging.access_log false writes none", func(t *testing.T) {
 		b := backend(t, "b")
-		path := configFile(t, "logging:\n  access_log: false\nendpoints:\n"+endpointYAML("svc", b.URL))
+		path := testutil.ConfigFile(t, "logging:\n  access_log: false\nendpoints:\n"+endpointYAML("svc", b.URL))
 		s := startServer(t, server.Options{ConfigPath: path, LogLevel: "debug"})
 		code, _ := s.mustGet("/orchestrator/svc/x")
 		require.Equal(t, http.StatusOK, code)
 		code, _ = s.mustGet("/health/status")
 		require.Equal(t, http.StatusOK, code)
 		require.NoError(t, s.stop())
-		assert.Empty(t, obsOf(t, s.stderr, "orchestrator.access"), "access lines with access_log false: got some; want none")
-		assert.NotEmpty(t, obsOf(t, s.stderr, "orchestrator.admin"), "admin lines at debug: got none; want the log wired")
+		assert.Empty(t, s.stderr.JSONLinesOf(t, "orchestrator.access"), "access lines with access_log false: got some; want none")
+		assert.NotEmpty(t, s.stderr.JSONLinesOf(t, "orchestrator.admin"), "admin lines at debug: got none; want the log wired")
 	})
 
 	t.Run("logging.start_traces sends and logs one trace id", func(t *testing.T) {
 		b, seen := obsHeaderBackend(t)
-		path := configFile(t, "logging:\n  start_traces: true\nendpoints:\n"+endpointYAML("svc", b.URL))
+		path := testutil.ConfigFile(t, "logging:\n  start_traces: true\nendpoints:\n"+endpointYAML("svc", b.URL))
 		s := startServer(t, server.Options{ConfigPath: path})
 		code, _ := s.mustGet("/orchestrator/svc/x")
 		require.Equal(t, http.StatusOK, code)
@@ -382,7 +351,7 @@ func TestObservabilityAccessLog(t *testing.T) {
 		assert.Equal(t, incoming, up2.Get("Traceparent"), "upstream traceparent: got %q; want the client's unchanged", up2.Get("Traceparent"))
 
 		require.NoError(t, s.stop())
-		lines := obsOf(t, s.stderr, "orchestrator.access")
+		lines := s.stderr.JSONLinesOf(t, "orchestrator.access")
 		require.Len(t, lines, 2)
 		assert.Equal(t, tp[3:35], lines[0]["trace_id"], "trace_id: got %v; want the trace id the backend saw", lines[0]["trace_id"])
 		assert.Equal(t, incoming[3:35], lines[1]["trace_id"], "trace_id: got %v; want the incoming trace id", lines[1]["trace_id"])
@@ -411,7 +380,7 @@ func TestObservabilitySecretsNeverLogged(t *testing.T) {
 		return "admin:\n  token: " + adminToken + "\nlogging:\n  level: debug\nendpoints:\n" +
 			endpointYAML("svc", b.URL, "health_check_path: /healthz") + endpointYAML("down", down) + extra
 	}
-	path := configFile(t, config(""))
+	path := testutil.ConfigFile(t, config(""))
 	s := startServer(t, server.Options{ConfigPath: path})
 	auth := http.Header{"Authorization": {"Bearer " + adminToken}}
 
@@ -457,7 +426,7 @@ func TestObservabilitySecretsNeverLogged(t *testing.T) {
 	}
 
 	// A rejected reload of a file that holds the token.
-	writeFile(t, path, config("  - name: broken\n    url: 5\n"))
+	testutil.ReplaceFile(t, path, config("  - name: broken\n    url: 5\n"))
 	code, body = obsRequest(t, s, http.MethodPost, "/config/reload", auth, "")
 	obsRequireStatus(t, "POST /config/reload of an invalid file", code, http.StatusBadRequest, body)
 	assert.NotContains(t, body, adminToken, "rejected reload body: got the admin token; want it never shown")
@@ -487,16 +456,16 @@ func TestObservabilitySecretsNeverLogged(t *testing.T) {
 
 	// Every path that logs was taken, at debug level.
 	for _, name := range []string{"orchestrator.access", "orchestrator.admin", "orchestrator.config", "orchestrator.router", "orchestrator.health", "orchestrator.breaker"} {
-		assert.NotEmpty(t, obsOf(t, s.stderr, name), "lines of %s: got none; want the scenario to log through it", name)
+		assert.NotEmpty(t, s.stderr.JSONLinesOf(t, name), "lines of %s: got none; want the scenario to log through it", name)
 	}
 	levels := map[string]int{}
-	for _, l := range obsOf(t, s.stderr, "orchestrator.admin") {
+	for _, l := range s.stderr.JSONLinesOf(t, "orchestrator.admin") {
 		levels[fmt.Sprint(l["level"])]++
 	}
 	assert.Positive(t, levels["DEBUG"], "admin lines at DEBUG: got %v; want the reads logged at debug", levels)
 	assert.Positive(t, levels["WARN"], "admin lines at WARN: got %v; want the refusals logged", levels)
 	redacted := false
-	for _, l := range obsOf(t, s.stderr, "orchestrator.admin") {
+	for _, l := range s.stderr.JSONLinesOf(t, "orchestrator.admin") {
 		redacted = redacted || strings.Contains(fmt.Sprint(l["path"]), "[redacted]")
 	}
 	assert.True(t, redacted, "admin lines: got no redacted path; want the token in a path replaced")

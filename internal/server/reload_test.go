@@ -18,17 +18,18 @@ import (
 
 	"github.com/orchestrator-go/orchestrator"
 	"github.com/orchestrator-go/orchestrator/internal/server"
+	"github.com/orchestrator-go/orchestrator/internal/testutil"
 )
 
 func TestHotReload(t *testing.T) {
 	t.Run("an editor's rename-write is applied", func(t *testing.T) {
 		a, b := backend(t, "a"), backend(t, "b")
-		path := configFile(t, "endpoints:\n"+endpointYAML("svc", a.URL))
+		path := testutil.ConfigFile(t, "endpoints:\n"+endpointYAML("svc", a.URL))
 		s := startServer(t, server.Options{ConfigPath: path, Watch: true})
 		s.waitBody("/orchestrator/svc/x", "a /x")
 		before := s.status()
 
-		writeFile(t, path, "endpoints:\n"+endpointYAML("svc", b.URL)+endpointYAML("added", b.URL))
+		testutil.ReplaceFile(t, path, "endpoints:\n"+endpointYAML("svc", b.URL)+endpointYAML("added", b.URL))
 		st := s.waitReloads(1)
 		assert.NotEqual(t, before.Version, st.Version, "got the same version; want the new content's")
 		assert.Nil(t, st.LastError)
@@ -39,7 +40,7 @@ func TestHotReload(t *testing.T) {
 	})
 	t.Run("an in-place write is applied", func(t *testing.T) {
 		a, b := backend(t, "a"), backend(t, "b")
-		path := configFile(t, "endpoints:\n"+endpointYAML("svc", a.URL))
+		path := testutil.ConfigFile(t, "endpoints:\n"+endpointYAML("svc", a.URL))
 		s := startServer(t, server.Options{ConfigPath: path, Watch: true})
 		require.NoError(t, os.WriteFile(path, []byte("endpoints:\n"+endpointYAML("svc", b.URL)), 0o600))
 		s.waitReloads(1)
@@ -48,10 +49,10 @@ func TestHotReload(t *testing.T) {
 	})
 	t.Run("a removed endpoint stops being routed", func(t *testing.T) {
 		a := backend(t, "a")
-		path := configFile(t, "endpoints:\n"+endpointYAML("keep", a.URL)+endpointYAML("drop", a.URL))
+		path := testutil.ConfigFile(t, "endpoints:\n"+endpointYAML("keep", a.URL)+endpointYAML("drop", a.URL))
 		s := startServer(t, server.Options{ConfigPath: path, Watch: true})
 		s.waitBody("/orchestrator/drop/x", "a /x")
-		writeFile(t, path, "endpoints:\n"+endpointYAML("keep", a.URL))
+		testutil.ReplaceFile(t, path, "endpoints:\n"+endpointYAML("keep", a.URL))
 		s.waitReloads(1)
 		code, _ := s.mustGet("/orchestrator/drop/x")
 		assert.Equal(t, http.StatusNotFound, code)
@@ -63,7 +64,7 @@ func TestHotReload(t *testing.T) {
 			w.WriteHeader(http.StatusInternalServerError)
 		}))
 		defer failing.Close()
-		path := configFile(t, "endpoints:\n"+endpointYAML("svc", failing.URL))
+		path := testutil.ConfigFile(t, "endpoints:\n"+endpointYAML("svc", failing.URL))
 		s := startServer(t, server.Options{ConfigPath: path, Watch: true})
 		breaker := func() string {
 			code, body := s.mustGet("/circuit-breaker/endpoints/svc")
@@ -78,7 +79,7 @@ func TestHotReload(t *testing.T) {
 		require.Equal(t, http.StatusInternalServerError, code)
 		require.Equal(t, "closed", breaker(), "got the breaker open after one failure; want the default threshold of 5")
 
-		writeFile(t, path, "circuit_breaker:\n  failure_threshold: 1\nendpoints:\n"+endpointYAML("svc", failing.URL))
+		testutil.ReplaceFile(t, path, "circuit_breaker:\n  failure_threshold: 1\nendpoints:\n"+endpointYAML("svc", failing.URL))
 		s.waitReloads(1)
 		code, _ = s.mustGet("/orchestrator/svc/x")
 		require.Equal(t, http.StatusInternalServerError, code)
@@ -86,7 +87,7 @@ func TestHotReload(t *testing.T) {
 	})
 	t.Run("a burst of writes is debounced into fewer reloads ending on the last content", func(t *testing.T) {
 		a := backend(t, "a")
-		path := configFile(t, "endpoints:\n"+endpointYAML("svc", a.URL))
+		path := testutil.ConfigFile(t, "endpoints:\n"+endpointYAML("svc", a.URL))
 		s := startServer(t, server.Options{ConfigPath: path, Watch: true})
 		const writes = 10
 		for i := 1; i <= writes; i++ {
@@ -158,12 +159,12 @@ func TestHotReloadKubernetesConfigMap(t *testing.T) {
 
 func TestInvalidConfigChangesNothing(t *testing.T) {
 	a, b := backend(t, "a"), backend(t, "b")
-	path := configFile(t, "endpoints:\n"+endpointYAML("svc", a.URL))
+	path := testutil.ConfigFile(t, "endpoints:\n"+endpointYAML("svc", a.URL))
 	s := startServer(t, server.Options{ConfigPath: path, Watch: true})
 	good := s.status()
 
 	t.Run("an invalid file keeps the last good config serving and shows the located error", func(t *testing.T) {
-		writeFile(t, path, "endpoints:\n"+endpointYAML("svc", b.URL)+"    timout: 3\n"+endpointYAML("other", "ftp://x"))
+		testutil.ReplaceFile(t, path, "endpoints:\n"+endpointYAML("svc", b.URL)+"    timout: 3\n"+endpointYAML("other", "ftp://x"))
 		st := s.waitError()
 		assert.Equal(t, good.Version, st.Version, "got a new version; want the last good one kept")
 		assert.Zero(t, st.ReloadCount)
@@ -176,7 +177,7 @@ func TestInvalidConfigChangesNothing(t *testing.T) {
 		assert.Contains(t, s.stderr.String(), "config rejected")
 	})
 	t.Run("a file with only semantic errors changes nothing either", func(t *testing.T) {
-		writeFile(t, path, "endpoints:\n"+endpointYAML("svc", b.URL)+endpointYAML("svc", b.URL))
+		testutil.ReplaceFile(t, path, "endpoints:\n"+endpointYAML("svc", b.URL)+endpointYAML("svc", b.URL))
 		eventually(t, "the duplicate-route error in /config/status", func() bool {
 			st := s.status()
 			return st.LastError != nil && strings.Contains(*st.LastError, "already served")
@@ -190,7 +191,7 @@ func TestInvalidConfigChangesNothing(t *testing.T) {
 		assert.Contains(t, body, "already served")
 	})
 	t.Run("fixing the file applies it and clears the error", func(t *testing.T) {
-		writeFile(t, path, "endpoints:\n"+endpointYAML("svc", b.URL))
+		testutil.ReplaceFile(t, path, "endpoints:\n"+endpointYAML("svc", b.URL))
 		st := s.waitReloads(1)
 		assert.Nil(t, st.LastError)
 		assert.Nil(t, st.LastErrorAt)
@@ -208,7 +209,7 @@ func TestInvalidConfigChangesNothing(t *testing.T) {
 
 func TestReloadWithoutWatching(t *testing.T) {
 	a, b, c := backend(t, "a"), backend(t, "b"), backend(t, "c")
-	path := configFile(t, "endpoints:\n"+endpointYAML("svc", a.URL))
+	path := testutil.ConfigFile(t, "endpoints:\n"+endpointYAML("svc", a.URL))
 	s := startServer(t, server.Options{ConfigPath: path, Watch: false})
 
 	t.Run("config status says the file is not watched", func(t *testing.T) {
@@ -216,7 +217,7 @@ func TestReloadWithoutWatching(t *testing.T) {
 		assert.Contains(t, s.stdout.String(), "(watching: false)")
 	})
 	t.Run("POST /config/reload applies the changed file", func(t *testing.T) {
-		writeFile(t, path, "endpoints:\n"+endpointYAML("svc", b.URL))
+		testutil.ReplaceFile(t, path, "endpoints:\n"+endpointYAML("svc", b.URL))
 		code, body := s.do(http.MethodPost, "/config/reload", "")
 		require.Equal(t, http.StatusOK, code, body)
 		assert.Contains(t, body, `"reload_count":1`)
@@ -224,7 +225,7 @@ func TestReloadWithoutWatching(t *testing.T) {
 		assert.Equal(t, "200 b /x", fmt.Sprint(code, " ", body))
 	})
 	t.Run("POST /registry/sync re-applies the file", func(t *testing.T) {
-		writeFile(t, path, "endpoints:\n"+endpointYAML("svc", c.URL))
+		testutil.ReplaceFile(t, path, "endpoints:\n"+endpointYAML("svc", c.URL))
 		code, body := s.do(http.MethodPost, "/registry/sync", "")
 		require.Equal(t, http.StatusOK, code, body)
 		assert.Contains(t, body, `"count":1`)
@@ -236,14 +237,14 @@ func TestReloadWithoutWatching(t *testing.T) {
 
 func TestAPIEndpointsSurviveReloads(t *testing.T) {
 	a, b, api := backend(t, "a"), backend(t, "b"), backend(t, "api")
-	path := configFile(t, "endpoints:\n"+endpointYAML("svc", a.URL))
+	path := testutil.ConfigFile(t, "endpoints:\n"+endpointYAML("svc", a.URL))
 	s := startServer(t, server.Options{ConfigPath: path, Watch: true})
 
 	code, body := s.do(http.MethodPost, "/registry/endpoints", fmt.Sprintf(`{"name":"dyn","url":%q}`, api.URL))
 	require.Equal(t, http.StatusCreated, code, body)
 
 	t.Run("a reload of the file keeps the API endpoint", func(t *testing.T) {
-		writeFile(t, path, "endpoints:\n"+endpointYAML("svc", b.URL))
+		testutil.ReplaceFile(t, path, "endpoints:\n"+endpointYAML("svc", b.URL))
 		s.waitReloads(1)
 		code, body := s.mustGet("/orchestrator/dyn/x")
 		assert.Equal(t, "200 api /x", fmt.Sprint(code, " ", body))
@@ -261,7 +262,7 @@ func TestAPIEndpointsSurviveReloads(t *testing.T) {
 		assert.Equal(t, http.StatusConflict, code, body)
 	})
 	t.Run("a file that takes the API endpoint's route is refused and changes nothing", func(t *testing.T) {
-		writeFile(t, path, "endpoints:\n"+endpointYAML("svc", a.URL)+endpointYAML("dyn", a.URL))
+		testutil.ReplaceFile(t, path, "endpoints:\n"+endpointYAML("svc", a.URL)+endpointYAML("dyn", a.URL))
 		st := s.waitError()
 		assert.Contains(t, *st.LastError, "dyn")
 		code, body := s.mustGet("/orchestrator/svc/x")
@@ -283,7 +284,7 @@ func TestReloadsUnderLoad(t *testing.T) {
 			endpointYAML("stable", stable.URL, fmt.Sprintf("timeout: %d", 30+i/2)) +
 			endpointYAML("other", fmt.Sprintf("%s/r%d", other.URL, (i+1)/2))
 	}
-	path := configFile(t, content(0))
+	path := testutil.ConfigFile(t, content(0))
 	s := startServer(t, server.Options{ConfigPath: path, Watch: true})
 
 	l := startLoad(t, 4, s.base+"/orchestrator/stable/ping", func(status int, body string) bool {
@@ -292,7 +293,7 @@ func TestReloadsUnderLoad(t *testing.T) {
 
 	const reloads = 20
 	for i := 1; i <= reloads; i++ {
-		writeFile(t, path, content(i))
+		testutil.ReplaceFile(t, path, content(i))
 		st := s.waitReloads(int64(i))
 		require.Nil(t, st.LastError, "reload %d failed: %v", i, st.LastError)
 		// Requests keep flowing across every reload.
@@ -322,7 +323,7 @@ func TestReloadNeverCutsARequestInFlight(t *testing.T) {
 	}))
 	defer held.Close()
 	b := backend(t, "b")
-	path := configFile(t, "endpoints:\n"+endpointYAML("svc", held.URL)+endpointYAML("gone", held.URL))
+	path := testutil.ConfigFile(t, "endpoints:\n"+endpointYAML("svc", held.URL)+endpointYAML("gone", held.URL))
 	s := startServer(t, server.Options{ConfigPath: path, Watch: true})
 
 	type result struct {
@@ -345,7 +346,7 @@ func TestReloadNeverCutsARequestInFlight(t *testing.T) {
 		}
 	}
 
-	writeFile(t, path, "endpoints:\n"+endpointYAML("svc", b.URL, "timeout: 5"))
+	testutil.ReplaceFile(t, path, "endpoints:\n"+endpointYAML("svc", b.URL, "timeout: 5"))
 	s.waitReloads(1)
 	code, body := s.mustGet("/orchestrator/svc/x")
 	require.Equal(t, "200 b /x", fmt.Sprint(code, " ", body), "got the old upstream after the reload")
@@ -365,7 +366,7 @@ func TestReloadNeverCutsARequestInFlight(t *testing.T) {
 // not, with every problem as file:line:column: message, so a bad deploy
 // fails its start instead of passing readiness and answering 404.
 func TestStartingOnABrokenFileFails(t *testing.T) {
-	path := configFile(t, "server:\n  prefix: /gw\nendpoints:\n  - name: svc\n    url: ftp://nowhere\n  - name: \"\"\n    url: http://127.0.0.1:1\n")
+	path := testutil.ConfigFile(t, "server:\n  prefix: /gw\nendpoints:\n  - name: svc\n    url: ftp://nowhere\n  - name: \"\"\n    url: http://127.0.0.1:1\n")
 	for _, watch := range []bool{true, false} {
 		err := server.Run(context.Background(), server.Options{ConfigPath: path, Watch: watch, Port: "0", Stdout: io.Discard, Stderr: io.Discard})
 		require.Error(t, err, "watch=%v", watch)
@@ -375,7 +376,7 @@ func TestStartingOnABrokenFileFails(t *testing.T) {
 		assert.True(t, strings.HasPrefix(lines[0], path+":5:10: endpoints[0].url: "), "got %q", lines[0])
 		assert.True(t, strings.HasPrefix(lines[1], path+":6:11: endpoints[1].name: "), "got %q", lines[1])
 	}
-	syntax := configFile(t, "endpoints:\n  - name: svc\n    url: [\n")
+	syntax := testutil.ConfigFile(t, "endpoints:\n  - name: svc\n    url: [\n")
 	err := server.Run(context.Background(), server.Options{ConfigPath: syntax, Watch: true, Port: "0", Stdout: io.Discard, Stderr: io.Discard})
 	require.Error(t, err)
 	assert.True(t, strings.HasPrefix(err.Error(), syntax+":"), "got %q; want it located in %s", err, syntax)
@@ -389,7 +390,7 @@ func TestStartingOnABrokenFileFails(t *testing.T) {
 func TestTruncatedFileKeepsEndpoints(t *testing.T) {
 	a := backend(t, "a")
 	good := "endpoints:\n" + endpointYAML("svc", a.URL)
-	path := configFile(t, good)
+	path := testutil.ConfigFile(t, good)
 	s := startServer(t, server.Options{ConfigPath: path, Watch: true})
 	var reloads int64
 	for _, content := range []string{"", "# being rewritten\n", "---\n", "endpoints: ~\n", "endpoints:\n"} {
@@ -406,7 +407,7 @@ func TestTruncatedFileKeepsEndpoints(t *testing.T) {
 		})
 	}
 	t.Run("endpoints: [] applies", func(t *testing.T) {
-		writeFile(t, path, "endpoints: []\n")
+		testutil.ReplaceFile(t, path, "endpoints: []\n")
 		s.waitReloads(reloads + 1)
 		code, _ := s.mustGet("/orchestrator/svc/x")
 		assert.Equal(t, http.StatusNotFound, code)
@@ -420,12 +421,12 @@ func TestTruncatedFileKeepsEndpoints(t *testing.T) {
 func TestRestoredFileClearsLastError(t *testing.T) {
 	a := backend(t, "a")
 	content := "endpoints:\n" + endpointYAML("svc", a.URL)
-	path := configFile(t, content)
+	path := testutil.ConfigFile(t, content)
 	s := startServer(t, server.Options{ConfigPath: path, Watch: true})
 	require.NoError(t, os.Remove(path))
 	st := s.waitError()
 	assert.Contains(t, *st.LastError, "config.yaml")
-	writeFile(t, path, content)
+	testutil.ReplaceFile(t, path, content)
 	eventually(t, "last_error cleared once the file reads back good", func() bool {
 		return s.status().LastError == nil
 	})
@@ -442,9 +443,9 @@ func TestRestoredFileClearsLastError(t *testing.T) {
 func TestOversizedConfigFileIsRefused(t *testing.T) {
 	a := backend(t, "a")
 	content := "server:\n  max_config_bytes: 4096\nendpoints:\n" + endpointYAML("svc", a.URL)
-	path := configFile(t, content)
+	path := testutil.ConfigFile(t, content)
 	s := startServer(t, server.Options{ConfigPath: path, Watch: true})
-	writeFile(t, path, content+"# "+strings.Repeat("x", 5000)+"\n")
+	testutil.ReplaceFile(t, path, content+"# "+strings.Repeat("x", 5000)+"\n")
 	st := s.waitError()
 	assert.Contains(t, *st.LastError, "server.max_config_bytes (4096 bytes)")
 	code, body := s.mustGet("/orchestrator/svc/x")
@@ -460,7 +461,7 @@ func TestOversizedConfigFileIsRefused(t *testing.T) {
 func TestTruncateThenWriteUnderLoad(t *testing.T) {
 	a := backend(t, "a")
 	good := "endpoints:\n" + endpointYAML("svc", a.URL)
-	path := configFile(t, good)
+	path := testutil.ConfigFile(t, good)
 	s := startServer(t, server.Options{ConfigPath: path, Watch: true})
 
 	l := startLoad(t, 4, s.base+"/orchestrator/svc/ping", func(status int, _ string) bool { return status == http.StatusOK })

@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orchestrator-go/orchestrator/internal/server"
+	"github.com/orchestrator-go/orchestrator/internal/testutil"
 )
 
 // TestAdminRoutesKeepTheRequestRules: the admin API shares the main
@@ -29,7 +30,7 @@ func TestAdminRoutesKeepTheRequestRules(t *testing.T) {
 		io.WriteString(w, "ok")
 	}))
 	t.Cleanup(b.Close)
-	path := configFile(t, fmt.Sprintf("server:\n  max_header_count: 20\nendpoints:\n  - name: svc\n    url: %s\n", b.URL))
+	path := testutil.ConfigFile(t, fmt.Sprintf("server:\n  max_header_count: 20\nendpoints:\n  - name: svc\n    url: %s\n", b.URL))
 	s := startServer(t, server.Options{ConfigPath: path})
 
 	roundTrip := func(t *testing.T, raw string) (*http.Response, *bufio.Reader) {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/orchestrator-go/orchestrator"
 	"github.com/orchestrator-go/orchestrator/internal/server"
+	"github.com/orchestrator-go/orchestrator/internal/testutil"
 )
 
 func TestRunWithoutConfig(t *testing.T) {
@@ -85,7 +86,7 @@ func TestRunWithoutConfig(t *testing.T) {
 
 func TestRunWithAConfigFile(t *testing.T) {
 	b := backend(t, "users")
-	path := configFile(t, "endpoints:\n"+endpointYAML("users", b.URL+"/api", "version: v1", `methods: ["GET"]`))
+	path := testutil.ConfigFile(t, "endpoints:\n"+endpointYAML("users", b.URL+"/api", "version: v1", `methods: ["GET"]`))
 	s := startServer(t, server.Options{ConfigPath: path, Watch: true})
 
 	t.Run("its endpoints are routed", func(t *testing.T) {
@@ -126,7 +127,7 @@ func TestRunRefusesBadStarts(t *testing.T) {
 		assert.True(t, errors.Is(err, os.ErrNotExist), "got %v; want a not-exist error", err)
 	})
 	t.Run("an invalid config file without watching is a located error", func(t *testing.T) {
-		path := configFile(t, "server:\n  port: 70000\n")
+		path := testutil.ConfigFile(t, "server:\n  port: 70000\n")
 		_, err := tryStartServer(t, server.Options{ConfigPath: path})
 		require.Error(t, err)
 		var ce *orchestrator.ConfigError
@@ -150,7 +151,7 @@ func TestRunRefusesBadStarts(t *testing.T) {
 	t.Run("a state file that is not JSON is an error", func(t *testing.T) {
 		state := filepath.Join(t.TempDir(), "state.json")
 		require.NoError(t, os.WriteFile(state, []byte("{"), 0o600))
-		path := configFile(t, fmt.Sprintf("registry:\n  state_file: %q\n", state))
+		path := testutil.ConfigFile(t, fmt.Sprintf("registry:\n  state_file: %q\n", state))
 		_, err := tryStartServer(t, server.Options{ConfigPath: path})
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), state)
@@ -169,7 +170,7 @@ func occupiedPort(t *testing.T) int {
 func TestRunSettingsPrecedence(t *testing.T) {
 	t.Run("the options' host and port win over the file's", func(t *testing.T) {
 		taken := occupiedPort(t)
-		path := configFile(t, fmt.Sprintf("server:\n  host: 192.0.2.1\n  port: %d\n", taken))
+		path := testutil.ConfigFile(t, fmt.Sprintf("server:\n  host: 192.0.2.1\n  port: %d\n", taken))
 		s := startServer(t, server.Options{ConfigPath: path, Host: "127.0.0.1", Port: "0"})
 		host, port, err := net.SplitHostPort(s.addr)
 		require.NoError(t, err)
@@ -178,13 +179,13 @@ func TestRunSettingsPrecedence(t *testing.T) {
 	})
 	t.Run("the file's port is used when no option is given", func(t *testing.T) {
 		taken := occupiedPort(t)
-		path := configFile(t, fmt.Sprintf("server:\n  host: 127.0.0.1\n  port: %d\n", taken))
+		path := testutil.ConfigFile(t, fmt.Sprintf("server:\n  host: 127.0.0.1\n  port: %d\n", taken))
 		_, err := launch(t, server.Options{ConfigPath: path})
 		require.Error(t, err, "got a start; want the file's (occupied) port tried")
 		assert.True(t, errors.Is(err, syscall.EADDRINUSE), "got %v; want EADDRINUSE on port %d", err, taken)
 	})
 	t.Run("the file's host is used when no option is given", func(t *testing.T) {
-		path := configFile(t, "server:\n  host: 127.0.0.1\n")
+		path := testutil.ConfigFile(t, "server:\n  host: 127.0.0.1\n")
 		s, err := launch(t, server.Options{ConfigPath: path, Port: "0"})
 		require.NoError(t, err)
 		host, _, err := net.SplitHostPort(s.addr)
@@ -193,7 +194,7 @@ func TestRunSettingsPrecedence(t *testing.T) {
 	})
 	infoLogged := func(t *testing.T, fileLevel, optLevel string) bool {
 		t.Helper()
-		path := configFile(t, fmt.Sprintf("logging:\n  level: %s\n", fileLevel))
+		path := testutil.ConfigFile(t, fmt.Sprintf("logging:\n  level: %s\n", fileLevel))
 		s := startServer(t, server.Options{ConfigPath: path, LogLevel: optLevel})
 		require.NoError(t, s.stop())
 		return strings.Contains(s.stderr.String(), `"message":"shutting down"`)
@@ -207,13 +208,13 @@ func TestRunSettingsPrecedence(t *testing.T) {
 		assert.True(t, infoLogged(t, "debug", ""), "got no info line; want level debug from the file")
 	})
 	t.Run("the file's log format is used", func(t *testing.T) {
-		path := configFile(t, "logging:\n  format: text\n")
+		path := testutil.ConfigFile(t, "logging:\n  format: text\n")
 		s := startServer(t, server.Options{ConfigPath: path})
 		require.NoError(t, s.stop())
 		assert.Contains(t, s.stderr.String(), "message=stopped")
 	})
 	t.Run("the options' admin token wins over the file's", func(t *testing.T) {
-		path := configFile(t, "admin:\n  token: from-the-file\n")
+		path := testutil.ConfigFile(t, "admin:\n  token: from-the-file\n")
 		s := startServer(t, server.Options{ConfigPath: path, AdminToken: "from-the-env"})
 		for token, want := range map[string]int{"": 401, "from-the-file": 401, "from-the-env": 200} {
 			req, err := http.NewRequest(http.MethodGet, s.base+"/config/status", nil)
@@ -231,7 +232,7 @@ func TestRunSettingsPrecedence(t *testing.T) {
 
 func TestRunSeparateAdminListener(t *testing.T) {
 	b := backend(t, "svc")
-	path := configFile(t, "admin:\n  listen: 127.0.0.1:0\nendpoints:\n"+endpointYAML("svc", b.URL))
+	path := testutil.ConfigFile(t, "admin:\n  listen: 127.0.0.1:0\nendpoints:\n"+endpointYAML("svc", b.URL))
 	s := startServer(t, server.Options{ConfigPath: path})
 	require.NotEmpty(t, s.admin, "got no admin address from Ready; want the admin listener's")
 
@@ -274,14 +275,14 @@ func TestRunPprof(t *testing.T) {
 	const token = "pprof-test-token"
 
 	t.Run("off by default", func(t *testing.T) {
-		s := startServer(t, server.Options{ConfigPath: configFile(t, "endpoints:\n"+endpointYAML("svc", b.URL)), AdminToken: token})
+		s := startServer(t, server.Options{ConfigPath: testutil.ConfigFile(t, "endpoints:\n"+endpointYAML("svc", b.URL)), AdminToken: token})
 		code, body := get(s, "/debug/pprof/", token)
 		assert.Equal(t, http.StatusNotFound, code, "GET /debug/pprof/: %s", body)
 		code, body = get(s, "/debug/pprof/heap", token)
 		assert.Equal(t, http.StatusNotFound, code, "GET /debug/pprof/heap: %s", body)
 	})
 	t.Run("on: answers the admin token and refuses anyone else", func(t *testing.T) {
-		s := startServer(t, server.Options{ConfigPath: configFile(t, "admin:\n  pprof: true\nendpoints:\n"+endpointYAML("svc", b.URL)), AdminToken: token})
+		s := startServer(t, server.Options{ConfigPath: testutil.ConfigFile(t, "admin:\n  pprof: true\nendpoints:\n"+endpointYAML("svc", b.URL)), AdminToken: token})
 		code, body := get(s, "/debug/pprof/", token)
 		require.Equal(t, http.StatusOK, code, "GET /debug/pprof/: %s", body)
 		assert.Contains(t, body, "heap")

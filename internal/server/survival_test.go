@@ -2,8 +2,8 @@ package server_test
 
 // Hot reload survival: connections that live across many reloads, and
 // rejected files that leave the last good config serving. The helpers
-// (startServer, configFile, writeFile, endpointYAML, backend, eventually)
-// are in helpers_test.go.
+// (startServer, endpointYAML, backend, eventually) are in helpers_test.go,
+// the file writers (ConfigFile, ReplaceFile) in internal/testutil.
 
 import (
 	"bufio"
@@ -22,6 +22,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orchestrator-go/orchestrator/internal/server"
+	"github.com/orchestrator-go/orchestrator/internal/testutil"
 )
 
 // survivalBackend serves two long-lived exchanges:
@@ -106,7 +107,7 @@ func TestSurvivalLongRequestAndUpgradedConnectionOutliveReloads(t *testing.T) {
 			endpointYAML("svc", long.URL, fmt.Sprintf("timeout: %d", 60+i)) +
 			endpointYAML("other", fmt.Sprintf("%s/r%d", other.URL, i))
 	}
-	path := configFile(t, content(0))
+	path := testutil.ConfigFile(t, content(0))
 	s := startServer(t, server.Options{ConfigPath: path, Watch: true})
 	// Deferred calls run before the cleanups that stop the server, so a
 	// failing test does not leave the server draining a held request.
@@ -156,7 +157,7 @@ func TestSurvivalLongRequestAndUpgradedConnectionOutliveReloads(t *testing.T) {
 	echo("before any reload")
 
 	for i := 1; i <= reloads; i++ {
-		writeFile(t, path, content(i))
+		testutil.ReplaceFile(t, path, content(i))
 		st := s.waitReloads(int64(i))
 		require.Nil(t, st.LastError, "reload %d failed: %v", i, st.LastError)
 		// The reload is in force, and the upgraded connection lives on.
@@ -184,7 +185,7 @@ func TestSurvivalLongRequestAndUpgradedConnectionOutliveReloads(t *testing.T) {
 func TestSurvivalRejectedConfigsKeepTheLastGoodOne(t *testing.T) {
 	a, b := backend(t, "a"), backend(t, "b")
 	good := "endpoints:\n" + endpointYAML("svc", a.URL)
-	path := configFile(t, good)
+	path := testutil.ConfigFile(t, good)
 	s := startServer(t, server.Options{ConfigPath: path, Watch: true})
 	s.waitBody("/orchestrator/svc/x", "a /x")
 	start := s.status()
@@ -221,7 +222,7 @@ func TestSurvivalRejectedConfigsKeepTheLastGoodOne(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			writeFile(t, path, tt.content)
+			testutil.ReplaceFile(t, path, tt.content)
 			want := path + tt.want
 			var got string
 			eventually(t, fmt.Sprintf("last_error %q", want), func() bool {
@@ -246,7 +247,7 @@ func TestSurvivalRejectedConfigsKeepTheLastGoodOne(t *testing.T) {
 	}
 
 	t.Run("a good file afterwards is applied", func(t *testing.T) {
-		writeFile(t, path, "endpoints:\n"+endpointYAML("svc", b.URL))
+		testutil.ReplaceFile(t, path, "endpoints:\n"+endpointYAML("svc", b.URL))
 		st := s.waitReloads(start.ReloadCount + 1)
 		assert.Nil(t, st.LastError, "last_error: got %v; want nil after a good file", st.LastError)
 		code, body := s.mustGet("/orchestrator/svc/x")
