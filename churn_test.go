@@ -246,10 +246,11 @@ func TestChurnKeepsHeapFlat(t *testing.T) {
 				<-tick.C
 			}
 		}
-		_, err := o.Registry().Put(ctx, Registration{Endpoint: Endpoint{ID: sentinel, Name: sentinel, URL: a.URL}.Normalized(), Source: SourceAPI}, PutCreate)
+		_, err := o.Registry().Put(ctx, Registration{Endpoint: Endpoint{ID: sentinel, Name: sentinel, URL: a.URL}.Normalized(), Source: SourceAPI}, IfAbsent)
 		require.NoError(t, err)
 		poll(true)
-		require.NoError(t, o.Registry().Delete(ctx, sentinel))
+		_, err = o.Registry().Delete(ctx, sentinel, IfAny)
+		require.NoError(t, err)
 		poll(false)
 	}
 
@@ -298,7 +299,7 @@ func TestChurnKeepsHeapFlat(t *testing.T) {
 	// and its indexes, the writer's maps and the health scheduler.
 	list, err := o.Registry().List(ctx)
 	require.NoError(t, err)
-	assert.Empty(t, list, "registry")
+	assert.Empty(t, list.Registrations, "registry")
 	assert.Empty(t, o.Routes(), "routes")
 	assert.Empty(t, o.Endpoints(), "endpoints")
 	tbl := o.table.Load()

@@ -87,19 +87,24 @@ func ExampleOrchestrator_Register() {
 }
 
 // staticRegistry is a read-only Registry: the smallest custom registry. A
-// real one would be backed by etcd, Consul or a database and send an Event
-// on its Watch channel whenever a registration changes.
+// real one would be backed by etcd, Consul or a database, check each write's
+// Precondition in the store, and send an Event with the changed records on
+// its Watch channel for every revision it commits (registrytest checks
+// all of it).
 type staticRegistry struct {
 	mu   sync.Mutex
 	regs map[string]orchestrator.Registration
 }
 
-func (s *staticRegistry) List(ctx context.Context) ([]orchestrator.Registration, error) {
+// staticRevision is the only revision a read-only registry ever has.
+const staticRevision = 1
+
+func (s *staticRegistry) List(ctx context.Context) (orchestrator.Snapshot, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]orchestrator.Registration, 0, len(s.regs))
+	out := orchestrator.Snapshot{Revision: staticRevision}
 	for _, r := range s.regs {
-		out = append(out, r)
+		out.Registrations = append(out.Registrations, r)
 	}
 	return out, nil
 }
@@ -114,15 +119,22 @@ func (s *staticRegistry) Get(ctx context.Context, id string) (orchestrator.Regis
 	return r, nil
 }
 
-func (s *staticRegistry) Put(ctx context.Context, reg orchestrator.Registration, mode orchestrator.PutMode) (orchestrator.Registration, error) {
+func (s *staticRegistry) Put(ctx context.Context, reg orchestrator.Registration, expect orchestrator.Precondition) (orchestrator.Registration, error) {
 	return orchestrator.Registration{}, fmt.Errorf("%w: this registry is read-only", orchestrator.ErrConflict)
 }
 
-func (s *staticRegistry) Delete(ctx context.Context, id string) error {
-	return fmt.Errorf("%w: this registry is read-only", orchestrator.ErrConflict)
+func (s *staticRegistry) Delete(ctx context.Context, id string, expect orchestrator.Precondition) (uint64, error) {
+	return 0, fmt.Errorf("%w: this registry is read-only", orchestrator.ErrConflict)
 }
 
-func (s *staticRegistry) Watch(ctx context.Context) (<-chan orchestrator.Event, error) {
+func (s *staticRegistry) Commit(ctx context.Context, ops []orchestrator.Op) (orchestrator.Event, error) {
+	if len(ops) == 0 {
+		return orchestrator.Event{Revision: staticRevision}, nil
+	}
+	return orchestrator.Event{}, fmt.Errorf("%w: this registry is read-only", orchestrator.ErrConflict)
+}
+
+func (s *staticRegistry) Watch(ctx context.Context, after uint64) (<-chan orchestrator.Event, error) {
 	ch := make(chan orchestrator.Event)
 	go func() { <-ctx.Done(); close(ch) }()
 	return ch, nil

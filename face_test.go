@@ -273,8 +273,9 @@ func TestFaceClosedGatewayRefusesChanges(t *testing.T) {
 		err := call()
 		assert.ErrorIs(t, err, orchestrator.ErrClosed, "%s after Close: got %v; want ErrClosed", name, err)
 	}
-	regs, err := reg.List(ctx)
+	snap, err := reg.List(ctx)
 	require.NoError(t, err)
+	regs := snap.Registrations
 	require.Len(t, regs, 1, "registry after the refused calls: got %d endpoints; want only api", len(regs))
 	assert.Equal(t, api.Revision, regs[0].Revision, "api's revision: got %d; want %d (unchanged)", regs[0].Revision, api.Revision)
 	assert.Equal(t, b.URL, regs[0].Endpoint.URL, "api's URL: got %q; want %q (unchanged)", regs[0].Endpoint.URL, b.URL)

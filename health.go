@@ -248,13 +248,12 @@ func (h *healthState) report(active bool, url string) (HealthReport, *time.Time)
 // probe is the scheduler's job: probe one endpoint now and return the wait
 // until the next probe.
 func (o *Orchestrator) probe(ctx context.Context, id string) time.Duration {
-	// Read the route under the writers' lock, not from the published table:
-	// writers schedule a probe (Add(id, 0)) before they publish, and a probe
-	// that ran in between would find no route (and wait a minute) or the old
-	// one (and wait its old interval).
-	o.mu.Lock()
-	rt := o.entries[id]
-	o.mu.Unlock()
+	// Read the route writers set before they schedule a probe, not the
+	// published table: writers schedule a probe (Add(id, 0)) before they
+	// publish, and a probe that ran in between would find no route (and wait
+	// a minute) or the old one (and wait its old interval). Not under o.mu
+	// either: a long reload holds it, and must not stall every probe.
+	rt := o.probeRoute(id)
 	if rt == nil || !rt.healthActive {
 		// Removed, or no longer checked: the scheduler entry is being
 		// replaced; come back rarely in case it is not.
@@ -264,6 +263,24 @@ func (o *Orchestrator) probe(ctx context.Context, id string) time.Duration {
 	next := jitter(rt.health.Interval.Std())
 	rt.healthState.nextProbe.Store(time.Now().Add(next).UnixNano())
 	return next
+}
+
+// setProbeRoute records the route probes of id check (nil: none). Called
+// under o.mu with every change of o.entries.
+func (o *Orchestrator) setProbeRoute(id string, rt *route) {
+	o.probeMu.Lock()
+	if rt == nil {
+		delete(o.probeRoutes, id)
+	} else {
+		o.probeRoutes[id] = rt
+	}
+	o.probeMu.Unlock()
+}
+
+func (o *Orchestrator) probeRoute(id string) *route {
+	o.probeMu.Lock()
+	defer o.probeMu.Unlock()
+	return o.probeRoutes[id]
 }
 
 // runProbe probes rt once, records the result and logs a transition.

@@ -52,16 +52,33 @@ type Orchestrator struct {
 	// table is the published route snapshot read by every request.
 	table atomic.Pointer[routeTable]
 
-	// mu serialises writers: registration, sync and registry events. Readers
-	// never take it.
+	// writeMu serialises this gateway's own writes (registration, sync) from
+	// their checks through the registry call to applying the result. It is
+	// held while calling the registry; mu never is (see reconcile.go).
+	writeMu sync.Mutex
+
+	// mu guards the route state, for writers and the registry follower; it
+	// is never held while calling the registry. Readers never take it.
 	mu      sync.Mutex
 	entries map[string]*route
+	// followed is the registry revision the follower has applied through;
+	// tombs holds removals applied ahead of it, by id (or override key), so
+	// that an older change arriving late is not applied (reconcile.go).
+	followed  uint64
+	tombs     map[string]uint64
+	overrides map[string]Override // the operator overrides followed, by key
 	// byName indexes entries by route name, and dirty collects what changed
 	// since the last publish, so that a publish rebuilds only the names
 	// touched (one registration among 10,000 does not rebuild 10,000).
 	byName     map[string][]*route // most names have one id: a slice, not a map each
 	dirtyIDs   map[string]struct{}
 	dirtyNames map[string]struct{}
+
+	// probeRoutes is the route each health probe checks, by id, kept by
+	// setEntryLocked and deleteEntryLocked under probeMu (taken inside mu),
+	// so that probes never wait for mu: a long reload must not stall them.
+	probeMu     sync.Mutex
+	probeRoutes map[string]*route
 
 	checker *schedule.Scheduler[string]
 	ctx     context.Context
@@ -103,6 +120,9 @@ func New(opts ...Option) (*Orchestrator, error) {
 		dirtyIDs:        make(map[string]struct{}),
 		dirtyNames:      make(map[string]struct{}),
 		entries:         make(map[string]*route),
+		tombs:           make(map[string]uint64),
+		overrides:       make(map[string]Override),
+		probeRoutes:     make(map[string]*route),
 	}
 	if o.registry == nil {
 		o.registry = NewMemoryRegistry()
@@ -147,13 +167,9 @@ func New(opts ...Option) (*Orchestrator, error) {
 		o.healthLog.Error("health probe panicked", slog.String("endpoint_id", id), slog.Any("panic", v))
 	})
 
-	// Subscribe before the first List so that no change falls between them.
-	events, err := o.registry.Watch(o.ctx)
-	if err != nil {
-		o.Close()
-		return nil, fmt.Errorf("orchestrator: watching the registry: %w", err)
-	}
-	if err := o.Refresh(o.ctx); err != nil {
+	// Follow the registry before writing to it: a registry may deliver the
+	// event of a write before the write returns.
+	if err := o.startFollowing(); err != nil {
 		o.Close()
 		return nil, err
 	}
@@ -174,8 +190,6 @@ func New(opts ...Option) (*Orchestrator, error) {
 			return nil, err
 		}
 	}
-	o.wg.Add(1)
-	go o.follow(events)
 	return o, nil
 }
 

@@ -1,103 +1,58 @@
 package orchestrator
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
+	"slices"
 )
 
-// follow applies registry events until Close. Events already applied (our
-// own writes) are recognised by revision and cost one Get.
-func (o *Orchestrator) follow(events <-chan Event) {
-	defer o.wg.Done()
-	defer func() {
-		if v := recover(); v != nil {
-			o.routerLog.Error("registry watch panicked; routes stop following the registry", slog.Any("panic", v))
-		}
-	}()
-	for ev := range events {
-		batch := []Event{ev}
-		// Coalesce a burst into one table rebuild.
-	drain:
-		for len(batch) < 1024 {
-			select {
-			case more, ok := <-events:
-				if !ok {
-					break drain
-				}
-				batch = append(batch, more)
-			default:
-				break drain
-			}
-		}
-		o.applyEvents(batch)
-	}
-}
-
-func (o *Orchestrator) applyEvents(batch []Event) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.closed.Load() {
-		return // events still buffered when Close ran change nothing
-	}
-	changed := false
-	for _, ev := range batch {
-		if ev.Kind == EventResync {
-			if err := o.refreshLocked(o.ctx); err != nil {
-				o.routerLog.Error("registry resync failed", slog.String("error", err.Error()))
-			}
-			continue
-		}
-		reg, err := o.registry.Get(o.ctx, ev.ID)
-		switch {
-		case errors.Is(err, ErrNotFound):
-			changed = o.removeLocked(ev.ID) || changed
-		case err != nil:
-			o.routerLog.Error("reading a changed endpoint from the registry failed", slog.String("endpoint_id", ev.ID), slog.String("error", err.Error()))
-		default:
-			changed = o.putLocked(reg) || changed
-		}
-	}
-	if changed {
-		o.publishLocked()
-	}
-}
-
-// Refresh re-reads the whole registry and rebuilds the route table. It is
-// what POST /router/refresh does; registry events make it unnecessary in
-// normal operation. After Close it returns ErrClosed.
+// Refresh re-reads the whole registry and applies it. It is what POST
+// /router/refresh does; the registry watch makes it unnecessary in normal
+// operation. After Close it returns ErrClosed.
 func (o *Orchestrator) Refresh(ctx context.Context) error {
+	if err := o.errIfClosed(); err != nil {
+		return err
+	}
+	snap, err := o.registry.List(ctx)
+	if err != nil {
+		return fmt.Errorf("orchestrator: listing the registry: %w", err)
+	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	if err := o.errIfClosed(); err != nil {
 		return err
 	}
-	return o.refreshLocked(ctx)
-}
-
-func (o *Orchestrator) refreshLocked(ctx context.Context) error {
-	regs, err := o.registry.List(ctx)
-	if err != nil {
-		return fmt.Errorf("orchestrator: listing the registry: %w", err)
-	}
-	seen := make(map[string]struct{}, len(regs))
-	for _, reg := range regs {
-		seen[reg.Endpoint.ID] = struct{}{}
-		o.putLocked(reg)
-	}
-	for id := range o.entries {
-		if _, ok := seen[id]; !ok {
-			o.removeLocked(id)
-		}
-	}
+	o.applySnapshotLocked(snap)
 	o.publishLocked()
 	return nil
 }
 
+// Overrides returns the operator overrides the gateway follows from its
+// registry, sorted by key.
+func (o *Orchestrator) Overrides() []Override {
+	o.mu.Lock()
+	out := make([]Override, 0, len(o.overrides))
+	for _, ov := range o.overrides {
+		out = append(out, ov)
+	}
+	o.mu.Unlock()
+	slices.SortFunc(out, func(a, b Override) int { return cmp.Compare(a.Key(), b.Key()) })
+	return out
+}
+
+// storeRetries is how many times a write whose precondition the store
+// refused (this gateway's view was behind: another gateway wrote first) is
+// checked again against fresh state and retried. A caller's own
+// revision condition is never retried past: it fails with
+// ErrRevisionMismatch.
+const storeRetries = 3
+
 // Register adds an endpoint owned by the API (source "api"). It is routable
-// when Register returns. Errors: *ValidationError (ErrInvalid), ErrConflict
-// when the id or the route is taken, ErrClosed after Close.
+// when Register returns. The registry refuses an id it already holds, even
+// one this gateway has not seen yet. Errors: *ValidationError (ErrInvalid),
+// ErrConflict when the id or the route is taken, ErrClosed after Close.
 func (o *Orchestrator) Register(ctx context.Context, ep Endpoint) (RegisteredEndpoint, error) {
 	if err := o.errIfClosed(); err != nil {
 		return RegisteredEndpoint{}, err // before the upstream's DNS lookup
@@ -109,27 +64,50 @@ func (o *Orchestrator) Register(ctx context.Context, ep Endpoint) (RegisteredEnd
 	if err := o.checkUpstream(ctx, ep); err != nil {
 		return RegisteredEndpoint{}, err
 	}
+	o.writeMu.Lock()
+	defer o.writeMu.Unlock()
 	o.mu.Lock()
-	defer o.mu.Unlock()
-	if err := o.errIfClosed(); err != nil {
+	err := o.errIfClosed()
+	if cur, ok := o.entries[ep.ID]; ok && err == nil {
+		err = fmt.Errorf("%w: endpoint %q already exists (source %s)", ErrConflict, ep.ID, cur.reg.Source)
+	}
+	if err == nil {
+		err = o.routeFreeLocked(ep)
+	}
+	o.mu.Unlock()
+	if err != nil {
 		return RegisteredEndpoint{}, err
 	}
-	if cur, ok := o.entries[ep.ID]; ok {
-		return RegisteredEndpoint{}, fmt.Errorf("%w: endpoint %q already exists (source %s)", ErrConflict, ep.ID, cur.reg.Source)
-	}
-	if err := o.routeFreeLocked(ep); err != nil {
-		return RegisteredEndpoint{}, err
-	}
-	reg, err := o.registry.Put(ctx, Registration{Endpoint: ep, Source: SourceAPI}, PutCreate)
+	reg, err := o.registry.Put(ctx, Registration{Endpoint: ep, Source: SourceAPI}, IfAbsent)
 	if err != nil {
 		if errors.Is(err, ErrConflict) {
 			return RegisteredEndpoint{}, fmt.Errorf("%w: endpoint %q already exists", ErrConflict, ep.ID)
 		}
 		return RegisteredEndpoint{}, err
 	}
-	o.putLocked(reg)
-	o.publishLocked()
-	return o.view(o.entries[ep.ID]), nil
+	return o.finishPut(reg, &ep)
+}
+
+// finishPut applies the registration this gateway just stored and returns
+// its view.
+func (o *Orchestrator) finishPut(reg Registration, checked *Endpoint) (RegisteredEndpoint, error) {
+	id := reg.Endpoint.ID
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if err := o.errIfClosed(); err != nil {
+		return RegisteredEndpoint{}, err
+	}
+	ev := Event{Revision: reg.Revision, Changes: []Change{{Kind: ChangePut, Key: id, Registration: reg}}}
+	if o.applyOwnLocked(ev, map[string]*Endpoint{id: checked}) {
+		o.publishLocked()
+	}
+	rt := o.entries[id]
+	if rt == nil {
+		// Removed by a newer write (another gateway's) before this one
+		// could be applied.
+		return RegisteredEndpoint{}, fmt.Errorf("%w: %q was removed by a later change", ErrNotFound, id)
+	}
+	return o.view(rt), nil
 }
 
 // Update replaces an API-owned endpoint's config; its breaker is rebuilt.
@@ -141,9 +119,10 @@ func (o *Orchestrator) Update(ctx context.Context, ep Endpoint) (RegisteredEndpo
 
 // UpdateIf is Update on the condition that the endpoint is still at
 // revision (RegisteredEndpoint.Revision, the admin API's ETag); 0 means
-// unconditional. A newer revision gives ErrRevisionMismatch, so two admins
-// editing at once cannot silently overwrite each other. The check and the
-// change are one step for this gateway.
+// unconditional. The registry checks the condition atomically with the
+// write, so two admins editing at once, through one gateway or two sharing
+// a store, cannot silently overwrite each other: the later one gets
+// ErrRevisionMismatch.
 func (o *Orchestrator) UpdateIf(ctx context.Context, ep Endpoint, revision uint64) (RegisteredEndpoint, error) {
 	if err := o.errIfClosed(); err != nil {
 		return RegisteredEndpoint{}, err
@@ -155,31 +134,65 @@ func (o *Orchestrator) UpdateIf(ctx context.Context, ep Endpoint, revision uint6
 	if err := o.checkUpstream(ctx, ep); err != nil {
 		return RegisteredEndpoint{}, err
 	}
+	o.writeMu.Lock()
+	defer o.writeMu.Unlock()
+	for attempt := 0; ; attempt++ {
+		cur, err := o.currentAPIOwned(ctx, ep.ID, revision, attempt > 0)
+		if err != nil {
+			return RegisteredEndpoint{}, err
+		}
+		o.mu.Lock()
+		err = o.routeFreeLocked(ep)
+		o.mu.Unlock()
+		if err != nil {
+			return RegisteredEndpoint{}, err
+		}
+		reg, err := o.registry.Put(ctx, Registration{Endpoint: ep, Source: SourceAPI, RegisteredAt: cur.RegisteredAt}, IfRevision(cur.Revision))
+		if errors.Is(err, ErrRevisionMismatch) && attempt < storeRetries {
+			continue // changed under us: check ownership and revision again
+		}
+		if err != nil {
+			return RegisteredEndpoint{}, err
+		}
+		return o.finishPut(reg, &ep)
+	}
+}
+
+// currentAPIOwned returns the registration a conditional change of id is
+// based on, after the checks every API change makes: it exists, the API
+// owns it, and it is at revision (unless 0). The gateway's own view is
+// used when it can answer; the store is read when the view lacks the id,
+// disagrees with the caller's revision (it may be behind the store), or
+// fresh is set (a write based on the view was just refused).
+func (o *Orchestrator) currentAPIOwned(ctx context.Context, id string, revision uint64, fresh bool) (Registration, error) {
 	o.mu.Lock()
-	defer o.mu.Unlock()
 	if err := o.errIfClosed(); err != nil {
-		return RegisteredEndpoint{}, err
+		o.mu.Unlock()
+		return Registration{}, err
 	}
-	cur, ok := o.entries[ep.ID]
-	if !ok {
-		return RegisteredEndpoint{}, fmt.Errorf("%w: %q", ErrNotFound, ep.ID)
+	rt := o.entries[id]
+	var cur Registration
+	if rt != nil {
+		cur = Registration{Endpoint: rt.ep, Source: rt.reg.Source, Revision: rt.reg.Revision, RegisteredAt: rt.reg.RegisteredAt}
 	}
-	if cur.reg.Source != SourceAPI {
-		return RegisteredEndpoint{}, ownedError(cur)
+	o.mu.Unlock()
+	if rt == nil || fresh || (revision != 0 && cur.Revision != revision) {
+		got, err := o.registry.Get(ctx, id)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			return Registration{}, fmt.Errorf("%w: %q", ErrNotFound, id)
+		case err != nil:
+			return Registration{}, err
+		}
+		cur = got
 	}
-	if revision != 0 && cur.reg.Revision != revision {
-		return RegisteredEndpoint{}, fmt.Errorf("%w: endpoint %q is at revision %d, not %d", ErrRevisionMismatch, ep.ID, cur.reg.Revision, revision)
+	if cur.Source != SourceAPI {
+		return Registration{}, ownedError(id)
 	}
-	if err := o.routeFreeLocked(ep); err != nil {
-		return RegisteredEndpoint{}, err
+	if revision != 0 && cur.Revision != revision {
+		return Registration{}, fmt.Errorf("%w: endpoint %q is at revision %d, not %d", ErrRevisionMismatch, id, cur.Revision, revision)
 	}
-	reg, err := o.registry.Put(ctx, Registration{Endpoint: ep, Source: SourceAPI, RegisteredAt: cur.reg.RegisteredAt}, PutUpdate)
-	if err != nil {
-		return RegisteredEndpoint{}, err
-	}
-	o.putLocked(reg)
-	o.publishLocked()
-	return o.view(o.entries[ep.ID]), nil
+	return cur, nil
 }
 
 // Deregister removes an API-owned endpoint. Requests already forwarded to
@@ -190,34 +203,40 @@ func (o *Orchestrator) Deregister(ctx context.Context, id string) error {
 }
 
 // DeregisterIf is Deregister on the condition that the endpoint is still at
-// revision; 0 means unconditional. A newer revision gives
-// ErrRevisionMismatch.
+// revision; 0 means unconditional. As with UpdateIf the registry checks
+// the condition; a newer revision gives ErrRevisionMismatch.
 func (o *Orchestrator) DeregisterIf(ctx context.Context, id string, revision uint64) error {
-	o.mu.Lock()
-	defer o.mu.Unlock()
 	if err := o.errIfClosed(); err != nil {
 		return err
 	}
-	cur, ok := o.entries[id]
-	if !ok {
-		return fmt.Errorf("%w: %q", ErrNotFound, id)
+	o.writeMu.Lock()
+	defer o.writeMu.Unlock()
+	for attempt := 0; ; attempt++ {
+		cur, err := o.currentAPIOwned(ctx, id, revision, attempt > 0)
+		if err != nil {
+			return err
+		}
+		rev, err := o.registry.Delete(ctx, id, IfRevision(cur.Revision))
+		if errors.Is(err, ErrRevisionMismatch) && attempt < storeRetries {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		if err := o.errIfClosed(); err != nil {
+			return err
+		}
+		if o.applyOwnLocked(Event{Revision: rev, Changes: []Change{{Kind: ChangeDelete, Key: id}}}, nil) {
+			o.publishLocked()
+		}
+		return nil
 	}
-	if cur.reg.Source != SourceAPI {
-		return ownedError(cur)
-	}
-	if revision != 0 && cur.reg.Revision != revision {
-		return fmt.Errorf("%w: endpoint %q is at revision %d, not %d", ErrRevisionMismatch, id, cur.reg.Revision, revision)
-	}
-	if err := o.registry.Delete(ctx, id); err != nil && !errors.Is(err, ErrNotFound) {
-		return err
-	}
-	o.removeLocked(id)
-	o.publishLocked()
-	return nil
 }
 
-func ownedError(cur *route) error {
-	return fmt.Errorf("%w: endpoint %q is owned by the config file; edit the file instead (tripping its circuit breaker is the emergency lever)", ErrConflict, cur.id)
+func ownedError(id string) error {
+	return fmt.Errorf("%w: endpoint %q is owned by the config file; edit the file instead (tripping its circuit breaker is the emergency lever)", ErrConflict, id)
 }
 
 // routeFreeLocked refuses ep when another id already serves its route.
@@ -233,16 +252,17 @@ func (o *Orchestrator) routeFreeLocked(ep Endpoint) error {
 // Sync makes the endpoints of one source exactly eps, as one change: new
 // ones are added, changed ones replaced (their breakers rebuilt), missing
 // ones removed, and the route table is published once. This is how a config
-// reload is applied. Everything is validated first; on any error nothing
-// changes. An id owned by the other source is a conflict. After Close it
-// returns ErrClosed.
+// reload is applied. Everything is validated first, then written to the
+// registry in one atomic Commit, so on any error nothing changes, in the
+// registry or in the routes. An id owned by the other source is a conflict.
+// After Close it returns ErrClosed.
 func (o *Orchestrator) Sync(ctx context.Context, source Source, eps []Endpoint) error {
-	o.mu.Lock()
-	defer o.mu.Unlock()
 	if err := o.errIfClosed(); err != nil {
 		return err
 	}
-	return o.syncLocked(ctx, source, eps, false)
+	o.writeMu.Lock()
+	defer o.writeMu.Unlock()
+	return o.syncWrite(ctx, source, eps, nil)
 }
 
 // Apply applies a configuration file's share of the gateway as one change:
@@ -261,35 +281,92 @@ func (o *Orchestrator) Apply(ctx context.Context, cfg *Config) error {
 	if err := errs.orNil(); err != nil {
 		return err
 	}
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if err := o.errIfClosed(); err != nil {
-		return err
-	}
-	cb, hc := cfg.CircuitBreaker.withDefaults(), cfg.HealthCheck.withDefaults()
-	rebuild := string(mustJSON(cb)) != string(mustJSON(o.breakerDefaults)) || string(mustJSON(hc)) != string(mustJSON(o.healthDefaults))
-	oldCB, oldHC := o.breakerDefaults, o.healthDefaults
-	o.breakerDefaults, o.healthDefaults = cb, &hc
-	if err := o.syncLocked(ctx, SourceConfig, cfg.Endpoints, rebuild); err != nil {
-		o.breakerDefaults, o.healthDefaults = oldCB, oldHC
-		return err
-	}
-	return nil
+	o.writeMu.Lock()
+	defer o.writeMu.Unlock()
+	d := &policyDefaults{breaker: cfg.CircuitBreaker.withDefaults(), health: cfg.HealthCheck.withDefaults()}
+	return o.syncWrite(ctx, SourceConfig, cfg.Endpoints, d)
 }
 
-// syncLocked makes the endpoints of source exactly eps. With rebuildAll,
-// every route is rebuilt even when its own config is unchanged (the
-// defaults it inherits changed).
-func (o *Orchestrator) syncLocked(ctx context.Context, source Source, eps []Endpoint, rebuildAll bool) error {
+// policyDefaults are the global defaults Apply installs with its endpoints.
+type policyDefaults struct {
+	breaker CircuitBreakerConfig
+	health  HealthCheckConfig
+}
+
+// syncWrite makes the endpoints of source exactly eps, and installs the
+// defaults d (when not nil) with them. It runs under writeMu: it checks
+// eps against the gateway's view, commits the difference with every op
+// conditional on the revision it was checked at, and applies the result.
+// A refused precondition means the view was behind the store: the view is
+// refreshed and everything checked again.
+func (o *Orchestrator) syncWrite(ctx context.Context, source Source, eps []Endpoint, d *policyDefaults) error {
 	norm := make([]Endpoint, len(eps))
+	checked := make(map[string]*Endpoint, len(eps))
 	for i, ep := range eps {
 		norm[i] = ep.Normalized()
+		checked[norm[i].ID] = &norm[i]
 	}
 	var errs ValidationError
 	validateSet(norm, "endpoints", &errs)
 	if err := errs.orNil(); err != nil {
 		return err
 	}
+	for attempt := 0; ; attempt++ {
+		ops, err := o.syncOps(source, norm)
+		if err != nil {
+			return err
+		}
+		var ev Event
+		if len(ops) > 0 {
+			ev, err = o.registry.Commit(ctx, ops)
+			if (errors.Is(err, ErrRevisionMismatch) || errors.Is(err, ErrConflict) || errors.Is(err, ErrNotFound)) && attempt < storeRetries {
+				// Another writer changed one of these ids since the view
+				// was built: catch up and decide again.
+				if rerr := o.Refresh(ctx); rerr != nil {
+					return rerr
+				}
+				continue
+			}
+			if err != nil {
+				return err
+			}
+		}
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		if err := o.errIfClosed(); err != nil {
+			return err
+		}
+		rebuildAll := false
+		if d != nil {
+			rebuildAll = string(mustJSON(d.breaker)) != string(mustJSON(o.breakerDefaults)) || string(mustJSON(d.health)) != string(mustJSON(o.healthDefaults))
+			if rebuildAll {
+				hc := d.health
+				o.breakerDefaults, o.healthDefaults = d.breaker, &hc
+			}
+		}
+		changed := o.applyOwnLocked(ev, checked)
+		if rebuildAll {
+			o.rebuildAllLocked()
+			changed = true
+		}
+		if changed {
+			o.publishLocked()
+		}
+		return nil
+	}
+}
+
+// syncOps checks norm (of source) against the gateway's view and returns
+// the ops that make the registry match: deletes of the source's endpoints
+// not in norm, puts of new and changed ones, each conditional on the
+// revision the view holds.
+func (o *Orchestrator) syncOps(source Source, norm []Endpoint) ([]Op, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if err := o.errIfClosed(); err != nil {
+		return nil, err
+	}
+	var errs ValidationError
 	// Routes held by the other source, to refuse a clash before writing.
 	otherRoutes := make(map[string]string)
 	for id, rt := range o.entries {
@@ -308,47 +385,42 @@ func (o *Orchestrator) syncLocked(ctx context.Context, source Source, eps []Endp
 		}
 	}
 	if err := errs.orNil(); err != nil {
-		return err
+		return nil, err
 	}
-	changed := false
+	var ops []Op
 	for id, rt := range o.entries {
 		if _, keep := want[id]; !keep && rt.reg.Source == source {
-			if err := o.registry.Delete(ctx, id); err != nil && !errors.Is(err, ErrNotFound) {
-				o.publishLocked()
-				return err
-			}
-			o.removeLocked(id)
-			changed = true
+			ops = append(ops, DeleteOp(id, IfRevision(rt.reg.Revision)))
 		}
 	}
+	// Deletes in id order, then puts in the caller's order: a commit reads
+	// the same every time, in logs and in a store's history.
+	slices.SortFunc(ops, func(a, b Op) int { return cmp.Compare(a.Key, b.Key) })
 	for _, ep := range norm {
-		if cur, ok := o.entries[ep.ID]; ok && endpointsEqual(cur.ep, ep) {
-			continue
+		expect := IfAbsent
+		if cur, ok := o.entries[ep.ID]; ok {
+			if endpointsEqual(cur.ep, ep) {
+				continue
+			}
+			expect = IfRevision(cur.reg.Revision)
 		}
-		reg, err := o.registry.Put(ctx, Registration{Endpoint: ep, Source: source}, PutUpsert)
-		if err != nil {
-			o.publishLocked()
-			return err
-		}
-		o.putCheckedLocked(reg, &ep)
-		changed = true
+		ops = append(ops, PutOp(Registration{Endpoint: ep, Source: source}, expect))
 	}
-	if rebuildAll {
-		for id, rt := range o.entries {
-			reg := Registration{Endpoint: rt.ep, Source: rt.reg.Source, Revision: rt.reg.Revision, RegisteredAt: rt.reg.RegisteredAt}
-			if nrt, err := o.buildRoute(reg, rt); err == nil {
-				o.setEntryLocked(id, nrt)
-				if nrt.healthActive && !sameJSON(nrt.health, rt.health) {
-					o.checker.Add(id, 0)
-				}
+	return ops, nil
+}
+
+// rebuildAllLocked rebuilds every route for new global defaults, even when
+// its own config is unchanged.
+func (o *Orchestrator) rebuildAllLocked() {
+	for id, rt := range o.entries {
+		reg := Registration{Endpoint: rt.ep, Source: rt.reg.Source, Revision: rt.reg.Revision, RegisteredAt: rt.reg.RegisteredAt}
+		if nrt, err := o.buildRoute(reg, rt); err == nil {
+			o.setEntryLocked(id, nrt)
+			if nrt.healthActive && !sameJSON(nrt.health, rt.health) {
+				o.checker.Add(id, 0)
 			}
 		}
-		changed = true
 	}
-	if changed {
-		o.publishLocked()
-	}
-	return nil
 }
 
 func sourceName(s Source) string {

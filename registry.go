@@ -3,22 +3,27 @@ package orchestrator
 import (
 	"context"
 	"errors"
-	"slices"
-	"sync"
+	"fmt"
+	"math"
 	"time"
 )
 
 // Sentinel errors returned by registries and by the Orchestrator's
 // registration methods. The admin API maps them to HTTP statuses in one
-// place: ErrNotFound 404, ErrConflict 409, ErrInvalid 400.
+// place: ErrNotFound 404, ErrConflict 409, ErrRevisionMismatch 412,
+// ErrInvalid 400.
 var (
-	// ErrNotFound: no endpoint has that id.
+	// ErrNotFound: no endpoint has that id (or no override that key).
 	ErrNotFound = errors.New("orchestrator: endpoint not found")
 	// ErrConflict: the id or route is taken, or the endpoint is owned by
-	// another source (a config-file endpoint cannot be edited through the API).
+	// another source (a config-file endpoint cannot be edited through the
+	// API). A registry returns it when a create-only write (IfAbsent) finds
+	// the record already there.
 	ErrConflict = errors.New("orchestrator: conflict")
-	// ErrRevisionMismatch: a conditional change (UpdateIf, DeregisterIf)
-	// found the endpoint at another revision. The admin API answers 412.
+	// ErrRevisionMismatch: a conditional change found the record at another
+	// revision, or gone. The registry itself makes this check, in the same
+	// atomic step as the change, so two gateways sharing a store cannot
+	// overwrite each other's edits. The admin API answers 412.
 	ErrRevisionMismatch = errors.New("orchestrator: revision mismatch")
 )
 
@@ -43,241 +48,306 @@ type Registration struct {
 	Endpoint Endpoint `json:"endpoint"`
 	// Source is the owner.
 	Source Source `json:"source"`
-	// Revision increases on every change the registry stores; it is opaque
-	// to the gateway except for equality, and fit for an HTTP ETag.
+	// Revision is the store revision of the write that produced this
+	// registration (see Registry). The store sets it; what a caller puts
+	// in is ignored. It is the admin API's ETag, and the gateway compares
+	// revisions to tell a newer state of an id from an older one.
 	Revision uint64 `json:"revision"`
-	// RegisteredAt is when the id was first stored.
+	// RegisteredAt is when the id was first stored; a replacement keeps it.
 	RegisteredAt time.Time `json:"registered_at"`
 }
 
-// PutMode is the precondition of Registry.Put.
-type PutMode int
+// OverrideKind names what an operator override instructs.
+type OverrideKind string
 
-// The put modes.
+// The override kinds.
 const (
-	// PutUpsert creates or replaces.
-	PutUpsert PutMode = iota
-	// PutCreate fails with ErrConflict when the id exists.
-	PutCreate
-	// PutUpdate fails with ErrNotFound when the id does not exist.
-	PutUpdate
+	// OverrideBreakerOpen holds an endpoint's circuit breaker open: the
+	// operator's emergency lever, allowed on config-owned endpoints too.
+	OverrideBreakerOpen OverrideKind = "breaker_open"
+	// OverrideTargetDrained takes one upstream target of an endpoint out of
+	// rotation (Target names it); reserved for endpoints with several
+	// targets.
+	OverrideTargetDrained OverrideKind = "target_drained"
 )
 
-// EventKind says what happened to a registration.
-type EventKind int
-
-// The event kinds.
-const (
-	// EventPut: the registration was created or replaced.
-	EventPut EventKind = iota
-	// EventDelete: the registration was removed.
-	EventDelete
-	// EventResync: the watcher may have missed changes; list everything again.
-	EventResync
-)
-
-// Event tells a watcher that a registration changed. Watchers re-read the
-// registration with Get, so an implementation may coalesce events for one id.
-type Event struct {
-	// Kind says what happened.
-	Kind EventKind
-	// ID of the changed registration (empty for EventResync).
-	ID string
+// Override is an operator's instruction about a running endpoint, such as
+// a manual breaker trip. It is desired state, so it is stored in the
+// Registry beside registrations (and applies to every gateway sharing the
+// store), but it is a record of its own: it is not part of an endpoint's
+// config, it is not subject to source ownership (an operator may trip the
+// breaker of an endpoint the config file owns), and a config reload that
+// rewrites the endpoint leaves it in place. Automatic breaker and health
+// state stay observed state and are never stored.
+type Override struct {
+	// Kind says what the override does.
+	Kind OverrideKind `json:"kind"`
+	// EndpointID is the endpoint it applies to. The endpoint need not
+	// exist: an override outlives a reload that drops and re-adds its
+	// endpoint.
+	EndpointID string `json:"endpoint_id"`
+	// Target names one upstream target for per-target kinds; empty for
+	// endpoint-wide ones.
+	Target string `json:"target,omitempty"`
+	// Reason is the operator's note (who, why), shown back by the admin API.
+	Reason string `json:"reason,omitempty"`
+	// Revision is the store revision of the write that produced it; set by
+	// the store.
+	Revision uint64 `json:"revision"`
+	// CreatedAt is when the key was first stored; set by the store.
+	CreatedAt time.Time `json:"created_at"`
 }
 
-// Registry stores endpoint configurations: the desired state. It is small
-// on purpose so that it can be backed by etcd, Consul or a database. All
-// methods must be safe for concurrent use.
+// Key identifies the override in the store: its kind, endpoint and target
+// joined by "/" ("breaker_open/users_v1"). Endpoint ids and target ids
+// never contain "/", so keys never collide.
+func (ov Override) Key() string {
+	k := string(ov.Kind) + "/" + ov.EndpointID
+	if ov.Target != "" {
+		k += "/" + ov.Target
+	}
+	return k
+}
+
+// Precondition is what a conditional write (Put, Delete, an Op of Commit)
+// requires of the record it changes. The store checks it and makes the
+// change in one atomic step (etcd: a transaction comparing the key's
+// revision), which is what makes compare-and-swap safe between gateways.
 //
-// Put validates nothing beyond its precondition: the Orchestrator validates
-// endpoints before it stores them. An implementation sets Revision (and
-// RegisteredAt on creation) and returns the stored registration.
-type Registry interface {
-	// List returns every registration, in any order.
-	List(ctx context.Context) ([]Registration, error)
-	// Get returns the registration with the id, or ErrNotFound.
-	Get(ctx context.Context, id string) (Registration, error)
-	// Put stores reg under reg.Endpoint.ID subject to mode.
-	Put(ctx context.Context, reg Registration, mode PutMode) (Registration, error)
-	// Delete removes the registration, or returns ErrNotFound.
-	Delete(ctx context.Context, id string) error
-	// Watch delivers change events until ctx ends, then closes the channel.
-	Watch(ctx context.Context) (<-chan Event, error)
-}
+// Any revision a store returned is a valid Precondition, meaning "the
+// record is still at that revision" (IfRevision says so explicitly); the
+// constants below cover the other cases.
+type Precondition uint64
 
-// MemoryRegistry is the default Registry: a map guarded by a mutex. It is
-// safe for concurrent use; the zero value is not usable, call
-// NewMemoryRegistry.
-type MemoryRegistry struct {
-	mu       sync.Mutex
-	regs     map[string]Registration
-	revision uint64
-	watchers map[*memoryWatcher]struct{}
-	now      func() time.Time
-}
+// The preconditions that are not a revision.
+const (
+	// IfAbsent: the record must not exist (create only). It is revision 0,
+	// which no stored record has. A Put that finds the record fails with
+	// ErrConflict.
+	IfAbsent Precondition = 0
+	// IfExists: the record must exist, at any revision. Failure is
+	// ErrNotFound.
+	IfExists Precondition = math.MaxUint64 - 1
+	// IfAny: no condition. Put creates or replaces; Delete of a missing
+	// record still fails with ErrNotFound.
+	IfAny Precondition = math.MaxUint64
+)
 
-// NewMemoryRegistry returns an empty in-memory registry.
-func NewMemoryRegistry() *MemoryRegistry {
-	return &MemoryRegistry{
-		regs:     make(map[string]Registration),
-		watchers: make(map[*memoryWatcher]struct{}),
-		now:      time.Now,
+// IfRevision returns the precondition that the record is still at
+// revision rev. A record at another revision, or gone, fails the write with
+// ErrRevisionMismatch. IfRevision(0) is IfAbsent.
+func IfRevision(rev uint64) Precondition { return Precondition(rev) }
+
+// String names the precondition for errors and logs.
+func (p Precondition) String() string {
+	switch p {
+	case IfAbsent:
+		return "absent"
+	case IfExists:
+		return "exists"
+	case IfAny:
+		return "any"
 	}
+	return fmt.Sprintf("revision %d", uint64(p))
 }
 
-// List returns every registration sorted by id.
-func (m *MemoryRegistry) List(ctx context.Context) ([]Registration, error) {
-	m.mu.Lock()
-	out := make([]Registration, 0, len(m.regs))
-	for _, r := range m.regs {
-		out = append(out, r)
-	}
-	m.mu.Unlock()
-	slices.SortFunc(out, func(a, b Registration) int {
-		switch {
-		case a.Endpoint.ID < b.Endpoint.ID:
-			return -1
-		case a.Endpoint.ID > b.Endpoint.ID:
-			return 1
-		}
-		return 0
-	})
-	return out, nil
-}
-
-// Get returns the registration with the id, or ErrNotFound.
-func (m *MemoryRegistry) Get(ctx context.Context, id string) (Registration, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	r, ok := m.regs[id]
-	if !ok {
-		return Registration{}, ErrNotFound
-	}
-	return r, nil
-}
-
-// Put stores reg subject to mode.
-func (m *MemoryRegistry) Put(ctx context.Context, reg Registration, mode PutMode) (Registration, error) {
-	id := reg.Endpoint.ID
-	if id == "" {
-		return Registration{}, &ValidationError{Errors: []FieldError{{Field: "id", Message: "is required"}}}
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	old, exists := m.regs[id]
+// Check reports whether a record in the given state satisfies p, with the
+// error a store returns when it does not. Registry implementations call it
+// so that every store fails the same way; what names the record in the
+// error.
+func (p Precondition) Check(what string, exists bool, revision uint64) error {
 	switch {
-	case mode == PutCreate && exists:
-		return Registration{}, ErrConflict
-	case mode == PutUpdate && !exists:
-		return Registration{}, ErrNotFound
+	case p == IfAny:
+		return nil
+	case p == IfExists:
+		if !exists {
+			return fmt.Errorf("%w: %s", ErrNotFound, what)
+		}
+	case p == IfAbsent:
+		if exists {
+			return fmt.Errorf("%w: %s already exists (revision %d)", ErrConflict, what, revision)
+		}
+	case !exists:
+		return fmt.Errorf("%w: %s is gone, expected at revision %d", ErrRevisionMismatch, what, uint64(p))
+	case revision != uint64(p):
+		return fmt.Errorf("%w: %s is at revision %d, not %d", ErrRevisionMismatch, what, revision, uint64(p))
 	}
-	m.revision++
-	reg.Revision = m.revision
-	if exists {
-		reg.RegisteredAt = old.RegisteredAt
-	} else if reg.RegisteredAt.IsZero() {
-		reg.RegisteredAt = m.now().UTC()
-	}
-	m.regs[id] = reg
-	m.notify(Event{Kind: EventPut, ID: id})
-	return reg, nil
-}
-
-// Delete removes the registration, or returns ErrNotFound.
-func (m *MemoryRegistry) Delete(ctx context.Context, id string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if _, ok := m.regs[id]; !ok {
-		return ErrNotFound
-	}
-	delete(m.regs, id)
-	m.revision++
-	m.notify(Event{Kind: EventDelete, ID: id})
 	return nil
 }
 
-// Watch delivers change events until ctx ends. Events for one id that the
-// watcher has not consumed yet are coalesced, so a slow watcher never blocks
-// writers and never grows without bound beyond one entry per id.
-func (m *MemoryRegistry) Watch(ctx context.Context) (<-chan Event, error) {
-	w := &memoryWatcher{
-		out:     make(chan Event),
-		signal:  make(chan struct{}, 1),
-		pending: make(map[string]EventKind),
+// ChangeKind says what one change (or one Op) does to one record.
+type ChangeKind int
+
+// The change kinds.
+const (
+	// ChangePut: a registration was created or replaced.
+	ChangePut ChangeKind = iota
+	// ChangeDelete: a registration was removed.
+	ChangeDelete
+	// ChangeOverridePut: an override was created or replaced.
+	ChangeOverridePut
+	// ChangeOverrideDelete: an override was removed.
+	ChangeOverrideDelete
+)
+
+// String names the kind for logs and test failures.
+func (k ChangeKind) String() string {
+	switch k {
+	case ChangePut:
+		return "put"
+	case ChangeDelete:
+		return "delete"
+	case ChangeOverridePut:
+		return "override-put"
+	case ChangeOverrideDelete:
+		return "override-delete"
 	}
-	m.mu.Lock()
-	m.watchers[w] = struct{}{}
-	m.mu.Unlock()
-	go func() {
-		defer func() {
-			m.mu.Lock()
-			delete(m.watchers, w)
-			m.mu.Unlock()
-			close(w.out)
-		}()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-w.signal:
-			}
-			for _, ev := range w.drain() {
-				select {
-				case w.out <- ev:
-				case <-ctx.Done():
-					return
-				}
-			}
-		}
-	}()
-	return w.out, nil
+	return fmt.Sprintf("ChangeKind(%d)", int(k))
 }
 
-// notify requires m.mu.
-func (m *MemoryRegistry) notify(ev Event) {
-	for w := range m.watchers {
-		w.enqueue(ev)
-	}
+// Change is one record a committed revision wrote or removed. It carries
+// the record itself, so a watcher needs no read to apply it.
+type Change struct {
+	// Kind says what happened.
+	Kind ChangeKind
+	// Key is the endpoint id (ChangePut, ChangeDelete) or the override key
+	// (ChangeOverridePut, ChangeOverrideDelete).
+	Key string
+	// Registration is the stored registration, for ChangePut; its Revision
+	// is the event's.
+	Registration Registration
+	// Override is the stored override, for ChangeOverridePut; its Revision
+	// is the event's.
+	Override Override
 }
 
-type memoryWatcher struct {
-	out    chan Event
-	signal chan struct{}
-
-	mu      sync.Mutex
-	pending map[string]EventKind
-	order   []string
+// Event is one committed revision of a Registry as a watcher sees it: every
+// change that revision made (one for Put and Delete, several for a
+// Commit), or a request to list again.
+type Event struct {
+	// Revision is the store revision the changes were committed at; a
+	// watcher that resumes after it sees none of them again.
+	Revision uint64
+	// Changes are the revision's changes, in the order of the Ops.
+	Changes []Change
+	// Resync says the store cannot deliver the changes after the watch's
+	// revision (its history was compacted, or the watcher fell too far
+	// behind): the watcher must List again and watch from the list's
+	// revision. A Resync event is the last on its channel; it carries no
+	// changes and no revision.
+	Resync bool
 }
 
-func (w *memoryWatcher) enqueue(ev Event) {
-	w.mu.Lock()
-	if _, queued := w.pending[ev.ID]; !queued {
-		w.order = append(w.order, ev.ID)
-	}
-	w.pending[ev.ID] = ev.Kind
-	w.mu.Unlock()
-	select {
-	case w.signal <- struct{}{}:
-	default:
-	}
+// Op is one conditional change of a Commit. Build it with PutOp, DeleteOp,
+// PutOverrideOp or DeleteOverrideOp.
+type Op struct {
+	// Kind says what the op does.
+	Kind ChangeKind
+	// Registration is the registration to store (ChangePut).
+	Registration Registration
+	// Override is the override to store (ChangeOverridePut).
+	Override Override
+	// Key is the endpoint id (ChangeDelete) or override key
+	// (ChangeOverrideDelete) to remove.
+	Key string
+	// Expect is the precondition on the record the op changes.
+	Expect Precondition
 }
 
-func (w *memoryWatcher) drain() []Event {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	evs := make([]Event, len(w.order))
-	for i, id := range w.order {
-		evs[i] = Event{Kind: w.pending[id], ID: id}
-	}
-	if len(w.order) > 64 {
-		// After a burst (a reload of 10,000 endpoints), start small again:
-		// clear would keep room for the whole burst for good.
-		w.order, w.pending = nil, make(map[string]EventKind)
-	} else {
-		w.order = w.order[:0]
-		clear(w.pending)
-	}
-	return evs
+// PutOp stores reg under reg.Endpoint.ID if expect holds.
+func PutOp(reg Registration, expect Precondition) Op {
+	return Op{Kind: ChangePut, Registration: reg, Key: reg.Endpoint.ID, Expect: expect}
+}
+
+// DeleteOp removes the registration with the id if expect holds.
+func DeleteOp(id string, expect Precondition) Op {
+	return Op{Kind: ChangeDelete, Key: id, Expect: expect}
+}
+
+// PutOverrideOp stores ov under ov.Key() if expect holds.
+func PutOverrideOp(ov Override, expect Precondition) Op {
+	return Op{Kind: ChangeOverridePut, Override: ov, Key: ov.Key(), Expect: expect}
+}
+
+// DeleteOverrideOp removes the override with the key if expect holds.
+func DeleteOverrideOp(key string, expect Precondition) Op {
+	return Op{Kind: ChangeOverrideDelete, Key: key, Expect: expect}
+}
+
+// Snapshot is everything a Registry holds at one revision.
+type Snapshot struct {
+	// Revision is the store revision the snapshot reflects: a Watch after
+	// it delivers exactly the changes the snapshot does not show.
+	Revision uint64
+	// Registrations, in any order.
+	Registrations []Registration
+	// Overrides, in any order.
+	Overrides []Override
+}
+
+// Registry stores the desired state: endpoint registrations and operator
+// overrides. It is the seam where a store shared by a fleet of gateways
+// (etcd, Consul, a database) plugs in, so its contract is the one such a
+// store can keep:
+//
+//   - The store has one revision counter. Every successful write (Put,
+//     Delete or a whole Commit) is committed at a new revision, higher than
+//     every earlier one, and every record it writes carries that revision.
+//     Revisions need not be consecutive.
+//   - Conditions are checked by the store, atomically with the write
+//     (see Precondition): this is the only compare-and-swap the gateway
+//     relies on.
+//   - List returns a consistent snapshot and its revision; Watch after that
+//     revision delivers exactly the later revisions, in order, each once,
+//     each with its changes and their records. A watch that cannot do so
+//     sends a Resync event instead; a store keeps enough history for a
+//     watch to resume after a brief drop (registrytest expects the last
+//     registrytest.MinHistory revisions). A watch may also just close (a
+//     lost connection); the watcher resumes with Watch after the last
+//     revision it saw and loses nothing.
+//   - A write should not wait for a slow watcher: a store that cannot
+//     keep up with one sends it Resync instead. A store may still deliver
+//     synchronously (a Put that returns once its event is received, a
+//     callback): the gateway keeps reading its watch and never calls the
+//     registry while holding the lock its event handling needs, so such a
+//     store does not deadlock it.
+//
+// The store validates nothing beyond preconditions and non-empty keys: the
+// Orchestrator validates endpoints before it stores them, and leaves out
+// (and logs) an invalid one written by someone else. All methods must be
+// safe for concurrent use. The registrytest package checks an
+// implementation against this contract.
+type Registry interface {
+	// List returns every registration and override and the revision they
+	// reflect.
+	List(ctx context.Context) (Snapshot, error)
+	// Get returns the registration with the id, or ErrNotFound. Following
+	// the store never reads (events carry their records); the gateway
+	// calls Get only before a conditional write its own view may be too
+	// far behind to decide.
+	Get(ctx context.Context, id string) (Registration, error)
+	// Put stores reg under reg.Endpoint.ID if expect holds and returns the
+	// stored registration: Revision is the new store revision (the one its
+	// event carries) and RegisteredAt is kept from the record it replaces.
+	// IfAbsent fails with ErrConflict, a revision with ErrRevisionMismatch.
+	Put(ctx context.Context, reg Registration, expect Precondition) (Registration, error)
+	// Delete removes the registration with the id if expect holds and
+	// returns the revision of the removal. A missing id is ErrNotFound
+	// (ErrRevisionMismatch when expect is a revision); IfAbsent never lets
+	// a Delete through.
+	Delete(ctx context.Context, id string, expect Precondition) (uint64, error)
+	// Commit applies ops atomically: every precondition holds and every op
+	// is applied at one new revision, or none is and the first failure is
+	// returned. It returns the Event its watchers see. An op's key may
+	// appear once per commit. A store that cannot apply a batch atomically
+	// (too many ops for one etcd transaction) must refuse it whole. An
+	// empty commit changes nothing and returns an Event without changes at
+	// the current revision.
+	Commit(ctx context.Context, ops []Op) (Event, error)
+	// Watch delivers an Event for every revision committed after the
+	// revision after, in order, until ctx ends; then it closes the channel.
+	// See Event.Resync for a watch that cannot resume.
+	Watch(ctx context.Context, after uint64) (<-chan Event, error)
 }
 
 var _ Registry = (*MemoryRegistry)(nil)

@@ -52,55 +52,78 @@ func regEventually(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-func TestMemoryRegistryPutModes(t *testing.T) {
+// regPutEvent is the event of a one-registration write at its revision.
+func regPutEvent(reg orchestrator.Registration) orchestrator.Event {
+	return orchestrator.Event{Revision: reg.Revision, Changes: []orchestrator.Change{{Kind: orchestrator.ChangePut, Key: reg.Endpoint.ID, Registration: reg}}}
+}
+
+func regDeleteEvent(id string, rev uint64) orchestrator.Event {
+	return orchestrator.Event{Revision: rev, Changes: []orchestrator.Change{{Kind: orchestrator.ChangeDelete, Key: id}}}
+}
+
+func TestMemoryRegistryPreconditions(t *testing.T) {
 	ctx := context.Background()
 	r := orchestrator.NewMemoryRegistry()
 	a := regEP("a", "", "http://127.0.0.1:1")
+	api := func(ep orchestrator.Endpoint) orchestrator.Registration {
+		return orchestrator.Registration{Endpoint: ep, Source: orchestrator.SourceAPI}
+	}
 
-	_, err := r.Put(ctx, orchestrator.Registration{Endpoint: a, Source: orchestrator.SourceAPI}, orchestrator.PutUpdate)
-	assert.True(t, errors.Is(err, orchestrator.ErrNotFound), "PutUpdate of a missing id = %v; want ErrNotFound", err)
+	_, err := r.Put(ctx, api(a), orchestrator.IfExists)
+	assert.ErrorIs(t, err, orchestrator.ErrNotFound, "IfExists put of a missing id")
+	_, err = r.Put(ctx, api(a), orchestrator.IfRevision(7))
+	assert.ErrorIs(t, err, orchestrator.ErrRevisionMismatch, "IfRevision put of a missing id")
 	_, err = r.Get(ctx, "a")
-	assert.True(t, errors.Is(err, orchestrator.ErrNotFound), "Get after a refused PutUpdate = %v; want ErrNotFound", err)
+	assert.ErrorIs(t, err, orchestrator.ErrNotFound, "Get after refused puts")
 
-	created, err := r.Put(ctx, orchestrator.Registration{Endpoint: a, Source: orchestrator.SourceAPI}, orchestrator.PutCreate)
-	require.NoError(t, err, "PutCreate = %v; want nil", err)
+	created, err := r.Put(ctx, api(a), orchestrator.IfAbsent)
+	require.NoError(t, err, "IfAbsent put of a new id")
 	assert.NotZero(t, created.Revision, "created.Revision = 0; want > 0")
 	assert.False(t, created.RegisteredAt.IsZero(), "created.RegisteredAt is zero; want the creation time")
-	assert.Equal(t, a, created.Endpoint, "created.Endpoint = %+v; want %+v", created.Endpoint, a)
-	assert.Equal(t, orchestrator.SourceAPI, created.Source, "created.Source = %q; want api", created.Source)
+	assert.Equal(t, a, created.Endpoint)
+	assert.Equal(t, orchestrator.SourceAPI, created.Source)
 
-	_, err = r.Put(ctx, orchestrator.Registration{Endpoint: a, Source: orchestrator.SourceAPI}, orchestrator.PutCreate)
-	assert.True(t, errors.Is(err, orchestrator.ErrConflict), "second PutCreate = %v; want ErrConflict", err)
-
+	_, err = r.Put(ctx, api(a), orchestrator.IfAbsent)
+	assert.ErrorIs(t, err, orchestrator.ErrConflict, "second IfAbsent put")
 	got, err := r.Get(ctx, "a")
 	require.NoError(t, err)
-	assert.Equal(t, created, got, "Get after a refused PutCreate = %+v; want the original %+v", got, created)
+	assert.Equal(t, created, got, "Get after a refused IfAbsent put; want the original")
 
 	changed := a
 	changed.URL = "http://127.0.0.1:2"
 	later := created.RegisteredAt.Add(time.Hour)
-	updated, err := r.Put(ctx, orchestrator.Registration{Endpoint: changed, Source: orchestrator.SourceAPI, RegisteredAt: later}, orchestrator.PutUpdate)
-	require.NoError(t, err, "PutUpdate = %v; want nil", err)
-	assert.Greater(t, updated.Revision, created.Revision, "updated.Revision = %d; want > %d", updated.Revision, created.Revision)
+	updated, err := r.Put(ctx, orchestrator.Registration{Endpoint: changed, Source: orchestrator.SourceAPI, RegisteredAt: later}, orchestrator.IfRevision(created.Revision))
+	require.NoError(t, err, "put at the current revision")
+	assert.Greater(t, updated.Revision, created.Revision)
 	assert.True(t, updated.RegisteredAt.Equal(created.RegisteredAt), "RegisteredAt after update = %v; want the original %v", updated.RegisteredAt, created.RegisteredAt)
-	assert.Equal(t, "http://127.0.0.1:2", updated.Endpoint.URL, "URL after update = %q; want the new one", updated.Endpoint.URL)
 
-	upserted, err := r.Put(ctx, orchestrator.Registration{Endpoint: a, Source: orchestrator.SourceConfig}, orchestrator.PutUpsert)
-	require.NoError(t, err, "PutUpsert of an existing id = %v; want nil", err)
-	assert.Greater(t, upserted.Revision, updated.Revision, "upserted.Revision = %d; want > %d", upserted.Revision, updated.Revision)
-	assert.True(t, upserted.RegisteredAt.Equal(created.RegisteredAt), "RegisteredAt after upsert = %v; want the original %v", upserted.RegisteredAt, created.RegisteredAt)
-	assert.Equal(t, orchestrator.SourceConfig, upserted.Source, "Source after upsert = %q; want config", upserted.Source)
+	// A writer still holding the first revision is refused by the store.
+	_, err = r.Put(ctx, api(a), orchestrator.IfRevision(created.Revision))
+	assert.ErrorIs(t, err, orchestrator.ErrRevisionMismatch, "put at a stale revision")
+	_, err = r.Delete(ctx, "a", orchestrator.IfRevision(created.Revision))
+	assert.ErrorIs(t, err, orchestrator.ErrRevisionMismatch, "delete at a stale revision")
+	got, err = r.Get(ctx, "a")
+	require.NoError(t, err)
+	assert.Equal(t, updated, got, "after refused stale writes; want the update kept")
+
+	upserted, err := r.Put(ctx, orchestrator.Registration{Endpoint: a, Source: orchestrator.SourceConfig}, orchestrator.IfAny)
+	require.NoError(t, err, "IfAny put of an existing id")
+	assert.Greater(t, upserted.Revision, updated.Revision)
+	assert.Equal(t, orchestrator.SourceConfig, upserted.Source)
+	existing, err := r.Put(ctx, api(a), orchestrator.IfExists)
+	require.NoError(t, err, "IfExists put of an existing id")
 
 	b := regEP("b", "v1", "http://127.0.0.1:3")
-	fresh, err := r.Put(ctx, orchestrator.Registration{Endpoint: b, Source: orchestrator.SourceConfig}, orchestrator.PutUpsert)
-	require.NoError(t, err, "PutUpsert of a new id = %v; want nil", err)
-	assert.Greater(t, fresh.Revision, upserted.Revision, "revision of a new id = %d; want > %d (one counter for the registry)", fresh.Revision, upserted.Revision)
-	got, err = r.Get(ctx, "b_v1")
-	require.NoError(t, err, "Get(b_v1) = %v; want nil", err)
-	assert.Equal(t, fresh, got, "Get(b_v1) = %+v; want %+v", got, fresh)
+	fresh, err := r.Put(ctx, api(b), orchestrator.IfAny)
+	require.NoError(t, err, "IfAny put of a new id")
+	assert.Greater(t, fresh.Revision, existing.Revision, "one counter for the whole registry")
 
-	_, err = r.Put(ctx, orchestrator.Registration{Endpoint: orchestrator.Endpoint{Name: "noid", URL: "http://x"}}, orchestrator.PutUpsert)
-	assert.Error(t, err, "Put without an id = nil; want an error")
+	rev, err := r.Delete(ctx, "b_v1", orchestrator.IfRevision(fresh.Revision))
+	require.NoError(t, err, "delete at the current revision")
+	assert.Greater(t, rev, fresh.Revision)
+
+	_, err = r.Put(ctx, orchestrator.Registration{Endpoint: orchestrator.Endpoint{Name: "noid", URL: "http://x"}}, orchestrator.IfAny)
+	assert.ErrorIs(t, err, orchestrator.ErrInvalid, "put without an id")
 }
 
 func TestMemoryRegistryGetDeleteList(t *testing.T) {
@@ -108,98 +131,112 @@ func TestMemoryRegistryGetDeleteList(t *testing.T) {
 	r := orchestrator.NewMemoryRegistry()
 
 	_, err := r.Get(ctx, "missing")
-	assert.True(t, errors.Is(err, orchestrator.ErrNotFound), "Get(missing) = %v; want ErrNotFound", err)
-	err = r.Delete(ctx, "missing")
-	assert.True(t, errors.Is(err, orchestrator.ErrNotFound), "Delete(missing) = %v; want ErrNotFound", err)
+	assert.ErrorIs(t, err, orchestrator.ErrNotFound, "Get(missing)")
+	_, err = r.Delete(ctx, "missing", orchestrator.IfAny)
+	assert.ErrorIs(t, err, orchestrator.ErrNotFound, "Delete(missing)")
 
-	list, err := r.List(ctx)
+	snap, err := r.List(ctx)
 	require.NoError(t, err)
-	assert.Empty(t, list, "List of an empty registry = %v; want none", list)
+	assert.Empty(t, snap.Registrations, "List of an empty registry")
+	assert.Zero(t, snap.Revision, "revision of an empty registry")
 
 	var lastRev uint64
 	for _, id := range []string{"charlie", "alpha", "delta", "bravo"} {
-		reg, err := r.Put(ctx, orchestrator.Registration{Endpoint: regEP(id, "", "http://127.0.0.1:1")}, orchestrator.PutCreate)
+		reg, err := r.Put(ctx, orchestrator.Registration{Endpoint: regEP(id, "", "http://127.0.0.1:1")}, orchestrator.IfAbsent)
 		require.NoError(t, err)
 		assert.Greater(t, reg.Revision, lastRev, "Revision = %d; want > %d", reg.Revision, lastRev)
 		lastRev = reg.Revision
 	}
-	list, err = r.List(ctx)
+	snap, err = r.List(ctx)
 	require.NoError(t, err)
 	var ids []string
-	for _, reg := range list {
+	for _, reg := range snap.Registrations {
 		ids = append(ids, reg.Endpoint.ID)
 	}
-	assert.Equal(t, []string{"alpha", "bravo", "charlie", "delta"}, ids, "List ids = %v; want sorted", ids)
+	assert.Equal(t, []string{"alpha", "bravo", "charlie", "delta"}, ids, "List ids; want sorted")
+	assert.Equal(t, lastRev, snap.Revision, "List revision; want the last write's")
 
-	require.NoError(t, r.Delete(ctx, "bravo"), "Delete(bravo) = error; want nil")
+	delRev, err := r.Delete(ctx, "bravo", orchestrator.IfAny)
+	require.NoError(t, err, "Delete(bravo)")
+	assert.Greater(t, delRev, lastRev)
 	_, err = r.Get(ctx, "bravo")
-	assert.True(t, errors.Is(err, orchestrator.ErrNotFound), "Get after Delete = %v; want ErrNotFound", err)
-	err = r.Delete(ctx, "bravo")
-	assert.True(t, errors.Is(err, orchestrator.ErrNotFound), "second Delete = %v; want ErrNotFound", err)
+	assert.ErrorIs(t, err, orchestrator.ErrNotFound, "Get after Delete")
+	_, err = r.Delete(ctx, "bravo", orchestrator.IfAny)
+	assert.ErrorIs(t, err, orchestrator.ErrNotFound, "second Delete")
 
-	list, err = r.List(ctx)
+	snap, err = r.List(ctx)
 	require.NoError(t, err)
-	require.Len(t, list, 3, "List after Delete = %d entries; want 3", len(list))
+	require.Len(t, snap.Registrations, 3, "List after Delete")
+	assert.Equal(t, delRev, snap.Revision, "List revision after Delete")
 
 	// The list is a copy: changing it changes nothing stored.
-	list[0].Endpoint.URL = "http://changed"
+	snap.Registrations[0].Endpoint.URL = "http://changed"
 	got, err := r.Get(ctx, "alpha")
 	require.NoError(t, err)
-	assert.Equal(t, "http://127.0.0.1:1", got.Endpoint.URL, "stored URL = %q; want it unchanged by editing List's result", got.Endpoint.URL)
+	assert.Equal(t, "http://127.0.0.1:1", got.Endpoint.URL, "stored URL; want it unchanged by editing List's result")
 
 	// Recreating a deleted id gets a new, higher revision.
-	reg, err := r.Put(ctx, orchestrator.Registration{Endpoint: regEP("bravo", "", "http://127.0.0.1:1")}, orchestrator.PutCreate)
+	reg, err := r.Put(ctx, orchestrator.Registration{Endpoint: regEP("bravo", "", "http://127.0.0.1:1")}, orchestrator.IfAbsent)
 	require.NoError(t, err)
-	assert.Greater(t, reg.Revision, lastRev, "Revision after recreate = %d; want > %d", reg.Revision, lastRev)
+	assert.Greater(t, reg.Revision, delRev)
 }
 
 func TestMemoryRegistryWatch(t *testing.T) {
 	r := orchestrator.NewMemoryRegistry()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	events, err := r.Watch(ctx)
+	events, err := r.Watch(ctx, 0)
 	require.NoError(t, err)
-	other, err := r.Watch(ctx)
+	other, err := r.Watch(ctx, 0)
 	require.NoError(t, err)
 
 	bg := context.Background()
-	_, err = r.Put(bg, orchestrator.Registration{Endpoint: regEP("a", "", "http://127.0.0.1:1")}, orchestrator.PutCreate)
+	a, err := r.Put(bg, orchestrator.Registration{Endpoint: regEP("a", "", "http://127.0.0.1:1")}, orchestrator.IfAbsent)
 	require.NoError(t, err)
 	ev, ok := regRecv(t, events)
 	require.True(t, ok, "events closed; want an event")
-	assert.Equal(t, orchestrator.Event{Kind: orchestrator.EventPut, ID: "a"}, ev, "event = %+v; want put a", ev)
+	assert.Equal(t, regPutEvent(a), ev, "event of put a: the registration, at the revision Put returned")
 
-	_, err = r.Put(bg, orchestrator.Registration{Endpoint: regEP("b", "", "http://127.0.0.1:1")}, orchestrator.PutCreate)
+	b, err := r.Put(bg, orchestrator.Registration{Endpoint: regEP("b", "", "http://127.0.0.1:1")}, orchestrator.IfAbsent)
 	require.NoError(t, err)
 	ev, _ = regRecv(t, events)
-	assert.Equal(t, orchestrator.Event{Kind: orchestrator.EventPut, ID: "b"}, ev, "event = %+v; want put b", ev)
+	assert.Equal(t, regPutEvent(b), ev, "event of put b")
 
-	require.NoError(t, r.Delete(bg, "a"))
+	delRev, err := r.Delete(bg, "a", orchestrator.IfAny)
+	require.NoError(t, err)
 	ev, _ = regRecv(t, events)
-	assert.Equal(t, orchestrator.Event{Kind: orchestrator.EventDelete, ID: "a"}, ev, "event = %+v; want delete a", ev)
+	assert.Equal(t, regDeleteEvent("a", delRev), ev, "event of delete a")
 
 	// A refused write is not an event: the next event is the next change.
-	_, err = r.Put(bg, orchestrator.Registration{Endpoint: regEP("b", "", "http://127.0.0.1:1")}, orchestrator.PutCreate)
+	_, err = r.Put(bg, orchestrator.Registration{Endpoint: regEP("b", "", "http://127.0.0.1:1")}, orchestrator.IfAbsent)
 	require.Error(t, err)
-	require.Error(t, r.Delete(bg, "zzz"))
-	_, err = r.Put(bg, orchestrator.Registration{Endpoint: regEP("c", "", "http://127.0.0.1:1")}, orchestrator.PutCreate)
+	_, err = r.Delete(bg, "zzz", orchestrator.IfAny)
+	require.Error(t, err)
+	c, err := r.Put(bg, orchestrator.Registration{Endpoint: regEP("c", "", "http://127.0.0.1:1")}, orchestrator.IfAbsent)
 	require.NoError(t, err)
 	ev, _ = regRecv(t, events)
-	assert.Equal(t, orchestrator.Event{Kind: orchestrator.EventPut, ID: "c"}, ev, "event = %+v; want put c", ev)
+	assert.Equal(t, regPutEvent(c), ev, "event after refused writes; want put c")
 
-	// The second watcher saw the same changes (coalesced per id at most).
-	seen := map[string]orchestrator.EventKind{}
-	for len(seen) < 3 || seen["c"] != orchestrator.EventPut {
+	// The second watcher saw every change too, in order: nothing is
+	// coalesced away.
+	want := []orchestrator.Event{regPutEvent(a), regPutEvent(b), regDeleteEvent("a", delRev), regPutEvent(c)}
+	for i, w := range want {
 		ev, ok := regRecv(t, other)
 		require.True(t, ok, "second watcher closed early")
-		seen[ev.ID] = ev.Kind
+		assert.Equal(t, w, ev, "second watcher's event %d", i)
 	}
-	assert.Equal(t, map[string]orchestrator.EventKind{"a": orchestrator.EventDelete, "b": orchestrator.EventPut, "c": orchestrator.EventPut}, seen,
-		"second watcher's final events = %v; want a deleted, b and c put", seen)
 
-	// Ending the context closes both channels.
+	// A watch from a past revision replays what came after it.
+	replay, err := r.Watch(ctx, b.Revision)
+	require.NoError(t, err)
+	for i, w := range want[2:] {
+		ev, _ := regRecv(t, replay)
+		assert.Equal(t, w, ev, "replayed event %d after revision %d", i, b.Revision)
+	}
+
+	// Ending the context closes every channel.
 	cancel()
-	for _, ch := range []<-chan orchestrator.Event{events, other} {
+	for _, ch := range []<-chan orchestrator.Event{events, other, replay} {
 		for {
 			_, ok := regRecv(t, ch)
 			if !ok {
@@ -209,86 +246,124 @@ func TestMemoryRegistryWatch(t *testing.T) {
 	}
 
 	// Writes after the watch ended do not block or panic.
-	_, err = r.Put(bg, orchestrator.Registration{Endpoint: regEP("d", "", "http://127.0.0.1:1")}, orchestrator.PutCreate)
-	require.NoError(t, err, "Put after a watcher ended = %v; want nil", err)
+	_, err = r.Put(bg, orchestrator.Registration{Endpoint: regEP("d", "", "http://127.0.0.1:1")}, orchestrator.IfAbsent)
+	require.NoError(t, err, "Put after a watcher ended")
 
 	// A watch started with an ended context closes at once.
 	done, doneCancel := context.WithCancel(context.Background())
 	doneCancel()
-	ch, err := r.Watch(done)
+	ch, err := r.Watch(done, 0)
 	require.NoError(t, err)
 	_, ok = regRecv(t, ch)
 	assert.False(t, ok, "watch with an ended context delivered an event; want the channel closed")
 }
 
 func TestMemoryRegistrySlowWatcherNeverBlocksWriters(t *testing.T) {
-	const ids, rounds = 10, 200
+	const ids, rounds = 10, 300 // 3,000 revisions: more than the history keeps
 	r := orchestrator.NewMemoryRegistry()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	events, err := r.Watch(ctx)
+	events, err := r.Watch(ctx, 0)
 	require.NoError(t, err)
 
 	// Write many changes without reading a single event. If a write blocked
 	// on the watcher this would never finish.
-	written := make(chan map[string]uint64, 1)
+	written := make(chan uint64, 1)
 	go func() {
 		bg := context.Background()
-		last := map[string]uint64{}
+		var last uint64
 		for round := 0; round < rounds; round++ {
 			for i := 0; i < ids; i++ {
 				ep := regEP(fmt.Sprintf("ep%d", i), "", fmt.Sprintf("http://127.0.0.1:%d", 1+round))
-				reg, err := r.Put(bg, orchestrator.Registration{Endpoint: ep}, orchestrator.PutUpsert)
+				reg, err := r.Put(bg, orchestrator.Registration{Endpoint: ep}, orchestrator.IfAny)
 				if err != nil {
 					panic(err)
 				}
-				last[ep.ID] = reg.Revision
+				last = reg.Revision
 			}
-		}
-		// ep0 ends deleted; a sentinel marks the end of the writes.
-		if err := r.Delete(bg, "ep0"); err != nil {
-			panic(err)
-		}
-		delete(last, "ep0")
-		if _, err := r.Put(bg, orchestrator.Registration{Endpoint: regEP("sentinel", "", "http://127.0.0.1:1")}, orchestrator.PutCreate); err != nil {
-			panic(err)
 		}
 		written <- last
 	}()
-	var last map[string]uint64
+	var last uint64
 	select {
 	case last = <-written:
 	case <-time.After(30 * time.Second):
 		t.Fatalf("%d writes did not finish within 30s while the watcher read nothing; want writers never blocked", ids*rounds)
 	}
 
-	// Drain up to the sentinel, which was written last.
-	var got []orchestrator.Event
+	// The watcher gets revisions in order, none skipped, until it falls
+	// behind what the registry keeps: then one Resync, and the channel
+	// closes. It never gets a wrong or partial picture silently.
+	var prev uint64
+	resynced := false
 	for {
 		ev, ok := regRecv(t, events)
-		require.True(t, ok, "events closed before the sentinel")
-		got = append(got, ev)
-		if ev.ID == "sentinel" {
+		if !ok {
 			break
 		}
+		require.False(t, resynced, "an event after Resync; want the channel closed")
+		if ev.Resync {
+			resynced = true
+			continue
+		}
+		require.Equal(t, prev+1, ev.Revision, "revision after %d; want the next one, none skipped", prev)
+		prev = ev.Revision
 	}
-	assert.LessOrEqual(t, len(got), 2*ids+2, "watcher got %d events for %d writes; want them coalesced per id (at most %d)", len(got), ids*rounds+2, 2*ids+2)
+	assert.True(t, resynced, "a watcher %d revisions behind got no Resync (last seen %d of %d)", last, prev, last)
+}
 
-	final := map[string]orchestrator.EventKind{}
-	for _, ev := range got {
-		final[ev.ID] = ev.Kind
-	}
-	assert.Equal(t, orchestrator.EventDelete, final["ep0"], "last event of ep0 = %v; want delete", final["ep0"])
-	for i := 1; i < ids; i++ {
-		id := fmt.Sprintf("ep%d", i)
-		require.Contains(t, final, id, "no event for %s; want at least one", id)
-		assert.Equal(t, orchestrator.EventPut, final[id], "last event of %s = %v; want put", id, final[id])
-		// The event says "re-read": the registry holds the latest write.
-		reg, err := r.Get(context.Background(), id)
-		require.NoError(t, err)
-		assert.Equal(t, last[id], reg.Revision, "%s revision = %d; want the last written %d", id, reg.Revision, last[id])
-		assert.Equal(t, fmt.Sprintf("http://127.0.0.1:%d", rounds), reg.Endpoint.URL, "%s URL = %q; want the last written", id, reg.Endpoint.URL)
-	}
+func TestMemoryRegistryFrom(t *testing.T) {
+	ctx := context.Background()
+	at := time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC)
+	kept := orchestrator.Registration{Endpoint: regEP("kept", "", "http://127.0.0.1:1"), Source: orchestrator.SourceAPI, Revision: 40, RegisteredAt: at}
+	bare := orchestrator.Registration{Endpoint: regEP("bare", "", "http://127.0.0.1:1"), Source: orchestrator.SourceAPI}
+	var persisted []orchestrator.Snapshot
+	fail := false
+	r, err := orchestrator.NewMemoryRegistryFrom(orchestrator.Snapshot{Revision: 50, Registrations: []orchestrator.Registration{kept, bare}},
+		func(ctx context.Context, next orchestrator.Snapshot) error {
+			if fail {
+				return errors.New("disk full")
+			}
+			persisted = append(persisted, next)
+			return nil
+		})
+	require.NoError(t, err)
+
+	got, err := r.Get(ctx, "kept")
+	require.NoError(t, err)
+	assert.Equal(t, kept, got, "a restored registration keeps its revision and time (ETags survive a restart)")
+	got, err = r.Get(ctx, "bare")
+	require.NoError(t, err)
+	assert.Greater(t, got.Revision, uint64(50), "a restored registration without a revision gets a new one")
+	snap, err := r.List(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, got.Revision, snap.Revision)
+
+	// History before the restore is gone: a watch from there must list.
+	old, err := r.Watch(ctx, 10)
+	require.NoError(t, err)
+	ev, _ := regRecv(t, old)
+	assert.True(t, ev.Resync, "watch after a revision older than the restore: got %+v; want Resync", ev)
+
+	events, err := r.Watch(ctx, snap.Revision)
+	require.NoError(t, err)
+	// A refused persist refuses the change: not stored, no event.
+	fail = true
+	_, err = r.Put(ctx, orchestrator.Registration{Endpoint: regEP("new", "", "http://127.0.0.1:1")}, orchestrator.IfAbsent)
+	require.ErrorContains(t, err, "disk full")
+	_, err = r.Get(ctx, "new")
+	assert.ErrorIs(t, err, orchestrator.ErrNotFound, "a change whose persist failed was stored")
+	fail = false
+	deleted, err := r.Delete(ctx, "kept", orchestrator.IfRevision(40))
+	require.NoError(t, err)
+	ev, _ = regRecv(t, events)
+	assert.Equal(t, regDeleteEvent("kept", deleted), ev, "first event after a refused change; want the next change")
+	require.Len(t, persisted, 1)
+	assert.Equal(t, deleted, persisted[0].Revision, "persist sees the revision the change will have")
+	assert.Len(t, persisted[0].Registrations, 1, "persist sees the content after the change")
+
+	_, err = orchestrator.NewMemoryRegistryFrom(orchestrator.Snapshot{Registrations: []orchestrator.Registration{kept, kept}}, nil)
+	assert.ErrorIs(t, err, orchestrator.ErrConflict, "a snapshot with an id twice")
 }
 
 // regFake is a hand-written Registry, as a user would back one with a
@@ -301,7 +376,7 @@ type regFake struct {
 	gets    atomic.Int64
 }
 
-func (f *regFake) List(ctx context.Context) ([]orchestrator.Registration, error) {
+func (f *regFake) List(ctx context.Context) (orchestrator.Snapshot, error) {
 	f.lists.Add(1)
 	return f.mem.List(ctx)
 }
@@ -311,15 +386,21 @@ func (f *regFake) Get(ctx context.Context, id string) (orchestrator.Registration
 	return f.mem.Get(ctx, id)
 }
 
-func (f *regFake) Put(ctx context.Context, reg orchestrator.Registration, mode orchestrator.PutMode) (orchestrator.Registration, error) {
-	return f.mem.Put(ctx, reg, mode)
+func (f *regFake) Put(ctx context.Context, reg orchestrator.Registration, expect orchestrator.Precondition) (orchestrator.Registration, error) {
+	return f.mem.Put(ctx, reg, expect)
 }
 
-func (f *regFake) Delete(ctx context.Context, id string) error { return f.mem.Delete(ctx, id) }
+func (f *regFake) Delete(ctx context.Context, id string, expect orchestrator.Precondition) (uint64, error) {
+	return f.mem.Delete(ctx, id, expect)
+}
 
-func (f *regFake) Watch(ctx context.Context) (<-chan orchestrator.Event, error) {
+func (f *regFake) Commit(ctx context.Context, ops []orchestrator.Op) (orchestrator.Event, error) {
+	return f.mem.Commit(ctx, ops)
+}
+
+func (f *regFake) Watch(ctx context.Context, after uint64) (<-chan orchestrator.Event, error) {
 	f.watches.Add(1)
-	return f.mem.Watch(ctx)
+	return f.mem.Watch(ctx, after)
 }
 
 var _ orchestrator.Registry = (*regFake)(nil)
@@ -398,7 +479,7 @@ func TestRegister(t *testing.T) {
 			"fields = %v; want name, version, id, url, methods[1], auth_type, health_check_path", fields)
 		list, err := o.Registry().List(ctx)
 		require.NoError(t, err)
-		assert.Len(t, list, 2, "registry holds %d endpoints after a refused Register; want 2", len(list))
+		assert.Len(t, list.Registrations, 2, "registry holds %d endpoints after a refused Register; want 2", len(list.Registrations))
 	})
 }
 
@@ -625,7 +706,7 @@ func TestCustomRegistry(t *testing.T) {
 	a := rtNewBackend(t, "a")
 	b := rtNewBackend(t, "b")
 	fake := &regFake{mem: orchestrator.NewMemoryRegistry()}
-	_, err := fake.Put(ctx, orchestrator.Registration{Endpoint: regEP("pre", "v1", a.URL), Source: orchestrator.SourceAPI}, orchestrator.PutCreate)
+	_, err := fake.Put(ctx, orchestrator.Registration{Endpoint: regEP("pre", "v1", a.URL), Source: orchestrator.SourceAPI}, orchestrator.IfAbsent)
 	require.NoError(t, err)
 
 	o := rtNew(t, orchestrator.WithRegistry(fake), orchestrator.WithEndpoints(orchestrator.Endpoint{Name: "cfg", URL: a.URL}))
@@ -641,25 +722,26 @@ func TestCustomRegistry(t *testing.T) {
 	assert.Equal(t, orchestrator.SourceConfig, reg.Source)
 
 	// Out-of-band writes (another gateway, a database edit) are followed.
-	_, err = fake.Put(ctx, orchestrator.Registration{Endpoint: regEP("oob", "", b.URL+"/o"), Source: orchestrator.SourceAPI}, orchestrator.PutCreate)
+	_, err = fake.Put(ctx, orchestrator.Registration{Endpoint: regEP("oob", "", b.URL+"/o"), Source: orchestrator.SourceAPI}, orchestrator.IfAbsent)
 	require.NoError(t, err)
 	regEventually(t, "out-of-band Put routable", func() bool { return regBody(o, "/orchestrator/oob/x") == "200 b GET /o/x" })
 
-	_, err = fake.Put(ctx, orchestrator.Registration{Endpoint: regEP("pre", "v1", b.URL+"/moved"), Source: orchestrator.SourceAPI}, orchestrator.PutUpdate)
+	_, err = fake.Put(ctx, orchestrator.Registration{Endpoint: regEP("pre", "v1", b.URL+"/moved"), Source: orchestrator.SourceAPI}, orchestrator.IfExists)
 	require.NoError(t, err)
 	regEventually(t, "out-of-band update rerouted", func() bool { return regBody(o, "/orchestrator/pre/v1/x") == "200 b GET /moved/x" })
 
 	// Methods written without normalization (a hand-edited database row).
 	lower := regEP("lower", "", b.URL)
 	lower.Methods = []string{"get", "post"}
-	_, err = fake.Put(ctx, orchestrator.Registration{Endpoint: lower, Source: orchestrator.SourceAPI}, orchestrator.PutCreate)
+	_, err = fake.Put(ctx, orchestrator.Registration{Endpoint: lower, Source: orchestrator.SourceAPI}, orchestrator.IfAbsent)
 	require.NoError(t, err)
 	regEventually(t, "out-of-band endpoint with lower-case methods serves GET", func() bool { return regBody(o, "/orchestrator/lower/x") == "200 b GET /x" })
 
 	// An invalid registration from outside is left out and breaks nothing.
-	_, err = fake.Put(ctx, orchestrator.Registration{Endpoint: regEP("broken", "", "ftp://nope"), Source: orchestrator.SourceAPI}, orchestrator.PutCreate)
+	_, err = fake.Put(ctx, orchestrator.Registration{Endpoint: regEP("broken", "", "ftp://nope"), Source: orchestrator.SourceAPI}, orchestrator.IfAbsent)
 	require.NoError(t, err)
-	require.NoError(t, fake.Delete(ctx, "oob"))
+	_, err = fake.Delete(ctx, "oob", orchestrator.IfAny)
+	require.NoError(t, err)
 	regEventually(t, "out-of-band Delete unroutable", func() bool { return rtServe(o, http.MethodGet, "/orchestrator/oob/x", nil).Code == http.StatusNotFound })
 	rtCheckProblem(t, rtServe(o, http.MethodGet, "/orchestrator/broken/x", nil), http.StatusNotFound, "")
 	regCheck(t, o, "/orchestrator/pre/v1/x", "200 b GET /moved/x", "after an invalid out-of-band write")
@@ -674,7 +756,7 @@ func TestCustomRegistry(t *testing.T) {
 	// Close stops the watch: the registry's watcher goes away and later
 	// writes are not applied.
 	require.NoError(t, o.Close())
-	_, err = fake.Put(ctx, orchestrator.Registration{Endpoint: regEP("late", "", b.URL), Source: orchestrator.SourceAPI}, orchestrator.PutCreate)
+	_, err = fake.Put(ctx, orchestrator.Registration{Endpoint: regEP("late", "", b.URL), Source: orchestrator.SourceAPI}, orchestrator.IfAbsent)
 	require.NoError(t, err)
 	_, err = o.Endpoint("late")
 	assert.ErrorIs(t, err, orchestrator.ErrNotFound, "write after Close was applied; want it ignored")
@@ -941,7 +1023,7 @@ func TestConcurrentRegistrationUnderLoad(t *testing.T) {
 	regs, err := o.Registry().List(ctx)
 	require.NoError(t, err)
 	var want []string
-	for _, r := range regs {
+	for _, r := range regs.Registrations {
 		want = append(want, r.Endpoint.ID)
 	}
 	assert.Equal(t, want, regIDs(o), "routes %v differ from the registry %v; want the same ids", regIDs(o), want)

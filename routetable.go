@@ -64,6 +64,7 @@ func (o *Orchestrator) setEntryLocked(id string, rt *route) {
 		o.unindexLocked(old)
 	}
 	o.entries[id] = rt
+	o.setProbeRoute(id, rt)
 	named := o.byName[rt.ep.Name]
 	if i := slices.IndexFunc(named, func(r *route) bool { return r.id == id }); i >= 0 {
 		named[i] = rt
@@ -79,6 +80,7 @@ func (o *Orchestrator) deleteEntryLocked(id string) {
 		o.unindexLocked(old)
 	}
 	delete(o.entries, id)
+	o.setProbeRoute(id, nil)
 	o.dirtyIDs[id] = struct{}{}
 }
 

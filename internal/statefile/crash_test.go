@@ -65,7 +65,7 @@ func TestStateFileSurvivesSIGKILL(t *testing.T) {
 		require.NoError(t, err, "round %d: the registry cannot restore from the file", round)
 		list, err := reg.List(context.Background())
 		require.NoError(t, err)
-		require.Len(t, list, len(f.Endpoints))
+		require.Len(t, list.Registrations, len(f.Endpoints))
 	}
 	leftovers, _ := filepath.Glob(filepath.Join(filepath.Dir(path), ".state.json.tmp-*"))
 	// A kill between create and rename may leave a temp file; it must never
@@ -87,7 +87,7 @@ func crashChild(path string) {
 			Name: fmt.Sprintf("ep-%d", i%40),
 			URL:  fmt.Sprintf("http://127.0.0.1:%d/%s", 1000+i%500, strings.Repeat("p", i%300)),
 		}
-		if _, err := reg.Put(ctx, orchestrator.Registration{Endpoint: ep.Normalized(), Source: orchestrator.SourceAPI}, orchestrator.PutUpsert); err != nil {
+		if _, err := reg.Put(ctx, orchestrator.Registration{Endpoint: ep.Normalized(), Source: orchestrator.SourceAPI}, orchestrator.IfAny); err != nil {
 			fmt.Println("put:", err)
 			os.Exit(2)
 		}

@@ -1,62 +1,92 @@
-// Package statefile keeps endpoints registered through the admin API across
-// restarts. Registry wraps the in-memory registry and, after every change to
-// an API-owned endpoint, rewrites the state file atomically: a temporary
-// file in the same directory is written, fsynced and renamed over the old
-// one, then the directory is fsynced, so a crash at any moment leaves either
-// the old or the new file, never a torn one.
+// Package statefile keeps endpoints registered through the admin API, and
+// operator overrides, across restarts. Registry is the in-memory registry
+// with a persistence hook: before a change that touches what the file
+// holds becomes visible, the whole state file is rewritten atomically (a
+// temporary file in the same directory is written, fsynced and renamed
+// over the old one, then the directory is fsynced), so a crash at any
+// moment leaves either the old or the new file, never a torn one. A write
+// that fails refuses the change: nothing is stored and no watcher hears of
+// it, so the file and the registry never disagree.
 package statefile
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
-	"sync"
 
 	"github.com/orchestrator-go/orchestrator"
 )
 
-// fileFormat is the state file's JSON shape.
+// fileFormat is the state file's JSON shape. Version 1 files written before
+// overrides and the store revision existed read the same.
 type fileFormat struct {
-	Version   int                         `json:"version"`
+	Version int `json:"version"`
+	// Revision is the store revision of the last write, so that revisions
+	// (the admin API's ETags) never repeat across a restart: an ETag held
+	// from before the restart can never match a different state.
+	Revision  uint64                      `json:"revision,omitempty"`
 	Endpoints []orchestrator.Registration `json:"endpoints"`
+	Overrides []orchestrator.Override     `json:"overrides,omitempty"`
 }
 
 // Registry is an orchestrator.Registry that persists API-owned
-// registrations to a file. Config-owned ones are not written: the config
-// file is their source of truth. Safe for concurrent use.
+// registrations and every override to a file. Config-owned registrations
+// are not written: the config file is their source of truth. Safe for
+// concurrent use.
 type Registry struct {
 	*orchestrator.MemoryRegistry
 	path string
-	mu   sync.Mutex // serialises change + write, so the file follows the order of changes
+	// last is what the file holds (records only, not the revision), to skip
+	// the write of a change that does not touch it (a config reload). Used
+	// only by persist, which the memory registry serialises.
+	last []byte
 }
 
 // Open loads the state file at path (a missing file is an empty state) and
-// returns a registry holding its endpoints.
+// returns a registry holding its endpoints and overrides, at the revisions
+// they were stored with.
 func Open(path string) (*Registry, error) {
-	r := &Registry{MemoryRegistry: orchestrator.NewMemoryRegistry(), path: path}
+	r := &Registry{path: path}
+	var f fileFormat
 	data, err := os.ReadFile(path)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
-		return r, nil
 	case err != nil:
 		return nil, fmt.Errorf("reading state file: %w", err)
+	default:
+		if err := json.Unmarshal(data, &f); err != nil {
+			return nil, fmt.Errorf("state file %s is not valid JSON: %w", path, err)
+		}
 	}
-	var f fileFormat
-	if err := json.Unmarshal(data, &f); err != nil {
-		return nil, fmt.Errorf("state file %s is not valid JSON: %w", path, err)
-	}
-	for i, reg := range f.Endpoints {
+	for i := range f.Endpoints {
+		reg := &f.Endpoints[i]
 		reg.Endpoint = reg.Endpoint.Normalized()
 		reg.Source = orchestrator.SourceAPI
 		if err := reg.Endpoint.Validate(); err != nil {
 			return nil, fmt.Errorf("state file %s: endpoints[%d]: %w", path, i, err)
 		}
-		if _, err := r.MemoryRegistry.Put(context.Background(), reg, orchestrator.PutUpsert); err != nil {
-			return nil, fmt.Errorf("state file %s: endpoints[%d]: %w", path, i, err)
-		}
+	}
+	initial := orchestrator.Snapshot{Revision: f.Revision, Registrations: f.Endpoints, Overrides: f.Overrides}
+	mem, err := orchestrator.NewMemoryRegistryFrom(initial, r.persist)
+	if err != nil {
+		return nil, fmt.Errorf("state file %s: %w", path, err)
+	}
+	r.MemoryRegistry = mem
+	// What the file holds now, as persist will compare it: listed back, so
+	// that records given a revision on load count as changed content only
+	// when they change.
+	snap, err := mem.List(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	if data != nil {
+		r.last = recordsOf(snap)
+	} else {
+		r.last = recordsOf(orchestrator.Snapshot{})
 	}
 	return r, nil
 }
@@ -64,68 +94,49 @@ func Open(path string) (*Registry, error) {
 // Path returns the state file's path.
 func (r *Registry) Path() string { return r.path }
 
-// Put stores reg and, for an API-owned endpoint, rewrites the file. When the
-// write fails the change is undone and the error returned.
-func (r *Registry) Put(ctx context.Context, reg orchestrator.Registration, mode orchestrator.PutMode) (orchestrator.Registration, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	prev, prevErr := r.MemoryRegistry.Get(ctx, reg.Endpoint.ID)
-	stored, err := r.MemoryRegistry.Put(ctx, reg, mode)
-	if err != nil {
-		return stored, err
-	}
-	if reg.Source != orchestrator.SourceAPI && (prevErr != nil || prev.Source != orchestrator.SourceAPI) {
-		return stored, nil
-	}
-	if err := r.writeLocked(ctx); err != nil {
-		if prevErr == nil {
-			r.MemoryRegistry.Put(ctx, prev, orchestrator.PutUpsert)
-		} else {
-			r.MemoryRegistry.Delete(ctx, reg.Endpoint.ID)
-		}
-		return orchestrator.Registration{}, err
-	}
-	return stored, nil
-}
-
-// Delete removes the registration and rewrites the file when it was
-// API-owned.
-func (r *Registry) Delete(ctx context.Context, id string) error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	prev, err := r.MemoryRegistry.Get(ctx, id)
-	if err != nil {
-		return err
-	}
-	if err := r.MemoryRegistry.Delete(ctx, id); err != nil {
-		return err
-	}
-	if prev.Source != orchestrator.SourceAPI {
+// persist is the memory registry's hook: it writes next to the file when
+// the records the file keeps changed.
+func (r *Registry) persist(ctx context.Context, next orchestrator.Snapshot) error {
+	records := recordsOf(next)
+	if bytes.Equal(records, r.last) {
 		return nil
 	}
-	if err := r.writeLocked(ctx); err != nil {
-		r.MemoryRegistry.Put(ctx, prev, orchestrator.PutUpsert)
-		return err
-	}
-	return nil
-}
-
-func (r *Registry) writeLocked(ctx context.Context) error {
-	all, err := r.MemoryRegistry.List(ctx)
-	if err != nil {
-		return err
-	}
-	f := fileFormat{Version: 1, Endpoints: []orchestrator.Registration{}}
-	for _, reg := range all {
-		if reg.Source == orchestrator.SourceAPI {
-			f.Endpoints = append(f.Endpoints, reg)
-		}
-	}
+	f := fileFormat{Version: 1, Revision: next.Revision, Endpoints: persisted(next), Overrides: next.Overrides}
 	data, err := json.MarshalIndent(f, "", "  ")
 	if err != nil {
 		return err
 	}
-	return WriteAtomic(r.path, append(data, '\n'))
+	if err := WriteAtomic(r.path, append(data, '\n')); err != nil {
+		return err
+	}
+	r.last = records
+	return nil
+}
+
+// persisted returns the registrations the file keeps: the API-owned ones.
+func persisted(s orchestrator.Snapshot) []orchestrator.Registration {
+	out := []orchestrator.Registration{}
+	for _, reg := range s.Registrations {
+		if reg.Source == orchestrator.SourceAPI {
+			out = append(out, reg)
+		}
+	}
+	return out
+}
+
+// recordsOf encodes what the file keeps of s, without the revision, for
+// comparison. Snapshots list records sorted, so equal content encodes
+// equal.
+func recordsOf(s orchestrator.Snapshot) []byte {
+	ovs := s.Overrides
+	if len(ovs) == 0 {
+		ovs = nil
+	}
+	data, err := json.Marshal(fileFormat{Endpoints: persisted(s), Overrides: ovs})
+	if err != nil {
+		return nil // never equal to anything: the next change writes
+	}
+	return data
 }
 
 // WriteAtomic replaces path with data so that readers (and a crash at any

@@ -64,6 +64,12 @@ func openState(t *testing.T, path string) *statefile.Registry {
 	return r
 }
 
+func mustDelete(t *testing.T, r *statefile.Registry, id string) {
+	t.Helper()
+	_, err := r.Delete(context.Background(), id, orchestrator.IfAny)
+	require.NoError(t, err, "Delete(%s)", id)
+}
+
 func TestOpen(t *testing.T) {
 	ctx := context.Background()
 	t.Run("a missing file is an empty state and is not created", func(t *testing.T) {
@@ -72,7 +78,7 @@ func TestOpen(t *testing.T) {
 		assert.Equal(t, path, r.Path())
 		all, err := r.List(ctx)
 		require.NoError(t, err)
-		assert.Empty(t, all)
+		assert.Empty(t, all.Registrations)
 		_, err = os.Stat(path)
 		assert.True(t, errors.Is(err, os.ErrNotExist), "got %v; want the file not created by Open", err)
 	})
@@ -115,7 +121,7 @@ func TestPersistence(t *testing.T) {
 	t.Run("an API registration is written and restored by the next Open", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "state.json")
 		r := openState(t, path)
-		stored, err := r.Put(ctx, apiReg("users"), orchestrator.PutCreate)
+		stored, err := r.Put(ctx, apiReg("users"), orchestrator.IfAbsent)
 		require.NoError(t, err)
 		d := readState(t, path)
 		assert.Equal(t, 1, d.Version)
@@ -131,16 +137,16 @@ func TestPersistence(t *testing.T) {
 	t.Run("config-owned registrations are never written", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "state.json")
 		r := openState(t, path)
-		_, err := r.Put(ctx, configReg("fromfile"), orchestrator.PutUpsert)
+		_, err := r.Put(ctx, configReg("fromfile"), orchestrator.IfAny)
 		require.NoError(t, err)
 		_, err = os.Stat(path)
 		assert.True(t, errors.Is(err, os.ErrNotExist), "got %v; want no state file for a config endpoint", err)
 
-		_, err = r.Put(ctx, apiReg("api"), orchestrator.PutCreate)
+		_, err = r.Put(ctx, apiReg("api"), orchestrator.IfAbsent)
 		require.NoError(t, err)
 		assert.Equal(t, []string{"api"}, stateIDs(readState(t, path)))
 
-		require.NoError(t, r.Delete(ctx, "fromfile"))
+		mustDelete(t, r, "fromfile")
 		assert.Equal(t, []string{"api"}, stateIDs(readState(t, path)))
 		again := openState(t, path)
 		_, err = again.Get(ctx, "fromfile")
@@ -150,20 +156,20 @@ func TestPersistence(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "state.json")
 		r := openState(t, path)
 		for _, n := range []string{"a", "b", "c"} {
-			_, err := r.Put(ctx, apiReg(n), orchestrator.PutCreate)
+			_, err := r.Put(ctx, apiReg(n), orchestrator.IfAbsent)
 			require.NoError(t, err)
 		}
 		upd := apiReg("b")
 		upd.Endpoint.URL = "http://127.0.0.1:2/new"
-		_, err := r.Put(ctx, upd, orchestrator.PutUpdate)
+		_, err := r.Put(ctx, upd, orchestrator.IfExists)
 		require.NoError(t, err)
-		require.NoError(t, r.Delete(ctx, "a"))
+		mustDelete(t, r, "a")
 
 		d := readState(t, path)
 		assert.Equal(t, []string{"b", "c"}, stateIDs(d))
 		assert.Equal(t, "http://127.0.0.1:2/new", d.Endpoints[0].Endpoint.URL)
-		require.NoError(t, r.Delete(ctx, "b"))
-		require.NoError(t, r.Delete(ctx, "c"))
+		mustDelete(t, r, "b")
+		mustDelete(t, r, "c")
 		d = readState(t, path)
 		assert.NotNil(t, d.Endpoints, "got endpoints null; want an empty list")
 		assert.Empty(t, d.Endpoints)
@@ -171,15 +177,16 @@ func TestPersistence(t *testing.T) {
 	t.Run("a refused put leaves the file alone", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "state.json")
 		r := openState(t, path)
-		_, err := r.Put(ctx, apiReg("a"), orchestrator.PutCreate)
+		_, err := r.Put(ctx, apiReg("a"), orchestrator.IfAbsent)
 		require.NoError(t, err)
 		before, err := os.ReadFile(path)
 		require.NoError(t, err)
-		_, err = r.Put(ctx, apiReg("a"), orchestrator.PutCreate)
+		_, err = r.Put(ctx, apiReg("a"), orchestrator.IfAbsent)
 		assert.True(t, errors.Is(err, orchestrator.ErrConflict), "got %v; want ErrConflict", err)
-		_, err = r.Put(ctx, apiReg("ghost"), orchestrator.PutUpdate)
+		_, err = r.Put(ctx, apiReg("ghost"), orchestrator.IfExists)
 		assert.True(t, errors.Is(err, orchestrator.ErrNotFound), "got %v; want ErrNotFound", err)
-		assert.True(t, errors.Is(r.Delete(ctx, "ghost"), orchestrator.ErrNotFound), "got no ErrNotFound deleting an unknown id")
+		_, err = r.Delete(ctx, "ghost", orchestrator.IfAny)
+		assert.ErrorIs(t, err, orchestrator.ErrNotFound, "deleting an unknown id")
 		after, err := os.ReadFile(path)
 		require.NoError(t, err)
 		assert.Equal(t, string(before), string(after))
@@ -189,7 +196,7 @@ func TestPersistence(t *testing.T) {
 		path := filepath.Join(dir, "state.json")
 		r := openState(t, path)
 		for i := range 5 {
-			_, err := r.Put(ctx, apiReg(fmt.Sprintf("e%d", i)), orchestrator.PutCreate)
+			_, err := r.Put(ctx, apiReg(fmt.Sprintf("e%d", i)), orchestrator.IfAbsent)
 			require.NoError(t, err)
 		}
 		st, err := os.Stat(path)
@@ -205,41 +212,115 @@ func TestPersistence(t *testing.T) {
 	})
 }
 
-func TestFailedWritesAreUndone(t *testing.T) {
+// TestFailedWritesChangeNothing: a change whose file write fails is refused
+// whole. It is not stored, not undone after the fact, and no watcher hears
+// of it, so the registry never shows (or sends) a state the file does not
+// hold.
+func TestFailedWritesChangeNothing(t *testing.T) {
 	ctx := context.Background()
-	// A state file in a directory that does not exist: Open succeeds (no
-	// file yet), every write fails.
-	path := filepath.Join(t.TempDir(), "missing-dir", "state.json")
+	dir := filepath.Join(t.TempDir(), "state")
+	require.NoError(t, os.Mkdir(dir, 0o700))
+	path := filepath.Join(dir, "state.json")
 	r := openState(t, path)
+	b, err := r.Put(ctx, apiReg("b"), orchestrator.IfAbsent)
+	require.NoError(t, err)
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	events, err := r.Watch(wctx, b.Revision)
+	require.NoError(t, err)
 
-	t.Run("a failed create is undone", func(t *testing.T) {
-		_, err := r.Put(ctx, apiReg("a"), orchestrator.PutCreate)
+	// Every write fails from here: the file's directory is gone.
+	require.NoError(t, os.Rename(dir, dir+"-away"))
+
+	t.Run("a failed create stores nothing", func(t *testing.T) {
+		_, err := r.Put(ctx, apiReg("a"), orchestrator.IfAbsent)
 		require.Error(t, err)
 		_, err = r.Get(ctx, "a")
-		assert.True(t, errors.Is(err, orchestrator.ErrNotFound), "got %v; want the registration undone", err)
+		assert.ErrorIs(t, err, orchestrator.ErrNotFound)
 	})
 	t.Run("a config registration needs no write and succeeds", func(t *testing.T) {
-		_, err := r.Put(ctx, configReg("c"), orchestrator.PutUpsert)
+		_, err := r.Put(ctx, configReg("c"), orchestrator.IfAny)
 		require.NoError(t, err)
 	})
-	t.Run("a failed update restores the previous registration", func(t *testing.T) {
-		// An API entry that exists in memory only: put through the
-		// embedded registry, bypassing the file.
-		_, err := r.MemoryRegistry.Put(ctx, apiReg("b"), orchestrator.PutCreate)
-		require.NoError(t, err)
+	t.Run("a failed update keeps the previous registration", func(t *testing.T) {
 		upd := apiReg("b")
 		upd.Endpoint.URL = "http://127.0.0.1:9/changed"
-		_, err = r.Put(ctx, upd, orchestrator.PutUpdate)
+		_, err := r.Put(ctx, upd, orchestrator.IfExists)
 		require.Error(t, err)
 		got, err := r.Get(ctx, "b")
 		require.NoError(t, err)
-		assert.Equal(t, "http://127.0.0.1:1/b", got.Endpoint.URL, "got %s; want the previous URL restored", got.Endpoint.URL)
+		assert.Equal(t, b, got, "got %s; want the registration unchanged", got.Endpoint.URL)
 	})
-	t.Run("a failed delete restores the registration", func(t *testing.T) {
-		require.Error(t, r.Delete(ctx, "b"))
-		_, err := r.Get(ctx, "b")
-		assert.NoError(t, err, "got the registration gone; want it restored after the failed write")
+	t.Run("a failed delete keeps the registration", func(t *testing.T) {
+		_, err := r.Delete(ctx, "b", orchestrator.IfAny)
+		require.Error(t, err)
+		_, err = r.Get(ctx, "b")
+		assert.NoError(t, err, "got the registration gone; want it kept after the failed write")
 	})
+	t.Run("a failed commit changes nothing of it", func(t *testing.T) {
+		_, err := r.Commit(ctx, []orchestrator.Op{
+			orchestrator.PutOp(configReg("c2"), orchestrator.IfAbsent),
+			orchestrator.DeleteOp("b", orchestrator.IfRevision(b.Revision)),
+		})
+		require.Error(t, err)
+		_, err = r.Get(ctx, "c2")
+		assert.ErrorIs(t, err, orchestrator.ErrNotFound, "the config half of a failed commit was stored")
+	})
+	t.Run("watchers saw only the change that was made", func(t *testing.T) {
+		require.NoError(t, os.Rename(dir+"-away", dir))
+		last, err := r.Put(ctx, apiReg("d"), orchestrator.IfAbsent)
+		require.NoError(t, err)
+		var kinds []string
+		for {
+			var ev orchestrator.Event
+			select {
+			case ev = <-events:
+			case <-time.After(10 * time.Second):
+				t.Fatal("no event within 10s")
+			}
+			for _, c := range ev.Changes {
+				kinds = append(kinds, c.Kind.String()+" "+c.Key)
+			}
+			if ev.Revision == last.Revision {
+				break
+			}
+		}
+		assert.Equal(t, []string{"put c", "put d"}, kinds, "events after refused changes")
+		assert.Equal(t, []string{"b", "d"}, stateIDs(readState(t, path)))
+	})
+}
+
+func TestRevisionsAndOverridesSurviveARestart(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "state.json")
+	r := openState(t, path)
+	a, err := r.Put(ctx, apiReg("a"), orchestrator.IfAbsent)
+	require.NoError(t, err)
+	_, err = r.Put(ctx, apiReg("gone"), orchestrator.IfAbsent)
+	require.NoError(t, err)
+	trip, err := r.Commit(ctx, []orchestrator.Op{orchestrator.PutOverrideOp(orchestrator.Override{
+		Kind: orchestrator.OverrideBreakerOpen, EndpointID: "cfg", Reason: "incident 42"}, orchestrator.IfAbsent)})
+	require.NoError(t, err)
+	deleted, err := r.Delete(ctx, "gone", orchestrator.IfAny)
+	require.NoError(t, err)
+
+	again := openState(t, path)
+	got, err := again.Get(ctx, "a")
+	require.NoError(t, err)
+	assert.Equal(t, a.Revision, got.Revision, "a's revision (its ETag) after a restart")
+	snap, err := again.List(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, deleted, snap.Revision, "store revision after a restart; want the last write's, even a delete's")
+	require.Len(t, snap.Overrides, 1, "overrides after a restart")
+	assert.Equal(t, trip.Changes[0].Override, snap.Overrides[0], "an override on a config-owned endpoint is kept, with its revision")
+
+	// A revision handed out before the restart is never handed out again,
+	// so an ETag from then cannot match a new state.
+	recreated, err := again.Put(ctx, apiReg("gone"), orchestrator.IfAbsent)
+	require.NoError(t, err)
+	assert.Greater(t, recreated.Revision, deleted)
+	_, err = again.Put(ctx, apiReg("a"), orchestrator.IfRevision(a.Revision))
+	require.NoError(t, err, "a conditional write with the revision from before the restart")
 }
 
 func TestWriteAtomic(t *testing.T) {
@@ -286,7 +367,7 @@ func TestReadersNeverSeeAPartialFile(t *testing.T) {
 		reg.Endpoint.Fallback = &orchestrator.FallbackConfig{Strategy: orchestrator.FallbackStaticResponse, Body: padding}
 		return reg
 	}
-	_, err := r.Put(ctx, mk(99, 0), orchestrator.PutCreate)
+	_, err := r.Put(ctx, mk(99, 0), orchestrator.IfAbsent)
 	require.NoError(t, err)
 
 	const writers, rounds = 4, 20
@@ -328,12 +409,12 @@ func TestReadersNeverSeeAPartialFile(t *testing.T) {
 		go func() {
 			defer writersWG.Done()
 			for i := range rounds {
-				if _, err := r.Put(ctx, mk(w, i), orchestrator.PutCreate); err != nil {
+				if _, err := r.Put(ctx, mk(w, i), orchestrator.IfAbsent); err != nil {
 					writeErr <- err
 					return
 				}
 				if i%2 == 1 {
-					if err := r.Delete(ctx, mk(w, i-1).Endpoint.ID); err != nil {
+					if _, err := r.Delete(ctx, mk(w, i-1).Endpoint.ID, orchestrator.IfAny); err != nil {
 						writeErr <- err
 						return
 					}
@@ -358,7 +439,7 @@ func TestReadersNeverSeeAPartialFile(t *testing.T) {
 	all, err := r.List(ctx)
 	require.NoError(t, err)
 	var want []string
-	for _, reg := range all {
+	for _, reg := range all.Registrations {
 		want = append(want, reg.Endpoint.ID)
 	}
 	assert.Len(t, want, 1+writers*rounds/2)
