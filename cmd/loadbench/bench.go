@@ -56,16 +56,11 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) ([]scenari
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
-	dir, err := os.MkdirTemp("", "loadbench-")
+	dir, bins, err := buildInTemp(ctx, "loadbench-", cfg, stderr)
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	fmt.Fprintf(stderr, "loadbench: building into %s\n", dir)
-	bins, err := build(ctx, dir, cfg.orchestratord)
-	if err != nil {
-		return nil, err
-	}
 
 	ps := &procs{}
 	defer ps.stopAll()

@@ -285,3 +285,19 @@ func childEnv() []string {
 	}
 	return env
 }
+
+// buildInTemp builds the binaries into a new temporary directory named
+// with prefix, which the caller removes; on an error nothing is left.
+func buildInTemp(ctx context.Context, prefix string, cfg config, stderr io.Writer) (string, binaries, error) {
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return "", binaries{}, err
+	}
+	fmt.Fprintf(stderr, "loadbench: building into %s\n", dir)
+	bins, err := build(ctx, dir, cfg.orchestratord)
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", binaries{}, err
+	}
+	return dir, bins, nil
+}

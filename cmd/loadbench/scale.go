@@ -98,16 +98,11 @@ func scale(ctx context.Context, cfg config, stdout, stderr io.Writer) ([]scaleRo
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	dir, err := os.MkdirTemp("", "loadbench-scale-")
+	dir, bins, err := buildInTemp(ctx, "loadbench-scale-", cfg, stderr)
 	if err != nil {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	fmt.Fprintf(stderr, "loadbench: building into %s\n", dir)
-	bins, err := build(ctx, dir, cfg.orchestratord)
-	if err != nil {
-		return nil, err
-	}
 	s := &scaleRun{cfg: cfg, n: cfg.scaleEndpoints, dir: dir, bins: bins, stderr: stderr, ps: &procs{}, env: childEnv()}
 	defer s.ps.stopAll()
 	backend, err := s.ps.start(ctx, "backend", bins.loadbench, filepath.Join(dir, "backend.log"), s.env,
