@@ -176,46 +176,24 @@ func (o *Orchestrator) dispatch(w http.ResponseWriter, r *http.Request, rt *rout
 	return o.forward(w, r, rt, upstreamRest, ids, true)
 }
 
-// forward sends r to rt unless its health or breaker says no. allowFallback
+// forward sends r to rt unless its health says no; the endpoint's policies
+// (breaker, max_concurrent) decide inside the proxy's transport. allowFallback
 // is false when rt is itself serving as a fallback: fallbacks do not chain.
 func (o *Orchestrator) forward(w http.ResponseWriter, r *http.Request, rt *route, rest string, ids reqIDs, allowFallback bool) int {
 	if rt.healthActive && rt.healthState.current() == StatusUnhealthy {
 		wait := time.Until(time.Unix(0, rt.healthState.nextProbe.Load()))
 		return o.unavailable(w, r, rt, rest, ids, allowFallback, http.StatusServiceUnavailable, "endpoint-unhealthy", "endpoint is unhealthy", retryAfterSeconds(wait), false)
 	}
-	// The bulkhead is asked before the breaker so that a request it refuses
-	// never takes one of the breaker's half-open trial permits.
-	if rt.bulkhead != nil {
-		if !rt.bulkhead.TryAcquirePermit() {
-			return o.unavailable(w, r, rt, rest, ids, allowFallback, http.StatusServiceUnavailable, "bulkhead-full", "the endpoint's max_concurrent requests are already in flight", 0, false)
-		}
-		defer rt.bulkhead.ReleasePermit()
-	}
-	if ok, wait := rt.breaker.allow(); !ok {
-		return o.unavailable(w, r, rt, rest, ids, allowFallback, http.StatusServiceUnavailable, "circuit-open", "circuit breaker is open", retryAfterSeconds(wait), false)
-	}
-
 	st := &proxyState{route: rt, rest: rest, ids: ids, in: r, allowFallback: allowFallback}
 	var cancel context.CancelCauseFunc
 	st.Context, cancel = context.WithCancelCause(r.Context())
 	st.cancel = cancel
 	st.timeout = startHeaderTimeout(rt.timeout, cancel)
 	defer func() {
-		// Runs on panics too (httputil aborts a response whose upstream body
-		// failed mid-copy with panic(http.ErrAbortHandler)), so the breaker's
-		// permit is always returned.
+		// Runs on panics too: httputil aborts a response whose upstream
+		// body failed mid-copy with panic(http.ErrAbortHandler).
 		aborted := recover()
 		st.finish()
-		switch st.outcome() {
-		case outcomeSuccess:
-			rt.breaker.record(false)
-			rt.traffic.record(false)
-		case outcomeFailure:
-			rt.breaker.record(true)
-			rt.traffic.record(true)
-		case outcomeUnknown:
-			rt.breaker.abandon()
-		}
 		if aborted != nil {
 			if _, wrapped := aborted.(abortedResponse); wrapped {
 				panic(aborted) // a fallback endpoint's abort, already wrapped

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/failsafe-go/failsafe-go"
 	"github.com/orchestrator-go/orchestrator/internal/netguard"
 )
 
@@ -37,6 +38,9 @@ type options struct {
 	accessLog        bool
 	startTraces      bool
 	allowedUpstreams []string
+	// extraPolicies are composed around every endpoint's own; tests set
+	// them (export_test.go) for the retries and hedges still to come.
+	extraPolicies []failsafe.Policy[*http.Response]
 }
 
 // WithPrefix sets the path prefix the gateway serves under. Default

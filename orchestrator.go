@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/failsafe-go/failsafe-go"
 
 	"github.com/orchestrator-go/orchestrator/internal/netguard"
 	"github.com/orchestrator-go/orchestrator/internal/schedule"
@@ -48,6 +49,7 @@ type Orchestrator struct {
 	metricsSet      *metrics.Set    // metrics.set, or an empty set when they are off
 	accessLog       *slog.Logger    // nil when the access log is off
 	startTraces     bool
+	extraPolicies   []failsafe.Policy[*http.Response]
 
 	// table is the published route snapshot read by every request.
 	table atomic.Pointer[routeTable]
@@ -115,6 +117,7 @@ func New(opts ...Option) (*Orchestrator, error) {
 		maxBodyBytes:    cfg.maxBodyBytes,
 		maxHeaderCount:  cfg.maxHeaderCount,
 		adminAuth:       bearer(cfg.adminToken),
+		extraPolicies:   cfg.extraPolicies,
 		startTraces:     cfg.startTraces,
 		byName:          make(map[string][]*route),
 		dirtyIDs:        make(map[string]struct{}),

@@ -7,19 +7,24 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/http/httputil"
 	"strconv"
 	"sync"
 	"sync/atomic"
+
+	"github.com/failsafe-go/failsafe-go"
+	"github.com/failsafe-go/failsafe-go/policy"
 
 	"github.com/orchestrator-go/orchestrator/internal/netguard"
 )
 
 // This file is the gateway's one forwarding path: httputil.ReverseProxy,
 // shared by every route, with Rewrite (the outbound URL and headers: see
-// headers.go), a Transport that times the upstream's headers and records
-// its status (upstreamTransport), an ErrorHandler that answers 502, 504 or
-// the endpoint's fallback (proxyError), and a BufferPool of per-CPU copy
+// headers.go), a Transport that runs the try inside the endpoint's
+// failsafe-go executor (upstreamTransport; the policies are in
+// resilience.go), an ErrorHandler that answers a refusal, 502, 504 or the
+// endpoint's fallback (proxyError), and a BufferPool of per-CPU copy
 // buffers. httputil writes every response, upgrades (WebSocket, h2c),
 // 1xx responses, trailers and event streams included. The request's
 // proxyState is its context, so that the hooks find it without a
@@ -37,9 +42,11 @@ type proxyState struct {
 	in            *http.Request
 	allowFallback bool
 
-	// status is the upstream's status; err is set when no response came.
+	// status is the upstream's status.
 	status int
-	err    error
+	// resp is the response the try handed to httputil, whose body httputil
+	// closes; finish closes it too, in case httputil's error paths did not.
+	resp *http.Response
 	// answered is the status the client got when the gateway answered
 	// itself after a failed round trip (error response or fallback).
 	answered int
@@ -59,8 +66,7 @@ type proxyState struct {
 	xfhValue   [1]string
 	traceValue [1]string
 
-	timeout  *headerTimeout
-	clientGo bool
+	timeout *headerTimeout
 }
 
 type proxyStateKey struct{}
@@ -83,24 +89,25 @@ func stateOf(ctx context.Context) *proxyState {
 
 func (st *proxyState) finish() {
 	st.timeout.release()
+	if st.resp != nil {
+		// Closing twice is harmless; a body httputil left open (an upgrade
+		// it refused) would keep the concurrency permit it carries.
+		st.resp.Body.Close()
+	}
 	st.cancel(context.Canceled)
 }
 
 type outcome uint8
 
-// outcome says how the request counts for the breaker: a transport error,
-// a timeout or a failure status is a failure.
-func (st *proxyState) outcome() outcome {
-	if st.err != nil {
-		if st.clientGo {
-			return outcomeUnknown
-		}
-		return outcomeFailure
+// clientFault reports whether a failed round trip was the client's doing:
+// it went away, or its body was too large or could not be read. Such a
+// failure says nothing about the upstream.
+func (st *proxyState) clientFault(err error) bool {
+	if st.in.Context().Err() != nil || st.bodyTooLarge.Load() || st.bodyBroken.Load() {
+		return true
 	}
-	if st.route.breaker.isFailure(st.status) {
-		return outcomeFailure
-	}
-	return outcomeSuccess
+	var tooLarge *http.MaxBytesError
+	return errors.As(err, &tooLarge)
 }
 
 // timedBody restarts the header timeout on every chunk of request body read.
@@ -170,19 +177,60 @@ func (o *Orchestrator) rewrite(pr *httputil.ProxyRequest) {
 	}
 }
 
-// upstreamTransport wraps the shared transport to stop the header timeout,
-// record the upstream's status and echo the request id.
+// upstreamTransport is the ReverseProxy's Transport. It runs the try (one
+// round trip on the shared transport) inside the endpoint's failsafe-go
+// executor (resilience.go), so whatever its policies do, httputil gets one
+// response or one error.
 type upstreamTransport struct {
 	base http.RoundTripper
 }
 
 func (t *upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	st := stateOf(req.Context())
-	resp, err := t.base.RoundTrip(req)
 	if st == nil {
-		return resp, err
+		return t.base.RoundTrip(req)
 	}
-	return st.received(resp, err)
+	resp, err := st.route.policies.get().WithContext(st).GetWithExecution(func(exec failsafe.Execution[*http.Response]) (*http.Response, error) {
+		return t.try(st, req, exec)
+	})
+	if err == nil {
+		st.resp = resp
+	}
+	return resp, err
+}
+
+// try is one attempt: a round trip that stops the header timeout, records
+// the upstream's status and counts the outcome in the endpoint's traffic.
+func (t *upstreamTransport) try(st *proxyState, req *http.Request, exec failsafe.Execution[*http.Response]) (*http.Response, error) {
+	var endAttempt func()
+	if ctx := exec.Context(); ctx != context.Context(st) {
+		// A policy (a timeout, a hedge) gave this attempt a context of its
+		// own, which failsafe-go cancels when the execution ends: it must
+		// last until the response body is closed, so that the attempt that
+		// won streams to the end. The 1xx trace httputil set is kept.
+		if trace := httptrace.ContextClientTrace(req.Context()); trace != nil {
+			ctx = httptrace.WithClientTrace(ctx, trace)
+		}
+		req = req.WithContext(ctx)
+		if ei, ok := exec.(policy.ExecutionInternal[*http.Response]); ok {
+			endAttempt = ei.DeferCancel()
+		}
+	}
+	resp, err := st.received(t.base.RoundTrip(req))
+	switch attemptOutcome(st, st.route.breaker, resp, err) {
+	case outcomeSuccess:
+		st.route.traffic.record(false)
+	case outcomeFailure:
+		st.route.traffic.record(true)
+	}
+	if endAttempt != nil {
+		if err == nil {
+			resp.Body = onClose(resp.Body, endAttempt)
+		} else {
+			endAttempt()
+		}
+	}
+	return resp, err
 }
 
 // received stops the header timeout, records the upstream's status and
@@ -214,18 +262,20 @@ func (o *Orchestrator) proxyError(w http.ResponseWriter, outreq *http.Request, e
 		w.WriteHeader(http.StatusBadGateway)
 		return
 	}
-	st.err = err
+	if isRefusal(err) {
+		st.status = http.StatusServiceUnavailable
+		st.answered = o.refusal(w, st, err)
+		return
+	}
 	if st.in.Context().Err() != nil {
 		// The client cancelled or disconnected: nobody reads an answer, and
 		// nginx's 499 is what the access log will show.
-		st.clientGo = true
 		st.status = 499
 		return
 	}
 	var tooLarge *http.MaxBytesError
 	if st.bodyTooLarge.Load() || errors.As(err, &tooLarge) {
 		// The client's fault, not the upstream's.
-		st.clientGo = true
 		st.status = http.StatusRequestEntityTooLarge
 		w.Header()["X-Request-Id"] = []string{st.ids.request}
 		w.Header()["Connection"] = []string{"close"}
@@ -237,7 +287,6 @@ func (o *Orchestrator) proxyError(w http.ResponseWriter, outreq *http.Request, e
 		// The client's body could not be read (malformed chunked framing,
 		// or the client went away mid-upload): the client's fault, not the
 		// upstream's, so 400 and nothing counted against the breaker.
-		st.clientGo = true
 		st.status = http.StatusBadRequest
 		w.Header()["X-Request-Id"] = []string{st.ids.request}
 		w.Header()["Connection"] = []string{"close"}
@@ -268,6 +317,19 @@ func (o *Orchestrator) proxyError(w http.ResponseWriter, outreq *http.Request, e
 	st.answered = o.unavailable(w, st.in, st.route, st.rest, st.ids, st.allowFallback, st.status, kind, detail, 0, bodyConsumed)
 }
 
+// refusal answers a request a policy refused before any round trip: 503,
+// or the endpoint's fallback (the body is unread, so an endpoint fallback
+// can take the request).
+func (o *Orchestrator) refusal(w http.ResponseWriter, st *proxyState, err error) int {
+	var open *circuitOpenError
+	if errors.As(err, &open) {
+		return o.unavailable(w, st.in, st.route, st.rest, st.ids, st.allowFallback, http.StatusServiceUnavailable,
+			"circuit-open", "circuit breaker is open", retryAfterSeconds(open.retryAfter), false)
+	}
+	return o.unavailable(w, st.in, st.route, st.rest, st.ids, st.allowFallback, http.StatusServiceUnavailable,
+		"bulkhead-full", "the endpoint's max_concurrent requests are already in flight", 0, false)
+}
+
 // copyBuffer is the buffer a response body is copied through.
 type copyBuffer = [32 << 10]byte
 
@@ -277,8 +339,7 @@ type copyBuffer = [32 << 10]byte
 // boxed on every Put).
 var copyBuffers = sync.Pool{New: func() any { return new(copyBuffer) }}
 
-// bufferPool adapts copyBuffers to httputil.BufferPool for upgrade
-// requests, which go through httputil.
+// bufferPool adapts copyBuffers to httputil.BufferPool.
 type bufferPool struct{}
 
 func (bufferPool) Get() []byte { return copyBuffers.Get().(*copyBuffer)[:] }

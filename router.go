@@ -7,8 +7,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/failsafe-go/failsafe-go/bulkhead"
-
 	"github.com/orchestrator-go/orchestrator/internal/routeindex"
 	"github.com/orchestrator-go/orchestrator/internal/urlpath"
 )
@@ -38,7 +36,7 @@ type route struct {
 	allow        string // the Allow header of a 405
 
 	breaker     *breaker
-	bulkhead    bulkhead.Bulkhead[any] // nil without max_concurrent
+	policies    *endpointPolicies
 	healthState *healthState
 	traffic     *trafficState
 	metrics     *endpointMetrics // nil when metrics are off

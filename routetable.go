@@ -3,8 +3,6 @@ package orchestrator
 import (
 	"log/slog"
 	"slices"
-
-	"github.com/failsafe-go/failsafe-go/bulkhead"
 )
 
 // putLocked builds the route for reg unless the same revision is applied.
@@ -204,9 +202,7 @@ func (o *Orchestrator) buildRoute(reg Registration, old *route) (*route, error) 
 		o.breakerLog.Warn("circuit breaker rebuilt for a config change; it was open and starts closed",
 			slog.String("endpoint_id", ep.ID), slog.String("from", string(BreakerOpen)), slog.String("to", string(BreakerClosed)))
 	}
-	if ep.MaxConcurrent > 0 {
-		rt.bulkhead = bulkhead.New[any](uint(ep.MaxConcurrent))
-	}
+	rt.policies = newEndpointPolicies(ep.MaxConcurrent, rt.breaker, o.extraPolicies)
 
 	rt.health = o.healthDefaults
 	if ep.HealthCheck != nil {
