@@ -1,6 +1,7 @@
 package orchestrator
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"math"
@@ -38,6 +39,10 @@ const (
 // endpoint's breaker.
 type breaker struct {
 	disabled bool
+	// held is set while an operator override (OverrideBreakerOpen) holds
+	// the breaker open: every request is refused until the override is
+	// removed, whatever reset_timeout says.
+	held atomic.Bool
 	// quiet silences the state listener while abandon re-arms half-open.
 	quiet atomic.Bool
 	cb    atomic.Pointer[failsafeBreaker] // nil until first needed
@@ -152,6 +157,11 @@ func (b *breaker) allow() (ok bool, retryAfter time.Duration) {
 	if b.disabled {
 		return true, 0
 	}
+	if b.held.Load() {
+		// Held by an operator: no trial is let through, so the wait is
+		// unknown; a client retrying after reset_timeout is a fair guess.
+		return false, b.resetTimeout
+	}
 	cb := b.get()
 	if cb.TryAcquirePermit() {
 		return true, 0
@@ -197,6 +207,9 @@ func (b *breaker) state() BreakerState {
 	if b.disabled {
 		return BreakerDisabled
 	}
+	if b.held.Load() {
+		return BreakerOpen
+	}
 	cb := b.peek()
 	if cb == nil {
 		return BreakerClosed
@@ -208,9 +221,20 @@ func (b *breaker) state() BreakerState {
 	return fromFailsafe(s)
 }
 
-func (b *breaker) trip() {
-	if !b.disabled {
-		b.get().Open()
+// hold opens the breaker and keeps it open while an operator override
+// says so. The failsafe-go breaker is opened too, so that the change is
+// logged and counted like any other opening.
+func (b *breaker) hold() {
+	if b.disabled || b.held.Swap(true) {
+		return
+	}
+	b.get().Open()
+}
+
+// release ends an operator's hold: the breaker closes, as a reset does.
+func (b *breaker) release() {
+	if b.held.Swap(false) {
+		b.reset()
 	}
 }
 
@@ -248,24 +272,82 @@ func (o *Orchestrator) logBreakerChange(id string, m *endpointMetrics) func(from
 	}
 }
 
-// TripBreaker opens the endpoint's circuit breaker by hand: requests get 503
-// until ResetBreaker or until reset_timeout lets trials through.
+// TripBreaker holds the endpoint's circuit breaker open: requests get 503
+// "circuit-open" until ResetBreaker, whatever reset_timeout says. The trip
+// is an operator override (OverrideBreakerOpen) stored in the registry, so
+// it is desired state: every gateway sharing the registry holds the breaker
+// open, a config reload that rebuilds the endpoint keeps it, and it is
+// allowed on config-owned endpoints (the emergency lever). Errors:
+// ErrNotFound, ErrConflict when the endpoint's breaker is disabled, the
+// registry's error, ErrClosed after Close.
 func (o *Orchestrator) TripBreaker(id string) error {
+	if err := o.errIfClosed(); err != nil {
+		return err
+	}
 	rt := o.table.Load().route(id)
 	if rt == nil {
 		return fmt.Errorf("%w: %q", ErrNotFound, id)
 	}
-	rt.breaker.trip()
-	return nil
+	if rt.breaker.disabled {
+		return fmt.Errorf("%w: endpoint %q has its circuit breaker disabled", ErrConflict, id)
+	}
+	return o.commitOverride(PutOverrideOp(Override{Kind: OverrideBreakerOpen, EndpointID: id}, IfAny))
 }
 
-// ResetBreaker closes the endpoint's circuit breaker.
+// ResetBreaker closes the endpoint's circuit breaker and removes a trip's
+// override, on every gateway sharing the registry. Errors: ErrNotFound,
+// the registry's error, ErrClosed after Close.
 func (o *Orchestrator) ResetBreaker(id string) error {
+	if err := o.errIfClosed(); err != nil {
+		return err
+	}
 	rt := o.table.Load().route(id)
 	if rt == nil {
 		return fmt.Errorf("%w: %q", ErrNotFound, id)
+	}
+	err := o.commitOverride(DeleteOverrideOp(breakerOverrideKey(id), IfAny))
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return err // not tripped is not an error: the breaker is reset below
 	}
 	rt.breaker.reset()
 	rt.traffic.consecutiveFailures.Store(0)
 	return nil
+}
+
+// commitOverride writes one override op to the registry and applies the
+// result, unless the follower applied it already. Like every write it
+// holds writeMu, never mu, while the registry works.
+func (o *Orchestrator) commitOverride(op Op) error {
+	o.writeMu.Lock()
+	defer o.writeMu.Unlock()
+	ev, err := o.registry.Commit(o.ctx, []Op{op})
+	if err != nil {
+		return err
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.applyOwnLocked(ev, nil) {
+		o.publishLocked()
+	}
+	return nil
+}
+
+// breakerOverrideKey is the key of the override that holds id's breaker
+// open.
+func breakerOverrideKey(id string) string {
+	return Override{Kind: OverrideBreakerOpen, EndpointID: id}.Key()
+}
+
+// applyHoldLocked makes id's breaker follow the overrides: held open while
+// a breaker_open override names it, released when none does.
+func (o *Orchestrator) applyHoldLocked(id string) {
+	rt := o.entries[id]
+	if rt == nil {
+		return // the override waits for its endpoint (buildRoute applies it)
+	}
+	if _, held := o.overrides[breakerOverrideKey(id)]; held {
+		rt.breaker.hold()
+	} else {
+		rt.breaker.release()
+	}
 }

@@ -208,7 +208,7 @@ func TestBreakerHalfOpen(t *testing.T) {
 			Name: "svc", URL: backend.URL,
 			CircuitBreaker: &orchestrator.CircuitBreakerConfig{FailureThreshold: 1, ResetTimeout: polDuration(100 * time.Millisecond), HalfOpenRequests: 2},
 		}))
-		require.NoError(t, o.TripBreaker("svc"))
+		orchestrator.OpenBreakerForTest(o, "svc")
 		polWaitBreaker(t, o, "svc", orchestrator.BreakerHalfOpen)
 
 		// When two trials are under way
@@ -290,17 +290,17 @@ func TestBreakerManualControl(t *testing.T) {
 
 func TestBreakerIsRebuiltWhenTheConfigChanges(t *testing.T) {
 	t.Run("Update gives an API endpoint a closed breaker with the new settings", func(t *testing.T) {
-		// Given an API endpoint whose breaker was tripped
+		// Given an API endpoint whose breaker failures opened
 		backend := newPolBackend(t, "svc", http.StatusInternalServerError)
 		o := polNew(t)
-		ep := orchestrator.Endpoint{Name: "svc", URL: backend.URL, CircuitBreaker: &orchestrator.CircuitBreakerConfig{FailureThreshold: 5}}
+		ep := orchestrator.Endpoint{Name: "svc", URL: backend.URL, CircuitBreaker: &orchestrator.CircuitBreakerConfig{FailureThreshold: 1, ResetTimeout: polDuration(time.Hour)}}
 		_, err := o.Register(context.Background(), ep)
 		require.NoError(t, err)
-		require.NoError(t, o.TripBreaker("svc"))
+		polRequireCode(t, polGet(o, "/orchestrator/svc/x"), http.StatusInternalServerError)
 		polRequireBreaker(t, o, "svc", orchestrator.BreakerOpen)
 
 		// When its config changes
-		ep.CircuitBreaker = &orchestrator.CircuitBreakerConfig{FailureThreshold: 1}
+		ep.CircuitBreaker = &orchestrator.CircuitBreakerConfig{FailureThreshold: 2}
 		v, err := o.Update(context.Background(), ep)
 		require.NoError(t, err)
 
@@ -308,16 +308,43 @@ func TestBreakerIsRebuiltWhenTheConfigChanges(t *testing.T) {
 		assert.Equal(t, orchestrator.BreakerClosed, v.CircuitBreakerState, "breaker after Update: got %q; want closed", v.CircuitBreakerState)
 		polRequireBreaker(t, o, "svc", orchestrator.BreakerClosed)
 
-		// And it follows the new settings: one failure opens it
+		// And it follows the new settings: one failure leaves it closed, two open it
+		polRequireCode(t, polGet(o, "/orchestrator/svc/x"), http.StatusInternalServerError)
+		polRequireBreaker(t, o, "svc", orchestrator.BreakerClosed)
 		polRequireCode(t, polGet(o, "/orchestrator/svc/x"), http.StatusInternalServerError)
 		polRequireBreaker(t, o, "svc", orchestrator.BreakerOpen)
 	})
 
-	t.Run("Sync rebuilds a config endpoint's breaker only when its config changed", func(t *testing.T) {
+	t.Run("an operator's trip outlives a config change", func(t *testing.T) {
+		// Given an API endpoint an operator tripped
 		backend := newPolBackend(t, "svc", http.StatusOK)
+		o := polNew(t)
 		ep := orchestrator.Endpoint{Name: "svc", URL: backend.URL}
-		o := polNew(t, orchestrator.WithEndpoints(ep))
+		_, err := o.Register(context.Background(), ep)
+		require.NoError(t, err)
 		require.NoError(t, o.TripBreaker("svc"))
+
+		// When its config changes
+		ep.Timeout = polDuration(5 * time.Second)
+		v, err := o.Update(context.Background(), ep)
+		require.NoError(t, err)
+
+		// Then the rebuilt breaker is held open: the trip is desired state
+		assert.Equal(t, orchestrator.BreakerOpen, v.CircuitBreakerState)
+		polRequireProblem(t, polGet(o, "/orchestrator/svc/x"), http.StatusServiceUnavailable, "circuit-open", "svc")
+		polRequireHits(t, backend, 0)
+
+		// And a reset ends it
+		require.NoError(t, o.ResetBreaker("svc"))
+		polRequireCode(t, polGet(o, "/orchestrator/svc/x"), http.StatusOK)
+	})
+
+	t.Run("Sync rebuilds a config endpoint's breaker only when its config changed", func(t *testing.T) {
+		backend := newPolBackend(t, "svc", http.StatusInternalServerError)
+		ep := orchestrator.Endpoint{Name: "svc", URL: backend.URL, CircuitBreaker: &orchestrator.CircuitBreakerConfig{FailureThreshold: 1, ResetTimeout: polDuration(time.Hour)}}
+		o := polNew(t, orchestrator.WithEndpoints(ep))
+		polRequireCode(t, polGet(o, "/orchestrator/svc/x"), http.StatusInternalServerError)
+		polRequireBreaker(t, o, "svc", orchestrator.BreakerOpen)
 
 		// When the same config is applied again (a reload that changed nothing)
 		require.NoError(t, o.Sync(context.Background(), orchestrator.SourceConfig, []orchestrator.Endpoint{ep}))
@@ -331,6 +358,7 @@ func TestBreakerIsRebuiltWhenTheConfigChanges(t *testing.T) {
 
 		// Then the breaker is a new, closed one
 		polRequireBreaker(t, o, "svc", orchestrator.BreakerClosed)
+		backend.status.Store(http.StatusOK)
 		polRequireCode(t, polGet(o, "/orchestrator/svc/x"), http.StatusOK)
 	})
 }
@@ -373,12 +401,58 @@ func TestBreakersArePerEndpoint(t *testing.T) {
 		backend.status.Store(http.StatusOK)
 		polRequireCode(t, polGet(second, "/orchestrator/svc/x"), http.StatusOK)
 
-		// And tripping the second's leaves the first's alone
+		// And an operator's trip, desired state stored in the registry,
+		// holds both open; a reset through either releases both
 		require.NoError(t, first.ResetBreaker("svc"))
 		require.NoError(t, second.TripBreaker("svc"))
-		polRequireBreaker(t, first, "svc", orchestrator.BreakerClosed)
-		polRequireCode(t, polGet(first, "/orchestrator/svc/x"), http.StatusOK)
+		polWaitBreaker(t, first, "svc", orchestrator.BreakerOpen)
+		polRequireProblem(t, polGet(first, "/orchestrator/svc/x"), http.StatusServiceUnavailable, "circuit-open", "svc")
+		require.NoError(t, first.ResetBreaker("svc"))
+		polWaitBreaker(t, second, "svc", orchestrator.BreakerClosed)
+		polRequireCode(t, polGet(second, "/orchestrator/svc/x"), http.StatusOK)
 	})
+}
+
+func TestATripHoldsTheBreakerOpenUntilReset(t *testing.T) {
+	// Given an endpoint whose reset_timeout would let a trial through
+	// 10ms after an automatic opening
+	backend := newPolBackend(t, "svc", http.StatusOK)
+	o := polNew(t, orchestrator.WithEndpoints(orchestrator.Endpoint{
+		Name: "svc", URL: backend.URL, CircuitBreaker: &orchestrator.CircuitBreakerConfig{ResetTimeout: polDuration(10 * time.Millisecond)},
+	}))
+
+	// When an operator trips it
+	require.NoError(t, o.TripBreaker("svc"))
+
+	// Then it is stored as an override and holds past many reset timeouts:
+	// no trial reaches the backend
+	ovs := o.Overrides()
+	require.Len(t, ovs, 1)
+	assert.Equal(t, orchestrator.OverrideBreakerOpen, ovs[0].Kind)
+	assert.Equal(t, "svc", ovs[0].EndpointID)
+	deadline := time.Now().Add(100 * time.Millisecond)
+	for time.Now().Before(deadline) {
+		polRequireProblem(t, polGet(o, "/orchestrator/svc/x"), http.StatusServiceUnavailable, "circuit-open", "svc")
+		polRequireBreaker(t, o, "svc", orchestrator.BreakerOpen)
+	}
+	polRequireHits(t, backend, 0)
+
+	// And ResetBreaker removes the override and closes it
+	require.NoError(t, o.ResetBreaker("svc"))
+	assert.Empty(t, o.Overrides())
+	polRequireCode(t, polGet(o, "/orchestrator/svc/x"), http.StatusOK)
+	polRequireBreaker(t, o, "svc", orchestrator.BreakerClosed)
+}
+
+func TestTripOnADisabledBreakerIsAConflict(t *testing.T) {
+	backend := newPolBackend(t, "svc", http.StatusOK)
+	o := polNew(t, orchestrator.WithEndpoints(orchestrator.Endpoint{
+		Name: "svc", URL: backend.URL, CircuitBreaker: &orchestrator.CircuitBreakerConfig{Disabled: polPtr(true)},
+	}))
+	err := o.TripBreaker("svc")
+	assert.ErrorIs(t, err, orchestrator.ErrConflict)
+	assert.Empty(t, o.Overrides())
+	polRequireCode(t, polGet(o, "/orchestrator/svc/x"), http.StatusOK)
 }
 
 func TestBreakerGlobalDefaults(t *testing.T) {
@@ -459,7 +533,7 @@ func TestBreakerCancelledTrialNeitherClosesNorLeaksThePermit(t *testing.T) {
 		Name: "svc", URL: backend.URL,
 		CircuitBreaker: &orchestrator.CircuitBreakerConfig{FailureThreshold: 1, ResetTimeout: polDuration(100 * time.Millisecond)},
 	}))
-	require.NoError(t, o.TripBreaker("svc"))
+	orchestrator.OpenBreakerForTest(o, "svc")
 	polWaitBreaker(t, o, "svc", orchestrator.BreakerHalfOpen)
 
 	// When the client of the only trial gives up before the upstream answers
@@ -495,4 +569,22 @@ func polCancelWhileUpstreamWorks(t *testing.T, o *orchestrator.Orchestrator, bac
 	case <-time.After(polWait):
 		t.Fatal("the cancelled request was still being served")
 	}
+}
+
+func TestDeregisterTakesTheEndpointsTripWithIt(t *testing.T) {
+	backend := newPolBackend(t, "svc", http.StatusOK)
+	o := polNew(t)
+	ep := orchestrator.Endpoint{Name: "svc", URL: backend.URL}
+	_, err := o.Register(context.Background(), ep)
+	require.NoError(t, err)
+	require.NoError(t, o.TripBreaker("svc"))
+	require.Len(t, o.Overrides(), 1)
+
+	require.NoError(t, o.Deregister(context.Background(), "svc"))
+	assert.Empty(t, o.Overrides(), "overrides after Deregister")
+
+	// Registered again, the id starts afresh: closed and serving
+	_, err = o.Register(context.Background(), ep)
+	require.NoError(t, err)
+	polRequireCode(t, polGet(o, "/orchestrator/svc/x"), http.StatusOK)
 }

@@ -15,3 +15,10 @@ func WithPoliciesForTest(policies ...failsafe.Policy[*http.Response]) Option {
 		return nil
 	}
 }
+
+// OpenBreakerForTest opens the endpoint's breaker as failures would: unlike
+// TripBreaker (an operator's hold), it lets trials through after
+// reset_timeout. Tests of the half-open state use it.
+func OpenBreakerForTest(o *Orchestrator, id string) {
+	o.table.Load().route(id).breaker.get().Open()
+}

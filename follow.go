@@ -283,16 +283,29 @@ func (o *Orchestrator) applyChangesLocked(rev uint64, changes []Change, checked 
 			}
 			delete(o.tombs, key)
 			o.overrides[c.Key] = c.Override
+			o.applyOverrideLocked(c.Override)
 		case ChangeOverrideDelete:
 			key := overrideTomb(c.Key)
-			if cur, ok := o.overrides[c.Key]; (ok && cur.Revision >= rev) || o.tombs[key] >= rev {
+			cur, ok := o.overrides[c.Key]
+			if (ok && cur.Revision >= rev) || o.tombs[key] >= rev {
 				continue
 			}
 			o.tombs[key] = rev
 			delete(o.overrides, c.Key)
+			if ok {
+				o.applyOverrideLocked(cur)
+			}
 		}
 	}
 	return changed
+}
+
+// applyOverrideLocked makes the endpoint an override names follow the
+// overrides now held, after ov was stored or removed.
+func (o *Orchestrator) applyOverrideLocked(ov Override) {
+	if ov.Kind == OverrideBreakerOpen {
+		o.applyHoldLocked(ov.EndpointID)
+	}
 }
 
 // overrideTomb is an override's key in o.tombs, apart from endpoint ids
@@ -352,10 +365,12 @@ func (o *Orchestrator) applySnapshotLocked(snap Snapshot) bool {
 			continue
 		}
 		o.overrides[key] = ov
+		o.applyOverrideLocked(ov)
 	}
 	for key, ov := range o.overrides {
 		if _, ok := seenOv[key]; !ok && ov.Revision <= snap.Revision {
 			delete(o.overrides, key)
+			o.applyOverrideLocked(ov)
 		}
 	}
 	o.followed = snap.Revision

@@ -509,7 +509,7 @@ func TestMetricsAfterKnownSequence(t *testing.T) {
 
 	// Breaker tripped, then half-open once its 1ms reset timeout passed,
 	// still half-open after one good trial (two are needed), closed after two.
-	require.NoError(t, o.TripBreaker("flaky"))
+	orchestrator.OpenBreakerForTest(o, "flaky")
 	obsEventually(t, o, "flaky's breaker gauge to read 1 (half-open) once its reset timeout passed", func(s obsScrape) bool {
 		v, _ := s.lookup("orchestrator_circuit_breaker_state", "endpoint", "flaky")
 		return v == 1

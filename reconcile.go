@@ -195,8 +195,9 @@ func (o *Orchestrator) currentAPIOwned(ctx context.Context, id string, revision 
 	return cur, nil
 }
 
-// Deregister removes an API-owned endpoint. Requests already forwarded to
-// it finish. Errors: ErrNotFound, ErrConflict for a config-owned endpoint,
+// Deregister removes an API-owned endpoint and its operator overrides (a
+// breaker trip), in one registry commit. Requests already forwarded to it
+// finish. Errors: ErrNotFound, ErrConflict for a config-owned endpoint,
 // ErrClosed after Close.
 func (o *Orchestrator) Deregister(ctx context.Context, id string) error {
 	return o.DeregisterIf(ctx, id, 0)
@@ -216,7 +217,20 @@ func (o *Orchestrator) DeregisterIf(ctx context.Context, id string, revision uin
 		if err != nil {
 			return err
 		}
-		rev, err := o.registry.Delete(ctx, id, IfRevision(cur.Revision))
+		// The endpoint's operator overrides (a trip) go with it: an id
+		// registered again starts afresh.
+		ops := []Op{DeleteOp(id, IfRevision(cur.Revision))}
+		o.mu.Lock()
+		for key, ov := range o.overrides {
+			if ov.EndpointID == id {
+				ops = append(ops, DeleteOverrideOp(key, IfRevision(ov.Revision)))
+			}
+		}
+		o.mu.Unlock()
+		ev, err := o.registry.Commit(ctx, ops)
+		if (errors.Is(err, ErrRevisionMismatch) || errors.Is(err, ErrNotFound)) && len(ops) > 1 && attempt < storeRetries {
+			continue // an override changed meanwhile: look again
+		}
 		if errors.Is(err, ErrRevisionMismatch) && attempt < storeRetries {
 			continue
 		}
@@ -228,7 +242,7 @@ func (o *Orchestrator) DeregisterIf(ctx context.Context, id string, revision uin
 		if err := o.errIfClosed(); err != nil {
 			return err
 		}
-		if o.applyOwnLocked(Event{Revision: rev, Changes: []Change{{Kind: ChangeDelete, Key: id}}}, nil) {
+		if o.applyOwnLocked(ev, nil) {
 			o.publishLocked()
 		}
 		return nil

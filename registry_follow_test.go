@@ -456,7 +456,7 @@ func TestProbesRunWhileAWriterHoldsTheRouteLock(t *testing.T) {
 	require.NoError(t, err)
 	_, err = o.Register(ctx, orchestrator.Endpoint{Name: "tripped", URL: b.URL})
 	require.NoError(t, err)
-	require.NoError(t, o.TripBreaker("tripped"))
+	orchestrator.OpenBreakerForTest(o, "tripped") // opened as failures would: a trip would outlive the update
 
 	// The update rebuilds the open breaker and logs it under the route
 	// lock, where the handler holds it.

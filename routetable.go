@@ -196,7 +196,11 @@ func (o *Orchestrator) buildRoute(reg Registration, old *route) (*route, error) 
 		}
 	}
 	rt.breaker = newBreaker(breakerCfg, o.logBreakerChange(ep.ID, rt.metrics))
-	if old != nil && old.breaker.state() == BreakerOpen {
+	if _, held := o.overrides[breakerOverrideKey(ep.ID)]; held {
+		// An operator's trip outlives config changes: it is desired state
+		// of its own (Override).
+		rt.breaker.hold()
+	} else if old != nil && old.breaker.state() == BreakerOpen {
 		// A config change rebuilds the breaker, which also ends a manual
 		// trip: say so, since the endpoint starts taking traffic again.
 		o.breakerLog.Warn("circuit breaker rebuilt for a config change; it was open and starts closed",

@@ -247,7 +247,7 @@ func New(o *orchestrator.Orchestrator, opts Options) *Handler {
 		{Route{http.MethodGet, "/circuit-breaker/endpoints/{id}", "One endpoint's circuit breaker", false}, h.getBreaker},
 		{Route{http.MethodGet, "/circuit-breaker/open", "The open circuit breakers", false}, h.getOpenBreakers},
 		{Route{http.MethodPost, "/circuit-breaker/reset/{id}", "Close an endpoint's circuit breaker", false}, h.postResetBreaker},
-		{Route{http.MethodPost, "/circuit-breaker/trip/{id}", "Open an endpoint's circuit breaker by hand", false}, h.postTripBreaker},
+		{Route{http.MethodPost, "/circuit-breaker/trip/{id}", "Hold an endpoint's circuit breaker open until reset (an operator override, stored in the registry)", false}, h.postTripBreaker},
 		{Route{http.MethodPost, "/circuit-breaker/reset-all", "Close every circuit breaker", false}, h.postResetAllBreakers},
 
 		{Route{http.MethodGet, "/router/routes", "The current route table", false}, h.getRoutes},
