@@ -52,9 +52,31 @@ func checkIfMatch(r *http.Request, cur orchestrator.RegisteredEndpoint) (uint64,
 		detail: fmt.Sprintf("If-Match %s does not match endpoint %q's current ETag %s; GET it again and retry", strings.Join(values, ", "), cur.ID, want)}
 }
 
-// ifMatchRevision looks the endpoint up and evaluates If-Match against it:
-// the revision a conditional change must still find, or 0.
+// ifMatchRevision evaluates If-Match: the revision a conditional change
+// must still find, or 0. A single tag goes to the registry as it is, which
+// checks it in the same step as the write: comparing it with this
+// gateway's view first would refuse a revision another gateway wrote and
+// this one has not followed yet. Several tags are matched against the
+// view, since the store checks one revision.
 func (h *Handler) ifMatchRevision(r *http.Request, id string) (uint64, error) {
+	var tags []string
+	for _, v := range r.Header.Values("If-Match") {
+		for _, tag := range strings.Split(v, ",") {
+			if tag = strings.TrimSpace(tag); tag == "*" {
+				return 0, nil
+			} else if tag != "" {
+				tags = append(tags, tag)
+			}
+		}
+	}
+	if len(tags) == 0 {
+		return 0, nil
+	}
+	if len(tags) == 1 {
+		if rev, err := strconv.ParseUint(strings.Trim(tags[0], `"`), 10, 64); err == nil && rev > 0 && tags[0] == etag(rev) {
+			return rev, nil
+		}
+	}
 	cur, err := h.o.Endpoint(id)
 	if err != nil {
 		return 0, err
