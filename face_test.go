@@ -265,7 +265,7 @@ func TestFaceClosedGatewayRefusesChanges(t *testing.T) {
 			return o.Sync(ctx, orchestrator.SourceConfig, []orchestrator.Endpoint{{Name: "cfg", URL: b.URL}})
 		},
 		"Apply": func() error {
-			return o.Apply(ctx, &orchestrator.Config{Endpoints: []orchestrator.Endpoint{{Name: "cfg", URL: b.URL}}})
+			return o.Apply(ctx, orchestrator.Desired{Endpoints: []orchestrator.Endpoint{{Name: "cfg", URL: b.URL}}})
 		},
 		"Refresh": func() error { return o.Refresh(ctx) },
 	}

@@ -77,7 +77,7 @@ func BenchmarkRegisterWith10000(b *testing.B) {
 func BenchmarkReload10000(b *testing.B) {
 	o := scaleGateway(b, 10000)
 	ctx := context.Background()
-	cfgs := [2]*Config{{Endpoints: scaleEndpoints(10000)}, {Endpoints: scaleEndpoints(10000)}}
+	cfgs := [2]Desired{{Endpoints: scaleEndpoints(10000)}, {Endpoints: scaleEndpoints(10000)}}
 	for i := range cfgs[1].Endpoints {
 		cfgs[1].Endpoints[i].Timeout = Duration(5e9)
 	}

@@ -177,7 +177,7 @@ func (m *configManager) applyLocked(ctx context.Context, data []byte, version, t
 	if err != nil {
 		return m.failLocked(err, trigger)
 	}
-	if err := m.o.Apply(ctx, cfg); err != nil {
+	if err := m.o.Apply(ctx, orchestrator.Desired{CircuitBreaker: cfg.CircuitBreaker, HealthCheck: cfg.HealthCheck, Endpoints: cfg.Endpoints}); err != nil {
 		return m.failLocked(err, trigger)
 	}
 	m.applied = *cfg
