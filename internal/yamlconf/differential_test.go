@@ -258,7 +258,7 @@ func addSeeds(f *testing.F) {
 		require.NoError(f, err)
 		f.Add(b)
 	}
-	files, err := filepath.Glob("../../testdata/fuzz/FuzzParseConfig/*")
+	files, err := filepath.Glob("../../config/testdata/fuzz/FuzzParse/*")
 	require.NoError(f, err)
 	for _, p := range files {
 		b, err := os.ReadFile(p)
@@ -439,7 +439,7 @@ func compareLocate(t *testing.T, data []byte) {
 // and checks that the tree answers for the paths of the latter.
 func TestLocateFromTree(t *testing.T) {
 	docs := append([]string(nil), kitchenSeeds...)
-	for _, pattern := range []string{"../../testdata/seed.yaml", "../../examples/config.yaml", "testdata/fuzz/*/*", "../../testdata/fuzz/*/*"} {
+	for _, pattern := range []string{"../../testdata/seed.yaml", "../../examples/config.yaml", "testdata/fuzz/*/*", "../../testdata/fuzz/*/*", "../../config/testdata/fuzz/*/*"} {
 		files, err := filepath.Glob(pattern)
 		require.NoError(t, err)
 		for _, p := range files {
