@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orchestrator-go/orchestrator"
+	"github.com/orchestrator-go/orchestrator/config"
 	"github.com/orchestrator-go/orchestrator/internal/yamlconf"
 )
 
@@ -281,7 +282,7 @@ func FuzzDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		compareTrees(t, data)
 		compareLocate(t, data)
-		compareDecode[orchestrator.Config](t, data)
+		compareDecode[config.Config](t, data)
 		compareDecode[kitchen](t, data)
 	})
 }
@@ -352,7 +353,7 @@ func FuzzDecodeLines(f *testing.F) {
 		data := []byte(b.String())
 		compareTrees(t, data)
 		compareLocate(t, data)
-		compareDecode[orchestrator.Config](t, data)
+		compareDecode[config.Config](t, data)
 		compareDecode[kitchen](t, data)
 	})
 }
@@ -413,7 +414,7 @@ func FuzzDecodeFlow(f *testing.F) {
 		data := []byte(pick(flowBlanks) + gen(1) + pick(flowBlanks))
 		compareTrees(t, data)
 		compareLocate(t, data)
-		compareDecode[orchestrator.Config](t, data)
+		compareDecode[config.Config](t, data)
 		compareDecode[kitchen](t, data)
 	})
 }
@@ -489,10 +490,10 @@ func TestProblemsFromTree(t *testing.T) {
 		"{\"endpoints\": [{\"name\": \"a\\u0041\", \"timeout\": \"x\"}], \"Server\": {}}",
 		"endpoints:\n- name: a\n  timeout: 1.5  \n  disabled: 1\n",
 	} {
-		problems, exact := yamlconf.CheckTree([]byte(d), new(orchestrator.Config))
+		problems, exact := yamlconf.CheckTree([]byte(d), new(config.Config))
 		require.True(t, exact, "%q", d)
 		require.NotEmpty(t, problems, "%q", d)
-		var cfg orchestrator.Config
+		var cfg config.Config
 		_, want := yamlconf.DecodeOriginal([]byte(d), &cfg)
 		require.Equal(t, want, problems, "%q", d)
 		_, got := yamlconf.Decode([]byte(d), &cfg)
