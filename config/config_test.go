@@ -493,6 +493,12 @@ func TestConfigValidateRules(t *testing.T) {
 			assert.Equal(t, c.want, got, "got fields %q; want %q", got, c.want)
 		})
 	}
+}
+
+func TestConfigValidateAccepts(t *testing.T) {
+	ep := func(name string) orchestrator.Endpoint {
+		return orchestrator.Endpoint{Name: name, URL: "http://127.0.0.1:1/" + name}
+	}
 	t.Run("a config using every section correctly is accepted", func(t *testing.T) {
 		a, b := ep("a"), ep("b")
 		a.Fallback = &orchestrator.FallbackConfig{Strategy: orchestrator.FallbackEndpoint, Endpoint: "b"}
