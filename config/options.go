@@ -15,9 +15,11 @@ import (
 //
 //	o, err := orchestrator.New(append(cfg.Options(), orchestrator.WithLogger(l))...)
 //
-// c is validated first: when it is nil or invalid, the one option returned
-// makes New fail with an error that matches orchestrator.ErrInvalid and
-// wraps the *orchestrator.ValidationError listing every problem.
+// c is validated when Options is called, so change it before, not after.
+// When c is nil or invalid, the one option returned makes New fail with an
+// error that matches orchestrator.ErrInvalid; for an invalid c it wraps the
+// *orchestrator.ValidationError listing every problem, those of server
+// settings New does not take included.
 func (c *Config) Options() []orchestrator.Option {
 	if c == nil {
 		return []orchestrator.Option{refusal(fmt.Errorf("config: Options of a nil *Config; use Parse or Load: %w", orchestrator.ErrInvalid))}
