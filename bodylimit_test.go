@@ -23,11 +23,10 @@ func TestMaxBodyBytes(t *testing.T) {
 		}
 	}))
 	t.Cleanup(backend.Close)
-	cfg := &orchestrator.Config{
-		Server:    orchestrator.ServerConfig{MaxBodyBytes: 1024},
-		Endpoints: []orchestrator.Endpoint{{Name: "svc", URL: backend.URL, CircuitBreaker: &orchestrator.CircuitBreakerConfig{FailureThreshold: 1}}},
-	}
-	o, err := orchestrator.New(orchestrator.WithConfig(cfg))
+	o, err := orchestrator.New(
+		orchestrator.WithMaxBodyBytes(1024),
+		orchestrator.WithEndpoints(orchestrator.Endpoint{Name: "svc", URL: backend.URL, CircuitBreaker: &orchestrator.CircuitBreakerConfig{FailureThreshold: 1}}),
+	)
 	require.NoError(t, err)
 	t.Cleanup(func() { o.Close() })
 	gw := httptest.NewServer(o)

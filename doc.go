@@ -31,6 +31,13 @@
 // registry each keep their own. Endpoint and Endpoints report them as
 // RegisteredEndpoint values.
 //
+// Sync replaces the endpoints of one source in one change; Apply installs a
+// Desired state (the global breaker and health-check defaults and the
+// config-owned endpoints) the same way. The library reads no file:
+// orchestratord's config file is package
+// github.com/orchestrator-go/orchestrator/config, which hands a parsed file
+// to New (Config.Options) and to Apply (Config.Desired).
+//
 // # Failing fast
 //
 // Endpoints with a health_check_path are probed by a Prober (HTTP GET by

@@ -275,8 +275,8 @@ func isToken(s string) bool {
 	return true
 }
 
-// MaxReportedErrors caps the problems a ValidationError or ConfigError
-// lists; the rest are only counted (Omitted). A file of 400,000 broken
+// MaxReportedErrors caps the problems a ValidationError (or the config
+// package's Error) lists; the rest are only counted (Omitted). A file of 400,000 broken
 // endpoints would otherwise give a status body and a log line of tens of
 // megabytes, and nobody fixes a file from its ten-thousandth error.
 const MaxReportedErrors = 100

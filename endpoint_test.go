@@ -442,3 +442,49 @@ func TestNewRejectsInvalidEndpointSets(t *testing.T) {
 		}
 	})
 }
+
+// TestDesiredValidate: Desired.Validate reports what New and Apply would
+// refuse, every problem with the same field path and message, in the order
+// breaker, health check, endpoints.
+func TestDesiredValidate(t *testing.T) {
+	assert.NoError(t, orchestrator.Desired{}.Validate(), "the zero Desired is valid")
+	d := orchestrator.Desired{
+		CircuitBreaker: orchestrator.CircuitBreakerConfig{FailureThreshold: -1},
+		HealthCheck:    orchestrator.HealthCheckConfig{Timeout: orchestrator.Duration(-time.Second)},
+		Endpoints: []orchestrator.Endpoint{
+			{Name: "a", URL: "http://127.0.0.1:1"},
+			{Name: "a", URL: "ftp://x"},
+		},
+	}
+	err := d.Validate()
+	var ve *orchestrator.ValidationError
+	require.ErrorAs(t, err, &ve)
+	assert.ErrorIs(t, err, orchestrator.ErrInvalid)
+	got := fieldStrings(ve)
+	want := []string{
+		"circuit_breaker.failure_threshold: must be > 0",
+		"health_check.timeout: must not be negative",
+		`endpoints[1].url: "ftp://x" must use http or https`,
+		`endpoints[1].id: duplicate id "a" (also endpoints[0])`,
+		"endpoints[1]: route /a is already served by endpoints[0]",
+	}
+	assert.Equal(t, want, got)
+
+	// Apply refuses the same state and changes nothing.
+	o, err := orchestrator.New(orchestrator.WithHealthCheck(orchestrator.HealthCheckConfig{Enabled: new(bool)}))
+	require.NoError(t, err)
+	defer o.Close()
+	d.CircuitBreaker, d.HealthCheck = orchestrator.CircuitBreakerConfig{}, orchestrator.HealthCheckConfig{}
+	err = o.Apply(t.Context(), d)
+	require.ErrorAs(t, err, &ve)
+	assert.Equal(t, want[2:], fieldStrings(ve), "Apply's field errors")
+	assert.Empty(t, o.Endpoints())
+}
+
+func fieldStrings(ve *orchestrator.ValidationError) []string {
+	var out []string
+	for _, fe := range ve.Errors {
+		out = append(out, fe.String())
+	}
+	return out
+}

@@ -83,7 +83,6 @@ func faceProblem(t *testing.T, rec *httptest.ResponseRecorder, status int, kind 
 // and names the option and the value.
 func TestFaceOptionErrorsMatchErrInvalid(t *testing.T) {
 	off := false
-	badConfig := &orchestrator.Config{Server: orchestrator.ServerConfig{Prefix: "/a b"}}
 	tests := []struct {
 		name    string
 		opt     orchestrator.Option
@@ -104,8 +103,6 @@ func TestFaceOptionErrorsMatchErrInvalid(t *testing.T) {
 			[]string{"WithHealthCheck(", `"timeout":"-1s"`, "health_check.timeout"}, true},
 		{"WithTrustedProxies", orchestrator.WithTrustedProxies(netip.MustParsePrefix("10.0.0.0/8"), netip.Prefix{}),
 			[]string{"WithTrustedProxies(invalid Prefix)", "prefixes[1]"}, false},
-		{"WithConfig nil", orchestrator.WithConfig(nil), []string{"WithConfig(nil)"}, false},
-		{"WithConfig invalid", orchestrator.WithConfig(badConfig), []string{"WithConfig(", "server.prefix", `"/a b"`}, true},
 		{"WithMaxBodyBytes", orchestrator.WithMaxBodyBytes(-1), []string{"WithMaxBodyBytes(-1)"}, false},
 		{"WithMaxHeaderCount", orchestrator.WithMaxHeaderCount(-2), []string{"WithMaxHeaderCount(-2)"}, false},
 		{"WithAllowedUpstreams", orchestrator.WithAllowedUpstreams("10.0.0.0/8", "169.254.0.0/33"), []string{`WithAllowedUpstreams("169.254.0.0/33")`}, false},
@@ -149,10 +146,6 @@ func TestFaceWithPrefixAcceptsOnlyPathSafePrefixes(t *testing.T) {
 		o := faceNew(t, orchestrator.WithPrefix(p))
 		assert.Equal(t, want, o.Prefix(), "WithPrefix(%q).Prefix() = %q; want %q", p, o.Prefix(), want)
 	}
-
-	// A config file's server.prefix follows the same rules.
-	cfg := &orchestrator.Config{Server: orchestrator.ServerConfig{Prefix: "/a b"}}
-	assert.ErrorIs(t, cfg.Validate(), orchestrator.ErrInvalid, "Validate(server.prefix %q): want ErrInvalid", cfg.Server.Prefix)
 }
 
 // TestFaceWithPrefixSlashServesAtTheRoot: "/" is how to serve at the root
@@ -265,7 +258,7 @@ func TestFaceClosedGatewayRefusesChanges(t *testing.T) {
 			return o.Sync(ctx, orchestrator.SourceConfig, []orchestrator.Endpoint{{Name: "cfg", URL: b.URL}})
 		},
 		"Apply": func() error {
-			return o.Apply(ctx, &orchestrator.Config{Endpoints: []orchestrator.Endpoint{{Name: "cfg", URL: b.URL}}})
+			return o.Apply(ctx, orchestrator.Desired{Endpoints: []orchestrator.Endpoint{{Name: "cfg", URL: b.URL}}})
 		},
 		"Refresh": func() error { return o.Refresh(ctx) },
 	}

@@ -42,7 +42,6 @@ func TestMaxHeaderCount(t *testing.T) {
 	}{
 		{"default", nil, orchestrator.DefaultMaxHeaderCount},
 		{"option", []orchestrator.Option{orchestrator.WithMaxHeaderCount(10)}, 10},
-		{"config", []orchestrator.Option{orchestrator.WithConfig(&orchestrator.Config{Server: orchestrator.ServerConfig{MaxHeaderCount: 20}})}, 20},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := rtNew(t, append(tc.opts, orchestrator.WithEndpoints(ep))...)

@@ -31,6 +31,26 @@ func (o *Orchestrator) Middleware(next http.Handler) http.Handler {
 	})
 }
 
+// CORSConfig makes the gateway answer CORS itself for proxied routes. With
+// no allowed origins (the default) it stays out of the way and the
+// backends' own CORS headers pass through.
+type CORSConfig struct {
+	// AllowedOrigins lists exact origins, or "*" for any.
+	AllowedOrigins []string `json:"allowed_origins,omitempty" yaml:"allowed_origins,omitempty"`
+	// AllowedMethods answered to preflights. Default GET, HEAD, POST, PUT,
+	// PATCH, DELETE, OPTIONS.
+	AllowedMethods []string `json:"allowed_methods,omitempty" yaml:"allowed_methods,omitempty"`
+	// AllowedHeaders answered to preflights. Default: whatever the preflight
+	// asks for.
+	AllowedHeaders []string `json:"allowed_headers,omitempty" yaml:"allowed_headers,omitempty"`
+	// ExposedHeaders lists response headers a browser script may read.
+	ExposedHeaders []string `json:"exposed_headers,omitempty" yaml:"exposed_headers,omitempty"`
+	// AllowCredentials lets browsers send cookies and Authorization.
+	AllowCredentials bool `json:"allow_credentials,omitempty" yaml:"allow_credentials,omitempty"`
+	// MaxAge lets browsers cache a preflight answer. Default 10m.
+	MaxAge Duration `json:"max_age,omitempty" yaml:"max_age,omitempty"`
+}
+
 // CORS returns middleware that answers CORS (the Fetch standard) for the
 // gateway's routes as cfg says, the way Traefik's and Caddy's CORS
 // middlewares do. A preflight from an allowed origin is answered 204 by the

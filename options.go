@@ -240,39 +240,6 @@ func WithTrustedProxies(prefixes ...netip.Prefix) Option {
 	}
 }
 
-// WithConfig applies a configuration file's gateway settings: the prefix,
-// trusted proxies, request body limit, breaker and health defaults, and its
-// endpoints (source "config"). Options after it override it.
-func WithConfig(cfg *Config) Option {
-	return func(o *options) error {
-		if cfg == nil {
-			return invalidOption("WithConfig", "nil", "a *Config is required; use ParseConfig or LoadConfig")
-		}
-		if err := cfg.Validate(); err != nil {
-			// The field errors name each bad value and where it is.
-			return invalidSection("WithConfig", "*Config", err)
-		}
-		if cfg.Server.Prefix != "" {
-			if err := WithPrefix(cfg.Server.Prefix)(o); err != nil {
-				return err
-			}
-		}
-		for _, s := range cfg.Server.TrustedProxies {
-			p, _ := ParseTrustedProxy(s) // validated above
-			o.trustedProxies = append(o.trustedProxies, p)
-		}
-		o.maxBodyBytes = cfg.Server.MaxBodyBytes
-		if cfg.Server.MaxHeaderCount > 0 {
-			o.maxHeaderCount = cfg.Server.MaxHeaderCount
-		}
-		o.allowedUpstreams = append(o.allowedUpstreams, cfg.Registry.AllowedUpstreams...)
-		o.breaker = cfg.CircuitBreaker
-		o.health = cfg.HealthCheck
-		o.endpoints = append(o.endpoints, cfg.Endpoints...)
-		return nil
-	}
-}
-
 // WithMaxBodyBytes caps request bodies: a larger declared Content-Length
 // gets 413 at once, and a body that grows past the cap while streaming is
 // cut and answered 413 if no response has started. Default 0: no limit.

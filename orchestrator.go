@@ -132,8 +132,8 @@ func New(opts ...Option) (*Orchestrator, error) {
 	}
 	guard, err := netguard.New(cfg.allowedUpstreams)
 	if err != nil {
-		// WithAllowedUpstreams and WithConfig check every entry, so this is
-		// only a guard against the two drifting apart.
+		// WithAllowedUpstreams checks every entry, so this is only a guard
+		// against the two drifting apart.
 		return nil, invalidOption("WithAllowedUpstreams", fmt.Sprintf("%q", cfg.allowedUpstreams), err.Error())
 	}
 	o.guard = guard
@@ -181,9 +181,7 @@ func New(opts ...Option) (*Orchestrator, error) {
 			o.Close()
 			if errors.Is(err, ErrInvalid) {
 				// Validated together here rather than in the option, so that
-				// duplicates across WithEndpoints and WithConfig are found;
-				// WithConfig's own endpoints were validated by its option, so
-				// the problem lies with WithEndpoints.
+				// duplicates across several WithEndpoints are found.
 				n := fmt.Sprintf("%d endpoints", len(cfg.endpoints))
 				if len(cfg.endpoints) == 1 {
 					n = "1 endpoint"

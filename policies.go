@@ -159,4 +159,5 @@ const (
 	DefaultHealthTimeout      = 10 * time.Second
 	DefaultUnhealthyThreshold = 3
 	DefaultHealthyThreshold   = 2
+	DefaultMaxHeaderCount     = 100
 )

@@ -279,26 +279,53 @@ func (o *Orchestrator) Sync(ctx context.Context, source Source, eps []Endpoint) 
 	return o.syncWrite(ctx, source, eps, nil)
 }
 
-// Apply applies a configuration file's share of the gateway as one change:
-// the global circuit-breaker and health-check defaults and the endpoints of
-// source "config". When the defaults change every route is rebuilt (and its
-// breaker with it). Server settings (listener, prefix, trusted proxies) are
-// fixed at New and need a restart. On any error nothing changes. After
+// Desired is the desired state a config source declares: the global
+// circuit-breaker and health-check defaults and the endpoints of source
+// "config". Apply installs it as one change.
+type Desired struct {
+	// CircuitBreaker holds the global breaker defaults (WithCircuitBreaker).
+	CircuitBreaker CircuitBreakerConfig
+	// HealthCheck holds the global health-check defaults (WithHealthCheck).
+	HealthCheck HealthCheckConfig
+	// Endpoints are the endpoints of source "config".
+	Endpoints []Endpoint
+}
+
+// Validate checks d as a whole and returns a *ValidationError listing every
+// problem, with the field paths and messages New and Apply use
+// ("circuit_breaker.failure_threshold", "endpoints[2].url", a duplicate id
+// or route between endpoints), or nil. It is exported so that a config
+// source that checks a whole file before applying it (orchestratord's
+// config package) reports the library's own messages rather than a copy of
+// its rules.
+func (d Desired) Validate() error {
+	var errs ValidationError
+	d.CircuitBreaker.validate("circuit_breaker", &errs)
+	d.HealthCheck.validate("health_check", &errs)
+	validateSet(d.Endpoints, "endpoints", &errs)
+	return errs.orNil()
+}
+
+// Apply applies a config source's desired state as one change: the global
+// circuit-breaker and health-check defaults and the endpoints of source
+// "config". When the defaults change every route is rebuilt (and its
+// breaker with it). Settings given to New (prefix, trusted proxies, limits)
+// are fixed and need a new gateway. On any error nothing changes. After
 // Close it returns ErrClosed.
-func (o *Orchestrator) Apply(ctx context.Context, cfg *Config) error {
+func (o *Orchestrator) Apply(ctx context.Context, d Desired) error {
 	if err := o.errIfClosed(); err != nil {
 		return err
 	}
 	var errs ValidationError
-	cfg.CircuitBreaker.validate("circuit_breaker", &errs)
-	cfg.HealthCheck.validate("health_check", &errs)
+	d.CircuitBreaker.validate("circuit_breaker", &errs)
+	d.HealthCheck.validate("health_check", &errs)
 	if err := errs.orNil(); err != nil {
 		return err
 	}
 	o.writeMu.Lock()
 	defer o.writeMu.Unlock()
-	d := &policyDefaults{breaker: cfg.CircuitBreaker.withDefaults(), health: cfg.HealthCheck.withDefaults()}
-	return o.syncWrite(ctx, SourceConfig, cfg.Endpoints, d)
+	pd := &policyDefaults{breaker: d.CircuitBreaker.withDefaults(), health: d.HealthCheck.withDefaults()}
+	return o.syncWrite(ctx, SourceConfig, d.Endpoints, pd)
 }
 
 // policyDefaults are the global defaults Apply installs with its endpoints.

@@ -294,7 +294,7 @@ func TestSyncChangesNothingWhenTheRegistryRefuses(t *testing.T) {
 
 	err = o.Sync(ctx, orchestrator.SourceConfig, []orchestrator.Endpoint{{Name: "a", URL: b.URL}, {Name: "b", URL: b.URL}})
 	require.ErrorContains(t, err, "write refused")
-	err = o.Apply(ctx, &orchestrator.Config{Endpoints: []orchestrator.Endpoint{{Name: "old1", URL: b.URL}, {Name: "b", URL: b.URL}},
+	err = o.Apply(ctx, orchestrator.Desired{Endpoints: []orchestrator.Endpoint{{Name: "old1", URL: b.URL}, {Name: "b", URL: b.URL}},
 		CircuitBreaker: orchestrator.CircuitBreakerConfig{FailureThreshold: 1}})
 	require.ErrorContains(t, err, "write refused")
 

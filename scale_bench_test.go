@@ -2,14 +2,12 @@ package orchestrator
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
-	"strings"
 	"testing"
 )
 
@@ -77,7 +75,7 @@ func BenchmarkRegisterWith10000(b *testing.B) {
 func BenchmarkReload10000(b *testing.B) {
 	o := scaleGateway(b, 10000)
 	ctx := context.Background()
-	cfgs := [2]*Config{{Endpoints: scaleEndpoints(10000)}, {Endpoints: scaleEndpoints(10000)}}
+	cfgs := [2]Desired{{Endpoints: scaleEndpoints(10000)}, {Endpoints: scaleEndpoints(10000)}}
 	for i := range cfgs[1].Endpoints {
 		cfgs[1].Endpoints[i].Timeout = Duration(5e9)
 	}
@@ -85,31 +83,6 @@ func BenchmarkReload10000(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if err := o.Apply(ctx, cfgs[i%2]); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-// scaleConfigYAML is the config of BenchmarkParseConfig10000: n endpoints,
-// each with durations of both forms.
-func scaleConfigYAML(n int) []byte {
-	var sb strings.Builder
-	sb.WriteString("endpoints:\n")
-	for i := 0; i < n; i++ {
-		fmt.Fprintf(&sb, "  - name: svc%d\n    version: v1\n    url: http://127.0.0.1:%d/api\n    timeout: 30\n    circuit_breaker:\n      reset_timeout: \"1m\"\n", i, 10000+i%50000)
-	}
-	return []byte(sb.String())
-}
-
-// BenchmarkParseConfig10000 decodes a config of 10,000 endpoints, each with
-// durations of both forms. It guards against the YAML library's quadratic
-// TextUnmarshaler path (minutes at this size before Duration.UnmarshalYAML).
-func BenchmarkParseConfig10000(b *testing.B) {
-	data := scaleConfigYAML(10000)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if _, err := ParseConfig(data, "big.yaml"); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -188,25 +161,5 @@ func BenchmarkWritePrometheus10000(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		o.WritePrometheus(io.Discard)
-	}
-}
-
-// BenchmarkParseJSONConfig10000 decodes the same config written as indented
-// JSON, which config files may be too.
-func BenchmarkParseJSONConfig10000(b *testing.B) {
-	cfg, err := ParseConfig(scaleConfigYAML(10000), "big.yaml")
-	if err != nil {
-		b.Fatal(err)
-	}
-	data, err := json.MarshalIndent(cfg, "", "  ")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if _, err := ParseConfig(data, "big.json"); err != nil {
-			b.Fatal(err)
-		}
 	}
 }

@@ -185,7 +185,7 @@ func TestChaosSoak(t *testing.T) {
 				}
 				switch i % 3 {
 				case 0:
-					cfg := &orchestrator.Config{Endpoints: endpoints(time.Duration(150+i%2*50) * time.Millisecond)}
+					cfg := orchestrator.Desired{Endpoints: endpoints(time.Duration(150+i%2*50) * time.Millisecond)}
 					if err := o.Apply(ctx, cfg); err != nil && ctx.Err() == nil {
 						firstBad.CompareAndSwap(nil, "apply: "+err.Error())
 					}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/orchestrator-go/orchestrator"
+	"github.com/orchestrator-go/orchestrator/config"
 )
 
 // ConfigStatus is the body of GET /config/status: where the applied
@@ -42,7 +43,7 @@ type ConfigManager interface {
 	// Status reports the file's path, version and reload history.
 	Status() ConfigStatus
 	// Reload re-reads the file and applies it as one change. A
-	// *orchestrator.ConfigError (or *orchestrator.ValidationError) means the
+	// *config.Error (or *orchestrator.ValidationError) means the
 	// file is invalid and nothing changed: the admin API answers 400 listing
 	// every error.
 	Reload(ctx context.Context) error
@@ -51,7 +52,7 @@ type ConfigManager interface {
 	Sync(ctx context.Context) error
 	// Config returns the applied configuration. GET /config/endpoints lists
 	// its Endpoints; the admin API only ever shows it Redacted.
-	Config() orchestrator.Config
+	Config() config.Config
 }
 
 // Options configures New. The zero value is usable: no token and no
@@ -129,7 +130,7 @@ type Options struct {
 	// which takes a whole config file: the server passes its
 	// server.max_config_bytes, so that any file it would load can be
 	// validated first and none bigger is read into memory. 0 (or less)
-	// means orchestrator.DefaultMaxConfigBytes. The other routes take small
+	// means config.DefaultMaxConfigBytes. The other routes take small
 	// JSON bodies and keep a fixed 1 MiB cap.
 	MaxConfigBytes int64
 }
@@ -200,7 +201,7 @@ func New(o *orchestrator.Orchestrator, opts Options) *Handler {
 	}
 	h.opts.AllowedOrigins = slices.Clone(opts.AllowedOrigins)
 	if h.opts.MaxConfigBytes <= 0 {
-		h.opts.MaxConfigBytes = orchestrator.DefaultMaxConfigBytes
+		h.opts.MaxConfigBytes = config.DefaultMaxConfigBytes
 	}
 	h.jsonBody = bodyRule{types: jsonTypes, limit: maxBodyBytes}
 	h.configBody = bodyRule{types: configTypes, limit: h.opts.MaxConfigBytes, setting: "server.max_config_bytes"}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/orchestrator-go/orchestrator"
+	"github.com/orchestrator-go/orchestrator/config"
 )
 
 // configEndpointList is the body of GET /config/endpoints.
@@ -81,12 +82,12 @@ func (h *Handler) postConfigValidate(w http.ResponseWriter, r *http.Request) err
 		}
 		return err
 	}
-	cfg, err := orchestrator.ParseConfig(body, "request")
+	cfg, err := config.Parse(body, "request")
 	if err != nil {
-		var ce *orchestrator.ConfigError
+		var ce *config.Error
 		if !errors.As(err, &ce) {
 			// Keep every parse failure a 400, whatever its type.
-			err = &orchestrator.ConfigError{File: "request", Errors: []orchestrator.FieldError{{Message: err.Error()}}}
+			err = &config.Error{File: "request", Errors: []orchestrator.FieldError{{Message: err.Error()}}}
 		}
 		return err
 	}

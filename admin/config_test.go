@@ -12,6 +12,7 @@ import (
 
 	"github.com/orchestrator-go/orchestrator"
 	"github.com/orchestrator-go/orchestrator/admin"
+	"github.com/orchestrator-go/orchestrator/config"
 	"github.com/orchestrator-go/orchestrator/internal/testutil"
 )
 
@@ -87,7 +88,7 @@ func TestConfigReload(t *testing.T) {
 	t.Run("answers 400 listing every error of an invalid file", func(t *testing.T) {
 		f := newFixture(t)
 		f.conf.set(func(c *fakeConfig) {
-			c.reloadErr = &orchestrator.ConfigError{File: "config.yaml", Errors: []orchestrator.FieldError{
+			c.reloadErr = &config.Error{File: "config.yaml", Errors: []orchestrator.FieldError{
 				{Field: "endpoints[0].url", Message: "is required", Line: 3, Column: 5},
 				{Field: "endpoints[1].bogus", Message: "unknown field", Line: 9, Column: 5},
 			}}
@@ -156,8 +157,8 @@ func TestConfigValidate(t *testing.T) {
 		for i := range 150 {
 			fmt.Fprintf(&b, "  - name: e%d\n    url: ftp://127.0.0.1/%d\n", i, i)
 		}
-		_, err := orchestrator.ParseConfig([]byte(b.String()), "request")
-		var ce *orchestrator.ConfigError
+		_, err := config.Parse([]byte(b.String()), "request")
+		var ce *config.Error
 		require.ErrorAs(t, err, &ce)
 		require.Equal(t, 150, ce.Total(), "the validator finds one problem per endpoint: %v", err)
 
@@ -179,14 +180,14 @@ func TestConfigValidateLimit(t *testing.T) {
 		const doc = "endpoints: []\n"
 		return doc + "#" + strings.Repeat("x", n-len(doc)-2) + "\n"
 	}
-	t.Run("defaults to orchestrator.DefaultMaxConfigBytes", func(t *testing.T) {
+	t.Run("defaults to config.DefaultMaxConfigBytes", func(t *testing.T) {
 		f := newFixture(t)
 		rec := call(f.h, http.MethodPost, "/config/validate", comment(2<<20), contentType("application/yaml"))
 		assert.Equal(t, http.StatusOK, rec.Code, "a 2 MiB config is under the 8 MiB default: %.300s", rec.Body)
-		p := requireProblem(t, call(f.h, http.MethodPost, "/config/validate", comment(orchestrator.DefaultMaxConfigBytes+1), contentType("application/yaml")),
+		p := requireProblem(t, call(f.h, http.MethodPost, "/config/validate", comment(config.DefaultMaxConfigBytes+1), contentType("application/yaml")),
 			http.StatusRequestEntityTooLarge, "body-too-large")
 		assert.Contains(t, p.Detail, "server.max_config_bytes")
-		assert.Contains(t, p.Detail, fmt.Sprint(orchestrator.DefaultMaxConfigBytes))
+		assert.Contains(t, p.Detail, fmt.Sprint(config.DefaultMaxConfigBytes))
 	})
 	small := func(o *admin.Options) { o.MaxConfigBytes = 1024 }
 	t.Run("accepts a config of exactly the limit", func(t *testing.T) {

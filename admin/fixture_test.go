@@ -19,6 +19,7 @@ import (
 
 	"github.com/orchestrator-go/orchestrator"
 	"github.com/orchestrator-go/orchestrator/admin"
+	"github.com/orchestrator-go/orchestrator/config"
 	"github.com/orchestrator-go/orchestrator/internal/testutil"
 )
 
@@ -52,8 +53,8 @@ func newFixture(t *testing.T, configure ...func(*admin.Options)) *fixture {
 	t.Cleanup(backend.Close)
 
 	off := true
-	cfg := orchestrator.Config{
-		Admin: orchestrator.AdminConfig{Token: testToken},
+	cfg := config.Config{
+		Admin: config.Admin{Token: testToken},
 		Endpoints: []orchestrator.Endpoint{
 			{Name: "users", Version: "v1", URL: backend.URL + "/api", HealthCheckPath: "/health"},
 			{Name: "orders", URL: backend.URL + "/orders"},
@@ -99,9 +100,9 @@ type fakeConfig struct {
 	o *orchestrator.Orchestrator
 
 	mu        sync.Mutex
-	cfg       orchestrator.Config
-	next      *orchestrator.Config // what the "file" holds now; nil = unchanged
-	reloadErr error                // returned by Reload instead of applying next
+	cfg       config.Config
+	next      *config.Config // what the "file" holds now; nil = unchanged
+	reloadErr error          // returned by Reload instead of applying next
 	status    admin.ConfigStatus
 }
 
@@ -139,7 +140,7 @@ func (f *fakeConfig) Sync(ctx context.Context) error {
 	return f.o.Sync(ctx, orchestrator.SourceConfig, f.cfg.Endpoints)
 }
 
-func (f *fakeConfig) Config() orchestrator.Config {
+func (f *fakeConfig) Config() config.Config {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.cfg

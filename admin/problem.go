@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/orchestrator-go/orchestrator"
+	"github.com/orchestrator-go/orchestrator/config"
 	"github.com/orchestrator-go/orchestrator/internal/problem"
 	"github.com/orchestrator-go/orchestrator/internal/yamlconf"
 )
@@ -53,7 +54,7 @@ func (h *Handler) problemFor(r *http.Request, err error) (document, http.Header)
 		header   http.Header
 		api      *apiError
 		tooLarge *http.MaxBytesError
-		confErr  *orchestrator.ConfigError
+		confErr  *config.Error
 		valErr   *orchestrator.ValidationError
 		kind     string
 		fields   []orchestrator.FieldError

@@ -19,12 +19,13 @@ import (
 	"github.com/goccy/go-yaml"
 
 	"github.com/orchestrator-go/orchestrator"
+	"github.com/orchestrator-go/orchestrator/config"
 )
 
 // TestConfigYAMLLoads loads the annotated example and checks that it sets
 // every top-level section and exercises the features it claims to show.
 func TestConfigYAMLLoads(t *testing.T) {
-	cfg, err := orchestrator.LoadConfig("config.yaml")
+	cfg, err := config.Load("config.yaml")
 	if err != nil {
 		t.Fatalf("examples/config.yaml does not load:\n%v", err)
 	}
@@ -110,7 +111,7 @@ func TestConfigYAMLLoads(t *testing.T) {
 // Adding a config field without documenting it here fails this test.
 func TestConfigYAMLDocumentsEveryOption(t *testing.T) {
 	raw := string(readFile(t, "config.yaml"))
-	for _, key := range yamlKeys(reflect.TypeFor[orchestrator.Config](), "") {
+	for _, key := range yamlKeys(reflect.TypeFor[config.Config](), "") {
 		leaf := key[strings.LastIndexByte(key, '.')+1:]
 		re := regexp.MustCompile(`(?m)^[\s#-]*` + regexp.QuoteMeta(leaf) + `:`)
 		if !re.MatchString(raw) {
@@ -257,7 +258,7 @@ func TestKubernetesManifest(t *testing.T) {
 	if !ok {
 		t.Fatalf("the ConfigMap has no config.yaml key (has %v)", keys(cm.Data))
 	}
-	cfg, err := orchestrator.ParseConfig([]byte(embedded), "ConfigMap orchestratord-config config.yaml")
+	cfg, err := config.Parse([]byte(embedded), "ConfigMap orchestratord-config config.yaml")
 	if err != nil {
 		t.Fatalf("the ConfigMap's config.yaml does not parse:\n%v", err)
 	}
@@ -404,7 +405,7 @@ func TestDockerCompose(t *testing.T) {
 		t.Errorf("no bind mount provides %s", configPath)
 	}
 
-	cfg, err := orchestrator.LoadConfig("compose-config.yaml")
+	cfg, err := config.Load("compose-config.yaml")
 	if err != nil {
 		t.Fatalf("compose-config.yaml does not load:\n%v", err)
 	}

@@ -23,7 +23,7 @@ import (
 	"runtime"
 	"syscall"
 
-	"github.com/orchestrator-go/orchestrator"
+	"github.com/orchestrator-go/orchestrator/config"
 	"github.com/orchestrator-go/orchestrator/internal/server"
 )
 
@@ -101,7 +101,7 @@ func validate(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "usage: orchestratord validate PATH")
 		return 2
 	}
-	if _, err := orchestrator.LoadConfig(args[0]); err != nil {
+	if _, err := config.Load(args[0]); err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}

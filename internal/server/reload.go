@@ -17,6 +17,7 @@ import (
 
 	"github.com/orchestrator-go/orchestrator"
 	"github.com/orchestrator-go/orchestrator/admin"
+	"github.com/orchestrator-go/orchestrator/config"
 )
 
 // reloadDebounce gathers the burst of events one save produces (editors
@@ -40,7 +41,7 @@ type configManager struct {
 	memory memoryReleaser
 
 	mu          sync.Mutex // serialises reloads and guards the fields below
-	applied     orchestrator.Config
+	applied     config.Config
 	version     string
 	lastSeen    string // version of the last content read, good or bad
 	loadedAt    time.Time
@@ -56,7 +57,7 @@ func newConfigManager(path string, o *orchestrator.Orchestrator, log *slog.Logge
 }
 
 // initial records the config the server started with.
-func (m *configManager) initial(cfg orchestrator.Config, data []byte) {
+func (m *configManager) initial(cfg config.Config, data []byte) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.applied = cfg
@@ -92,7 +93,7 @@ func (m *configManager) Status() admin.ConfigStatus {
 }
 
 // Config returns the applied configuration.
-func (m *configManager) Config() orchestrator.Config {
+func (m *configManager) Config() config.Config {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return m.applied
@@ -135,7 +136,7 @@ func (m *configManager) read() ([]byte, error) {
 	defer f.Close()
 	limit := m.maxBytes
 	if limit <= 0 {
-		limit = orchestrator.DefaultMaxConfigBytes
+		limit = config.DefaultMaxConfigBytes
 	}
 	data, err := io.ReadAll(io.LimitReader(f, limit+1))
 	if err != nil {
@@ -173,11 +174,11 @@ func (m *configManager) applyLocked(ctx context.Context, data []byte, version, t
 	if len(data) >= largeConfig {
 		defer m.memory.releaseAfter(reloadReleaseDelay)
 	}
-	cfg, err := orchestrator.ParseConfig(data, m.path)
+	cfg, err := config.Parse(data, m.path)
 	if err != nil {
 		return m.failLocked(err, trigger)
 	}
-	if err := m.o.Apply(ctx, cfg); err != nil {
+	if err := m.o.Apply(ctx, cfg.Desired()); err != nil {
 		return m.failLocked(err, trigger)
 	}
 	m.applied = *cfg

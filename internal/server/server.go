@@ -27,6 +27,7 @@ import (
 
 	"github.com/orchestrator-go/orchestrator"
 	"github.com/orchestrator-go/orchestrator/admin"
+	"github.com/orchestrator-go/orchestrator/config"
 	"github.com/orchestrator-go/orchestrator/internal/framing"
 	"github.com/orchestrator-go/orchestrator/internal/problem"
 	"github.com/orchestrator-go/orchestrator/internal/statefile"
@@ -109,7 +110,7 @@ func Run(ctx context.Context, opts Options) error {
 // startConfig is the config the server starts on: a file, or the embedded
 // default in front of the built-in echo upstream.
 type startConfig struct {
-	cfg      *orchestrator.Config
+	cfg      *config.Config
 	raw      []byte
 	echoAddr string // the echo upstream's address; empty with a file
 	close    func()
@@ -133,7 +134,7 @@ func loadStartConfig(opts Options) (*startConfig, error) {
 		start.close = func() { echoSrv.Close() }
 		start.echoAddr = echoLn.Addr().String()
 		start.raw = bytes.ReplaceAll(defaultConfig, []byte("ECHO_URL"), []byte("http://"+start.echoAddr))
-		cfg, err := orchestrator.ParseConfig(start.raw, "embedded default")
+		cfg, err := config.Parse(start.raw, "embedded default")
 		if err != nil {
 			start.close()
 			return nil, err
@@ -150,7 +151,7 @@ func loadStartConfig(opts Options) (*startConfig, error) {
 	// answer 404 to everything. The error lists every problem as
 	// file:line:column: message. After start, a bad file only keeps the
 	// last good config (see reload.go).
-	cfg, err := orchestrator.ParseConfig(raw, opts.ConfigPath)
+	cfg, err := config.Parse(raw, opts.ConfigPath)
 	if err != nil {
 		return nil, err
 	}
@@ -165,8 +166,8 @@ func loadStartConfig(opts Options) (*startConfig, error) {
 // and listeners.
 type instance struct {
 	opts     Options
-	full     orchestrator.Config // the start config with its defaults
-	settings orchestrator.ServerConfig
+	full     config.Config // the start config with its defaults
+	settings config.Server
 	logger   *slog.Logger
 	token    string
 	gw       *orchestrator.Orchestrator
@@ -213,8 +214,8 @@ func newInstance(opts Options, start *startConfig) (*instance, error) {
 		orchestrator.WithAdminToken(in.token),
 		orchestrator.WithAccessLog(in.full.Logging.AccessLogEnabled()),
 		orchestrator.WithTraceStart(in.full.Logging.StartTraces),
-		orchestrator.WithConfig(start.cfg),
 	}
+	gwOpts = append(gwOpts, start.cfg.Options()...)
 	if start.cfg.Registry.StateFile != "" {
 		reg, err := statefile.Open(start.cfg.Registry.StateFile)
 		if err != nil {

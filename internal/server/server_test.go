@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orchestrator-go/orchestrator"
+	"github.com/orchestrator-go/orchestrator/config"
 	"github.com/orchestrator-go/orchestrator/internal/server"
 	"github.com/orchestrator-go/orchestrator/internal/testutil"
 )
@@ -130,8 +131,8 @@ func TestRunRefusesBadStarts(t *testing.T) {
 		path := testutil.ConfigFile(t, "server:\n  port: 70000\n")
 		_, err := tryStartServer(t, server.Options{ConfigPath: path})
 		require.Error(t, err)
-		var ce *orchestrator.ConfigError
-		require.True(t, errors.As(err, &ce), "got %T %v; want *orchestrator.ConfigError", err, err)
+		var ce *config.Error
+		require.True(t, errors.As(err, &ce), "got %T %v; want *config.Error", err, err)
 		assert.Equal(t, path+":2:9: server.port: 70000 is not a TCP port (1-65535)", err.Error())
 	})
 	t.Run("a port that is not a number is an error", func(t *testing.T) {

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/orchestrator-go/orchestrator"
+	"github.com/orchestrator-go/orchestrator/config"
 	"github.com/orchestrator-go/orchestrator/internal/yamlconf"
 )
 
@@ -23,7 +23,7 @@ func endpointsYAML(n int) []byte {
 
 // endpointsJSON is the same config as indented JSON.
 func endpointsJSON(tb testing.TB, n int) []byte {
-	var cfg orchestrator.Config
+	var cfg config.Config
 	if _, problems := yamlconf.Decode(endpointsYAML(n), &cfg); len(problems) > 0 {
 		tb.Fatal(problems)
 	}
@@ -53,7 +53,7 @@ func BenchmarkDecode10000(b *testing.B) {
 			b.SetBytes(int64(len(c.data)))
 			b.ReportAllocs()
 			for b.Loop() {
-				var cfg orchestrator.Config
+				var cfg config.Config
 				_, problems := yamlconf.Decode(c.data, &cfg)
 				if (len(problems) > 0) != c.problems {
 					b.Fatalf("got problems %v; want problems: %v", problems, c.problems)
@@ -92,7 +92,7 @@ func BenchmarkHostileInputs(b *testing.B) {
 				b.ReportAllocs()
 				var alloc uint64
 				for b.Loop() {
-					var cfg orchestrator.Config
+					var cfg config.Config
 					alloc += allocated(func() { yamlconf.Decode(h.data, &cfg) })
 				}
 				b.ReportMetric(float64(alloc)/float64(b.N)/float64(len(h.data)), "B-alloc/B-input")
@@ -116,7 +116,7 @@ func BenchmarkReferencePath(b *testing.B) {
 				b.SetBytes(int64(len(h.data)))
 				var peak uint64
 				for b.Loop() {
-					var cfg orchestrator.Config
+					var cfg config.Config
 					peak = max(peak, peakHeap(func() {
 						if _, problems := yamlconf.DecodeChecked(h.data, &cfg); len(problems) > 0 {
 							b.Fatal(problems)

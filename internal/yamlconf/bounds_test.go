@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/orchestrator-go/orchestrator"
+	"github.com/orchestrator-go/orchestrator/config"
 	"github.com/orchestrator-go/orchestrator/internal/yamlconf"
 )
 
@@ -132,7 +132,7 @@ func TestDecodeRefusesDeepNesting(t *testing.T) {
 					"got the problem at %d:%d; want it where the 65th level opens", problems[0].Line, problems[0].Column)
 			}
 
-			var cfg orchestrator.Config
+			var cfg config.Config
 			_, problems = yamlconf.Decode([]byte(s.build(1000)), &cfg)
 			require.Len(t, problems, 1, "got %d problems for 1000 levels; want one", len(problems))
 			assert.Equal(t, msgDepth, problems[0].Message)
@@ -175,7 +175,7 @@ func TestDecodeIgnoresBracketsInScalarsAndComments(t *testing.T) {
 		"       " + deep + "\n" +
 		"      " + deep + "\n" +
 		"    headers: {X-A: \"" + deep + "\", X-B: '" + deep + "'}\n"
-	var cfg orchestrator.Config
+	var cfg config.Config
 	_, problems := yamlconf.Decode([]byte(src), &cfg)
 	require.Empty(t, problems, "got %q; want none", located(problems))
 	require.Len(t, cfg.Endpoints, 3)
@@ -211,7 +211,7 @@ func TestDecodeRefusesAliasBombs(t *testing.T) {
 		"a merge key of a large anchor":            "c: &c {" + mappingPairs(6000) + "}\nd:\n  <<: *c\n",
 	} {
 		t.Run(name, func(t *testing.T) {
-			var cfg orchestrator.Config
+			var cfg config.Config
 			_, problems := yamlconf.Decode([]byte(src), &cfg)
 			require.Len(t, problems, 1, "got %q; want one problem", located(problems))
 			assert.Equal(t, msgAliases, problems[0].Message)
@@ -329,7 +329,7 @@ func TestDecodeRefusesASecondDocument(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(fmt.Sprintf("%q", c.src), func(t *testing.T) {
-			var cfg orchestrator.Config
+			var cfg config.Config
 			_, problems := yamlconf.Decode([]byte(c.src), &cfg)
 			assert.Equal(t, []string{c.want + " " + msgSecond}, located(problems))
 			_, problems = yamlconf.DecodeChecked([]byte(c.src), &cfg)
@@ -338,7 +338,7 @@ func TestDecodeRefusesASecondDocument(t *testing.T) {
 	}
 	for _, src := range []string{"---\nserver:\n  port: 1\n", "---\nserver:\n  port: 1\n...\n", "server:\n  port: 1\n...\n", "# c\n---\n# c\nserver: {port: 1}\n...\n# c\n"} {
 		t.Run(fmt.Sprintf("%q is one document", src), func(t *testing.T) {
-			var cfg orchestrator.Config
+			var cfg config.Config
 			_, problems := yamlconf.Decode([]byte(src), &cfg)
 			assert.Empty(t, problems, "got %q; want none", located(problems))
 			assert.Equal(t, 1, cfg.Server.Port)
@@ -351,7 +351,7 @@ func TestDecodeRefusesASecondDocument(t *testing.T) {
 func TestDecodeRefusesAFileWithNoDocument(t *testing.T) {
 	for _, src := range []string{"", "\n", "   \n\n  ", "\t\n", "# nothing yet\n\n   # indented\n", "---\n", "--- # empty\n", "---\n...\n", "...\n", "\xef\xbb\xbf", "\xef\xbb\xbf# c\r\n", "\r\n\r\n"} {
 		t.Run(fmt.Sprintf("%q", src), func(t *testing.T) {
-			var cfg orchestrator.Config
+			var cfg config.Config
 			_, problems := yamlconf.Decode([]byte(src), &cfg)
 			assert.Equal(t, []string{"1:1 " + msgNoDoc}, located(problems))
 			_, problems = yamlconf.DecodeChecked([]byte(src), &cfg)
@@ -360,7 +360,7 @@ func TestDecodeRefusesAFileWithNoDocument(t *testing.T) {
 	}
 	for _, src := range []string{"endpoints: []\n", "{}\n", "{}", "# none yet\nendpoints: []\n"} {
 		t.Run(fmt.Sprintf("%q is a config", src), func(t *testing.T) {
-			var cfg orchestrator.Config
+			var cfg config.Config
 			_, problems := yamlconf.Decode([]byte(src), &cfg)
 			assert.Empty(t, problems, "got %q; want none", located(problems))
 		})
@@ -371,7 +371,7 @@ func TestDecodeRefusesAFileWithNoDocument(t *testing.T) {
 // paths, and positions are counted as if it were not there.
 func TestDecodeSkipsAByteOrderMark(t *testing.T) {
 	const bom = "\xef\xbb\xbf"
-	var cfg orchestrator.Config
+	var cfg config.Config
 	_, problems := yamlconf.Decode([]byte(bom+"server:\n  port: 8080\n"), &cfg)
 	require.Empty(t, problems, "got %q; want none", located(problems))
 	assert.Equal(t, 8080, cfg.Server.Port)
@@ -515,7 +515,7 @@ func TestHostileInputsAreBounded(t *testing.T) {
 	for _, size := range []int{64 << 10, 1 << 20, 4 << 20} {
 		for _, h := range hostileInputs(size) {
 			t.Run(fmt.Sprintf("%dKiB/%s", size>>10, h.name), func(t *testing.T) {
-				var cfg orchestrator.Config
+				var cfg config.Config
 				var problems []yamlconf.Problem
 				alloc := allocated(func() { _, problems = yamlconf.Decode(h.data, &cfg) })
 				limit := uint64(allocPerMiB*len(h.data) + allocSlack)
@@ -636,7 +636,7 @@ func FuzzDecodeBounded(f *testing.F) {
 	addSeeds(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		limit := uint64(allocPerMiB*len(data) + allocSlack)
-		var cfg orchestrator.Config
+		var cfg config.Config
 		var problems []yamlconf.Problem
 		if alloc := allocated(func() { problems = decodeOrPanic(yamlconf.Decode, data, &cfg) }); alloc > limit {
 			t.Fatalf("Decode into a Config allocated %d bytes for %d of input; want at most %d", alloc, len(data), limit)
@@ -659,7 +659,7 @@ func FuzzDecodeBounded(f *testing.F) {
 // this repository, hold: none of them crosses one.
 func TestLimitsLeaveRealFilesAlone(t *testing.T) {
 	files := []string{"../../testdata/seed.yaml", "../../internal/server/default.yaml", "../../examples/grafana/dashboard.json", "../../admin/assets/openapi.json"}
-	for _, pattern := range []string{"../../examples/*.y*ml", "../../examples/*/*.y*ml", "../../testdata/fuzz/*/*", "testdata/fuzz/*/*"} {
+	for _, pattern := range []string{"../../examples/*.y*ml", "../../examples/*/*.y*ml", "../../testdata/fuzz/*/*", "../../config/testdata/fuzz/*/*", "testdata/fuzz/*/*"} {
 		matches, err := filepath.Glob(pattern)
 		require.NoError(t, err)
 		files = append(files, matches...)
@@ -726,7 +726,7 @@ func TestFastPathAndPrescanAgreeAtTheLimits(t *testing.T) {
 	for _, doc := range docs {
 		compareDecode[any](t, []byte(doc))
 		compareDecode[map[string]any](t, []byte(doc))
-		compareDecode[orchestrator.Config](t, []byte(doc))
+		compareDecode[config.Config](t, []byte(doc))
 	}
 	var v any
 	for length, refused := range map[int]bool{256: false, 257: true} {

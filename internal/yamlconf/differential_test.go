@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orchestrator-go/orchestrator"
+	"github.com/orchestrator-go/orchestrator/config"
 	"github.com/orchestrator-go/orchestrator/internal/yamlconf"
 )
 
@@ -258,7 +259,7 @@ func addSeeds(f *testing.F) {
 		require.NoError(f, err)
 		f.Add(b)
 	}
-	files, err := filepath.Glob("../../testdata/fuzz/FuzzParseConfig/*")
+	files, err := filepath.Glob("../../config/testdata/fuzz/FuzzParse/*")
 	require.NoError(f, err)
 	for _, p := range files {
 		b, err := os.ReadFile(p)
@@ -281,7 +282,7 @@ func FuzzDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte) {
 		compareTrees(t, data)
 		compareLocate(t, data)
-		compareDecode[orchestrator.Config](t, data)
+		compareDecode[config.Config](t, data)
 		compareDecode[kitchen](t, data)
 	})
 }
@@ -352,7 +353,7 @@ func FuzzDecodeLines(f *testing.F) {
 		data := []byte(b.String())
 		compareTrees(t, data)
 		compareLocate(t, data)
-		compareDecode[orchestrator.Config](t, data)
+		compareDecode[config.Config](t, data)
 		compareDecode[kitchen](t, data)
 	})
 }
@@ -413,7 +414,7 @@ func FuzzDecodeFlow(f *testing.F) {
 		data := []byte(pick(flowBlanks) + gen(1) + pick(flowBlanks))
 		compareTrees(t, data)
 		compareLocate(t, data)
-		compareDecode[orchestrator.Config](t, data)
+		compareDecode[config.Config](t, data)
 		compareDecode[kitchen](t, data)
 	})
 }
@@ -439,7 +440,7 @@ func compareLocate(t *testing.T, data []byte) {
 // and checks that the tree answers for the paths of the latter.
 func TestLocateFromTree(t *testing.T) {
 	docs := append([]string(nil), kitchenSeeds...)
-	for _, pattern := range []string{"../../testdata/seed.yaml", "../../examples/config.yaml", "testdata/fuzz/*/*", "../../testdata/fuzz/*/*"} {
+	for _, pattern := range []string{"../../testdata/seed.yaml", "../../examples/config.yaml", "testdata/fuzz/*/*", "../../testdata/fuzz/*/*", "../../config/testdata/fuzz/*/*"} {
 		files, err := filepath.Glob(pattern)
 		require.NoError(t, err)
 		for _, p := range files {
@@ -489,10 +490,10 @@ func TestProblemsFromTree(t *testing.T) {
 		"{\"endpoints\": [{\"name\": \"a\\u0041\", \"timeout\": \"x\"}], \"Server\": {}}",
 		"endpoints:\n- name: a\n  timeout: 1.5  \n  disabled: 1\n",
 	} {
-		problems, exact := yamlconf.CheckTree([]byte(d), new(orchestrator.Config))
+		problems, exact := yamlconf.CheckTree([]byte(d), new(config.Config))
 		require.True(t, exact, "%q", d)
 		require.NotEmpty(t, problems, "%q", d)
-		var cfg orchestrator.Config
+		var cfg config.Config
 		_, want := yamlconf.DecodeOriginal([]byte(d), &cfg)
 		require.Equal(t, want, problems, "%q", d)
 		_, got := yamlconf.Decode([]byte(d), &cfg)

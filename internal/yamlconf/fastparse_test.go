@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/orchestrator-go/orchestrator"
+	"github.com/orchestrator-go/orchestrator/config"
 	"github.com/orchestrator-go/orchestrator/internal/yamlconf"
 )
 
@@ -27,7 +27,7 @@ func TestFastPathTakesConfigFiles(t *testing.T) {
 	for i := 0; i < 100; i++ {
 		fmt.Fprintf(&big, "  - name: svc%d\n    version: v1\n    url: http://127.0.0.1:%d/api\n    timeout: 30\n    circuit_breaker:\n      reset_timeout: \"1m\"\n", i, 10000+i)
 	}
-	seed, err := orchestrator.ParseConfig([]byte(read("../../testdata/seed.yaml")), "seed.yaml")
+	seed, err := config.Parse([]byte(read("../../testdata/seed.yaml")), "seed.yaml")
 	require.NoError(t, err)
 	compact, err := json.Marshal(seed)
 	require.NoError(t, err)
@@ -66,7 +66,7 @@ func TestFastPathTakesConfigFiles(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			_, ok := yamlconf.FastTree([]byte(doc))
 			require.True(t, ok, "got the document left to goccy/go-yaml; want the fast parser to read it")
-			var cfg orchestrator.Config
+			var cfg config.Config
 			assert.True(t, yamlconf.DecodeFast([]byte(doc), &cfg), "got the document left to goccy/go-yaml; want it decoded on the fast path")
 		})
 	}

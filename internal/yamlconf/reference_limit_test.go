@@ -11,7 +11,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/orchestrator-go/orchestrator"
+	"github.com/orchestrator-go/orchestrator/config"
 	"github.com/orchestrator-go/orchestrator/internal/yamlconf"
 )
 
@@ -57,7 +57,7 @@ func TestLargeFilesOutsideTheSubsetAreRefused(t *testing.T) {
 	for _, c := range outsideTheSubset {
 		t.Run(c.name, func(t *testing.T) {
 			small := head + c.endpoint
-			var cfg orchestrator.Config
+			var cfg config.Config
 			_, problems := yamlconf.Decode([]byte(small), &cfg)
 			require.Empty(t, problems, "a small file is read by the reference path")
 
@@ -75,7 +75,7 @@ func TestLargeFilesOutsideTheSubsetAreRefused(t *testing.T) {
 func TestLargeFileWithASyntaxErrorNamesItsLine(t *testing.T) {
 	doc := plainEndpoints(300) + "  - name: x\n     url: y\n" + strings.TrimPrefix(plainEndpoints(2000), "endpoints:\n")
 	require.Greater(t, len(doc), 64<<10)
-	var cfg orchestrator.Config
+	var cfg config.Config
 	_, problems := yamlconf.Decode([]byte(doc), &cfg)
 	require.Len(t, problems, 1)
 	assert.Equal(t, msgReference, problems[0].Message)
@@ -93,7 +93,7 @@ func TestLargeFilesInTheSubsetAreRead(t *testing.T) {
 		"JSON": string(endpointsJSON(t, 20000)),
 	} {
 		t.Run(name, func(t *testing.T) {
-			var cfg orchestrator.Config
+			var cfg config.Config
 			var problems []yamlconf.Problem
 			alloc := allocated(func() { _, problems = yamlconf.Decode([]byte(doc), &cfg) })
 			require.Empty(t, problems)
@@ -103,7 +103,7 @@ func TestLargeFilesInTheSubsetAreRead(t *testing.T) {
 	}
 	t.Run("CRLF with problems", func(t *testing.T) {
 		doc := strings.ReplaceAll(plain+"  - nmae: x\n    max_concurrent: 99999999999999999999\n", "\n", "\r\n")
-		var cfg orchestrator.Config
+		var cfg config.Config
 		var problems []yamlconf.Problem
 		alloc := allocated(func() { _, problems = yamlconf.Decode([]byte(doc), &cfg) })
 		lines := 1 + 4*40000
@@ -115,7 +115,7 @@ func TestLargeFilesInTheSubsetAreRead(t *testing.T) {
 	})
 	t.Run("a null key", func(t *testing.T) {
 		doc := plain + "  - ~: x\n"
-		var cfg orchestrator.Config
+		var cfg config.Config
 		var problems []yamlconf.Problem
 		alloc := allocated(func() { _, problems = yamlconf.Decode([]byte(doc), &cfg) })
 		assert.Equal(t, []string{fmt.Sprintf("%d:5 unknown field \"null\" (did you mean \"url\"?)", 1+4*40000+1)}, located(problems))
@@ -133,7 +133,7 @@ func TestLenientCheckMatchesTheReference(t *testing.T) {
 		"server: {~: 1, listen: x}\n",
 		"{\"endpoints\": [{null: 1}]}",
 	} {
-		var cfg orchestrator.Config
+		var cfg config.Config
 		_, want := yamlconf.DecodeOriginal([]byte(doc), &cfg)
 		require.NotEmpty(t, want, "%q", doc)
 		got, exact := yamlconf.CheckTreeLenient([]byte(doc), &cfg)
@@ -204,7 +204,7 @@ func peakHeap(f func()) uint64 {
 func TestReferencePathHeap(t *testing.T) {
 	for _, h := range referenceShapes(63 << 10) {
 		t.Run(h.name, func(t *testing.T) {
-			var cfg orchestrator.Config
+			var cfg config.Config
 			var problems []yamlconf.Problem
 			peak := peakHeap(func() { _, problems = yamlconf.Decode(h.data, &cfg) })
 			require.Empty(t, problems)
@@ -226,7 +226,7 @@ func TestTabIndentedJSONIsReadAtAnySize(t *testing.T) {
 	}
 	doc := "{\n\t\"endpoints\": [\n" + strings.Join(eps, ",\n") + "\n\t]\n}\n"
 	require.Greater(t, len(doc), 64<<10)
-	var cfg orchestrator.Config
+	var cfg config.Config
 	_, problems := yamlconf.Decode([]byte(doc), &cfg)
 	require.Empty(t, problems)
 	assert.Len(t, cfg.Endpoints, 3000)

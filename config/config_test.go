@@ -1,4 +1,4 @@
-package orchestrator_test
+package config_test
 
 import (
 	"encoding/json"
@@ -15,42 +15,43 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orchestrator-go/orchestrator"
+	"github.com/orchestrator-go/orchestrator/config"
 )
 
-// cfSeed is the seed config of docs/DESIGN.md, verbatim (testdata/seed.yaml,
+// cfSeed is the seed config of docs/DESIGN.md, verbatim (../testdata/seed.yaml,
 // the one copy every test reads). It must load as is.
 var cfSeed = mustReadSeed()
 
 func mustReadSeed() string {
-	b, err := os.ReadFile("testdata/seed.yaml")
+	b, err := os.ReadFile("../testdata/seed.yaml")
 	if err != nil {
 		panic(err)
 	}
 	return string(b)
 }
 
-// cfConfigError parses data and returns its *ConfigError, failing the test
+// cfError parses data and returns its *config.Error, failing the test
 // when parsing succeeds or fails with another type.
-func cfConfigError(t *testing.T, data, name string) *orchestrator.ConfigError {
+func cfError(t *testing.T, data, name string) *config.Error {
 	t.Helper()
-	cfg, err := orchestrator.ParseConfig([]byte(data), name)
-	require.Error(t, err, "got config %v and nil error; want a *ConfigError", cfg)
+	cfg, err := config.Parse([]byte(data), name)
+	require.Error(t, err, "got config %v and nil error; want a *config.Error", cfg)
 	assert.Nil(t, cfg, "got a config alongside an error; want nil")
-	var ce *orchestrator.ConfigError
-	require.True(t, errors.As(err, &ce), "got %T (%v); want *orchestrator.ConfigError", err, err)
+	var ce *config.Error
+	require.True(t, errors.As(err, &ce), "got %T (%v); want *config.Error", err, err)
 	assert.True(t, errors.Is(err, orchestrator.ErrInvalid), "got errors.Is(err, ErrInvalid) false; want true")
 	return ce
 }
 
 // cfLines returns the error's lines.
-func cfLines(ce *orchestrator.ConfigError) []string {
+func cfLines(ce *config.Error) []string {
 	return strings.Split(ce.Error(), "\n")
 }
 
 func cfBool(b bool) *bool { return &b }
 
 func TestConfigSeedLoadsUnmodified(t *testing.T) {
-	check := func(t *testing.T, cfg *orchestrator.Config) {
+	check := func(t *testing.T, cfg *config.Config) {
 		t.Helper()
 		require.Len(t, cfg.Endpoints, 1)
 		want := orchestrator.Endpoint{
@@ -79,24 +80,24 @@ func TestConfigSeedLoadsUnmodified(t *testing.T) {
 		}, cfg.HealthCheck)
 		assert.NoError(t, cfg.Validate())
 	}
-	t.Run("ParseConfig loads the seed config of docs/DESIGN.md as is", func(t *testing.T) {
-		cfg, err := orchestrator.ParseConfig([]byte(cfSeed), "seed.yaml")
+	t.Run("Parse loads the seed config of docs/DESIGN.md as is", func(t *testing.T) {
+		cfg, err := config.Parse([]byte(cfSeed), "seed.yaml")
 		require.NoError(t, err)
 		check(t, cfg)
 	})
-	t.Run("LoadConfig loads the seed config from a file", func(t *testing.T) {
+	t.Run("Load loads the seed config from a file", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "config.yaml")
 		require.NoError(t, os.WriteFile(path, []byte(cfSeed), 0o600))
-		cfg, err := orchestrator.LoadConfig(path)
+		cfg, err := config.Load(path)
 		require.NoError(t, err)
 		check(t, cfg)
 	})
 	t.Run("the seed config builds a gateway", func(t *testing.T) {
-		cfg, err := orchestrator.ParseConfig([]byte(cfSeed), "seed.yaml")
+		cfg, err := config.Parse([]byte(cfSeed), "seed.yaml")
 		require.NoError(t, err)
 		// No probe may reach api.example.com from a test.
 		cfg.HealthCheck.Enabled = cfBool(false)
-		o, err := orchestrator.New(orchestrator.WithConfig(cfg))
+		o, err := orchestrator.New(cfg.Options()...)
 		require.NoError(t, err)
 		defer o.Close()
 		ids := []string{}
@@ -123,7 +124,7 @@ func TestConfigDurations(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			data := "endpoints:\n  - name: a\n    url: http://127.0.0.1:1\n    timeout: " + c.value + "\n"
-			cfg, err := orchestrator.ParseConfig([]byte(data), "d.yaml")
+			cfg, err := config.Parse([]byte(data), "d.yaml")
 			require.NoError(t, err)
 			require.Len(t, cfg.Endpoints, 1)
 			got := cfg.Endpoints[0].Timeout.Std()
@@ -145,7 +146,7 @@ health_check:
   interval: 0.5
   timeout: "100ms"
 `
-		cfg, err := orchestrator.ParseConfig([]byte(data), "d.yaml")
+		cfg, err := config.Parse([]byte(data), "d.yaml")
 		require.NoError(t, err)
 		assert.Equal(t, 5*time.Second, cfg.Server.ShutdownTimeout.Std())
 		assert.Equal(t, 2*time.Second, cfg.Server.ReadHeaderTimeout.Std())
@@ -167,7 +168,7 @@ health_check:
 	for _, c := range bad {
 		t.Run(c.name, func(t *testing.T) {
 			data := "endpoints:\n  - name: a\n    url: http://127.0.0.1:1\n    timeout: " + c.value + "\n"
-			ce := cfConfigError(t, data, "d.yaml")
+			ce := cfError(t, data, "d.yaml")
 			lines := cfLines(ce)
 			require.Len(t, lines, 1, "got %q; want one error", lines)
 			assert.True(t, strings.HasPrefix(lines[0], "d.yaml:4:14: "+c.wantMsg), "got %q; want it to start with %q", lines[0], "d.yaml:4:14: "+c.wantMsg)
@@ -218,7 +219,7 @@ func TestConfigUnknownFieldsAreErrors(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			ce := cfConfigError(t, c.data, "u.yaml")
+			ce := cfError(t, c.data, "u.yaml")
 			got := cfLines(ce)
 			assert.Equal(t, c.want, got, "got %q; want %q", got, c.want)
 		})
@@ -235,7 +236,7 @@ logging:
 endpoints:
   name: a
 `
-	ce := cfConfigError(t, data, "types.yaml")
+	ce := cfError(t, data, "types.yaml")
 	want := []string{
 		"types.yaml:2:9: server.port: must be a whole number",
 		"types.yaml:3:21: server.max_header_bytes: must be a whole number",
@@ -272,7 +273,7 @@ circuit_breaker:
 health_check:
   healthy_threshold: -2
 `
-		ce := cfConfigError(t, data, "every.yaml")
+		ce := cfError(t, data, "every.yaml")
 		assert.Equal(t, "every.yaml", ce.File)
 		want := []string{
 			`every.yaml:2:9: server.port: 70000 is not a TCP port (1-65535)`,
@@ -299,13 +300,13 @@ health_check:
 		}
 	})
 	t.Run("a missing required field is located at the start of its mapping", func(t *testing.T) {
-		ce := cfConfigError(t, "endpoints:\n  -   name: a\n      version: v1\n", "m.yaml")
+		ce := cfError(t, "endpoints:\n  -   name: a\n      version: v1\n", "m.yaml")
 		got := cfLines(ce)
 		want := []string{"m.yaml:2:7: endpoints[0].url: is required"}
 		assert.Equal(t, want, got, "got %q; want %q", got, want)
 	})
 	t.Run("a YAML syntax error is located", func(t *testing.T) {
-		ce := cfConfigError(t, "endpoints:\n  - name: a\n    url: [http://x\n", "syntax.yaml")
+		ce := cfError(t, "endpoints:\n  - name: a\n    url: [http://x\n", "syntax.yaml")
 		require.Len(t, ce.Errors, 1)
 		fe := ce.Errors[0]
 		assert.Equal(t, 3, fe.Line, "got line %d; want 3", fe.Line)
@@ -313,7 +314,7 @@ health_check:
 		assert.True(t, strings.HasPrefix(ce.Error(), "syntax.yaml:3:"), "got %q; want it to start with syntax.yaml:3:", ce.Error())
 	})
 	t.Run("a tab used for indentation is located", func(t *testing.T) {
-		ce := cfConfigError(t, "endpoints:\n  - name: a\n\turl: x\n", "tab.yaml")
+		ce := cfError(t, "endpoints:\n  - name: a\n\turl: x\n", "tab.yaml")
 		require.Len(t, ce.Errors, 1)
 		assert.Equal(t, 3, ce.Errors[0].Line, "got line %d; want 3", ce.Errors[0].Line)
 	})
@@ -329,7 +330,7 @@ func TestConfigJSON(t *testing.T) {
   ],
   "circuit_breaker": {"failure_threshold": 3, "reset_timeout": 10}
 }`
-		cfg, err := orchestrator.ParseConfig([]byte(data), "c.json")
+		cfg, err := config.Parse([]byte(data), "c.json")
 		require.NoError(t, err)
 		assert.Equal(t, 9000, cfg.Server.Port)
 		assert.Equal(t, 5*time.Second, cfg.Server.ShutdownTimeout.Std())
@@ -341,24 +342,24 @@ func TestConfigJSON(t *testing.T) {
 		assert.Equal(t, 10*time.Second, cfg.CircuitBreaker.ResetTimeout.Std())
 	})
 	t.Run("the seed config written as JSON loads the same as the YAML", func(t *testing.T) {
-		fromYAML, err := orchestrator.ParseConfig([]byte(cfSeed), "seed.yaml")
+		fromYAML, err := config.Parse([]byte(cfSeed), "seed.yaml")
 		require.NoError(t, err)
 		asJSON, err := json.Marshal(fromYAML)
 		require.NoError(t, err)
-		fromJSON, err := orchestrator.ParseConfig(asJSON, "seed.json")
+		fromJSON, err := config.Parse(asJSON, "seed.json")
 		require.NoError(t, err, "JSON: %s", asJSON)
 		assert.Equal(t, fromYAML, fromJSON)
 	})
 	t.Run("an unknown JSON field is located", func(t *testing.T) {
 		data := "{\n  \"endpoints\": [\n    {\"name\": \"a\", \"url\": \"http://x\", \"timout\": 3}\n  ]\n}\n"
-		ce := cfConfigError(t, data, "c.json")
+		ce := cfError(t, data, "c.json")
 		got := cfLines(ce)
 		want := []string{`c.json:3:38: endpoints[0].timout: unknown field "timout" (did you mean "timeout"?)`}
 		assert.Equal(t, want, got, "got %q; want %q", got, want)
 	})
 	t.Run("a JSON validation error is located", func(t *testing.T) {
 		data := "{\n  \"server\": {\"port\": 99999}\n}\n"
-		ce := cfConfigError(t, data, "c.json")
+		ce := cfError(t, data, "c.json")
 		got := cfLines(ce)
 		want := []string{"c.json:2:22: server.port: 99999 is not a TCP port (1-65535)"}
 		assert.Equal(t, want, got, "got %q; want %q", got, want)
@@ -377,37 +378,37 @@ func TestConfigEmptyAndMissingFiles(t *testing.T) {
 		"a null endpoints list after a BOM": "\xef\xbb\xbfendpoints: ~\n",
 	} {
 		t.Run(name+" is an error", func(t *testing.T) {
-			_, err := orchestrator.ParseConfig([]byte(content), "c.yaml")
-			var ce *orchestrator.ConfigError
+			_, err := config.Parse([]byte(content), "c.yaml")
+			var ce *config.Error
 			require.ErrorAs(t, err, &ce)
 			assert.Regexp(t, `^c\.yaml:\d+:\d+: `, err.Error())
 		})
 	}
 	t.Run("endpoints: [] is a valid config with no endpoints", func(t *testing.T) {
-		cfg, err := orchestrator.ParseConfig([]byte("endpoints: []\n"), "e.yaml")
+		cfg, err := config.Parse([]byte("endpoints: []\n"), "e.yaml")
 		require.NoError(t, err)
 		assert.Empty(t, cfg.Endpoints)
 	})
 	t.Run("a null endpoints list is located", func(t *testing.T) {
-		_, err := orchestrator.ParseConfig([]byte("server:\n  port: 8000\nendpoints:\n"), "c.yaml")
+		_, err := config.Parse([]byte("server:\n  port: 8000\nendpoints:\n"), "c.yaml")
 		require.Error(t, err)
 		assert.Regexp(t, `^c\.yaml:3:\d+: endpoints: is null; write "endpoints: \[\]"`, err.Error())
 	})
 	t.Run("a file past its server.max_config_bytes is refused", func(t *testing.T) {
 		content := "server:\n  max_config_bytes: 64\nendpoints: []\n# " + strings.Repeat("x", 64) + "\n"
-		_, err := orchestrator.ParseConfig([]byte(content), "big.yaml")
+		_, err := config.Parse([]byte(content), "big.yaml")
 		require.Error(t, err)
 		assert.Contains(t, err.Error(), "big.yaml:2:21: server.max_config_bytes: the file is")
 	})
-	t.Run("LoadConfig of a missing file answers a not-exist error", func(t *testing.T) {
-		_, err := orchestrator.LoadConfig(filepath.Join(t.TempDir(), "absent.yaml"))
+	t.Run("Load of a missing file answers a not-exist error", func(t *testing.T) {
+		_, err := config.Load(filepath.Join(t.TempDir(), "absent.yaml"))
 		require.Error(t, err)
 		assert.True(t, errors.Is(err, fs.ErrNotExist), "got %v; want fs.ErrNotExist", err)
 	})
-	t.Run("LoadConfig names the file in its errors", func(t *testing.T) {
+	t.Run("Load names the file in its errors", func(t *testing.T) {
 		path := filepath.Join(t.TempDir(), "bad.yaml")
 		require.NoError(t, os.WriteFile(path, []byte("server:\n  port: -1\n"), 0o600))
-		_, err := orchestrator.LoadConfig(path)
+		_, err := config.Load(path)
 		require.Error(t, err)
 		want := path + ":2:9: server.port: -1 is not a TCP port (1-65535)"
 		assert.Equal(t, want, err.Error(), "got %q; want %q", err.Error(), want)
@@ -420,64 +421,64 @@ func TestConfigValidateRules(t *testing.T) {
 	}
 	cases := []struct {
 		name   string
-		mutate func(c *orchestrator.Config)
+		mutate func(c *config.Config)
 		want   []string // field paths, in order
 	}{
-		{"a port above 65535 is refused", func(c *orchestrator.Config) { c.Server.Port = 65536 }, []string{"server.port"}},
-		{"a negative port is refused", func(c *orchestrator.Config) { c.Server.Port = -1 }, []string{"server.port"}},
-		{"a host with a space is refused", func(c *orchestrator.Config) { c.Server.Host = "local host" }, []string{"server.host"}},
-		{"a host with a slash is refused", func(c *orchestrator.Config) { c.Server.Host = "http://x" }, []string{"server.host"}},
-		{"a relative prefix is refused", func(c *orchestrator.Config) { c.Server.Prefix = "api" }, []string{"server.prefix"}},
-		{"a prefix with a dot segment is refused", func(c *orchestrator.Config) { c.Server.Prefix = "/a/../b" }, []string{"server.prefix"}},
-		{"negative max_header_bytes is refused", func(c *orchestrator.Config) { c.Server.MaxHeaderBytes = -1 }, []string{"server.max_header_bytes"}},
-		{"negative max_body_bytes is refused", func(c *orchestrator.Config) { c.Server.MaxBodyBytes = -1 }, []string{"server.max_body_bytes"}},
-		{"a certificate without its key is refused", func(c *orchestrator.Config) { c.Server.TLS.CertFile = "cert.pem" }, []string{"server.tls"}},
-		{"a key without its certificate is refused", func(c *orchestrator.Config) { c.Server.TLS.KeyFile = "key.pem" }, []string{"server.tls"}},
-		{"a bad trusted proxy is refused by index", func(c *orchestrator.Config) {
+		{"a port above 65535 is refused", func(c *config.Config) { c.Server.Port = 65536 }, []string{"server.port"}},
+		{"a negative port is refused", func(c *config.Config) { c.Server.Port = -1 }, []string{"server.port"}},
+		{"a host with a space is refused", func(c *config.Config) { c.Server.Host = "local host" }, []string{"server.host"}},
+		{"a host with a slash is refused", func(c *config.Config) { c.Server.Host = "http://x" }, []string{"server.host"}},
+		{"a relative prefix is refused", func(c *config.Config) { c.Server.Prefix = "api" }, []string{"server.prefix"}},
+		{"a prefix with a dot segment is refused", func(c *config.Config) { c.Server.Prefix = "/a/../b" }, []string{"server.prefix"}},
+		{"negative max_header_bytes is refused", func(c *config.Config) { c.Server.MaxHeaderBytes = -1 }, []string{"server.max_header_bytes"}},
+		{"negative max_body_bytes is refused", func(c *config.Config) { c.Server.MaxBodyBytes = -1 }, []string{"server.max_body_bytes"}},
+		{"a certificate without its key is refused", func(c *config.Config) { c.Server.TLS.CertFile = "cert.pem" }, []string{"server.tls"}},
+		{"a key without its certificate is refused", func(c *config.Config) { c.Server.TLS.KeyFile = "key.pem" }, []string{"server.tls"}},
+		{"a bad trusted proxy is refused by index", func(c *config.Config) {
 			c.Server.TrustedProxies = []string{"10.0.0.0/8", "not-an-ip", "10.0.0.0/99"}
 		}, []string{"server.trusted_proxies[1]", "server.trusted_proxies[2]"}},
-		{"an admin listen address without a port is refused", func(c *orchestrator.Config) { c.Admin.Listen = "127.0.0.1" }, []string{"admin.listen"}},
-		{"an admin listen address with a bad port is refused", func(c *orchestrator.Config) { c.Admin.Listen = "127.0.0.1:99999" }, []string{"admin.listen"}},
-		{"an admin origin that is not an origin is refused", func(c *orchestrator.Config) {
+		{"an admin listen address without a port is refused", func(c *config.Config) { c.Admin.Listen = "127.0.0.1" }, []string{"admin.listen"}},
+		{"an admin listen address with a bad port is refused", func(c *config.Config) { c.Admin.Listen = "127.0.0.1:99999" }, []string{"admin.listen"}},
+		{"an admin origin that is not an origin is refused", func(c *config.Config) {
 			c.Admin.AllowedOrigins = []string{"https://ok.example.com", "ok.example.com", "https://x.example.com/path"}
 		}, []string{"admin.allowed_origins[1]", "admin.allowed_origins[2]"}},
-		{"a CORS origin that is not an origin is refused", func(c *orchestrator.Config) {
+		{"a CORS origin that is not an origin is refused", func(c *config.Config) {
 			c.CORS.AllowedOrigins = []string{"*", "ftp://x"}
 		}, []string{"cors.allowed_origins[1]"}},
-		{"credentials with the * origin are refused", func(c *orchestrator.Config) {
+		{"credentials with the * origin are refused", func(c *config.Config) {
 			c.CORS.AllowedOrigins = []string{"*"}
 			c.CORS.AllowCredentials = true
 		}, []string{"cors.allow_credentials"}},
-		{"an unknown log level is refused", func(c *orchestrator.Config) { c.Logging.Level = "verbose" }, []string{"logging.level"}},
-		{"an unknown log format is refused", func(c *orchestrator.Config) { c.Logging.Format = "xml" }, []string{"logging.format"}},
-		{"bad global breaker settings are refused", func(c *orchestrator.Config) {
+		{"an unknown log level is refused", func(c *config.Config) { c.Logging.Level = "verbose" }, []string{"logging.level"}},
+		{"an unknown log format is refused", func(c *config.Config) { c.Logging.Format = "xml" }, []string{"logging.format"}},
+		{"bad global breaker settings are refused", func(c *config.Config) {
 			c.CircuitBreaker = orchestrator.CircuitBreakerConfig{FailureThreshold: -1, HalfOpenRequests: -1, ResetTimeout: -1, FailureStatuses: []int{500, 700}, FallbackStrategy: "retry"}
 		}, []string{"circuit_breaker.failure_threshold", "circuit_breaker.half_open_requests", "circuit_breaker.reset_timeout", "circuit_breaker.failure_statuses[1]", "circuit_breaker.fallback_strategy"}},
-		{"bad global health settings are refused", func(c *orchestrator.Config) {
+		{"bad global health settings are refused", func(c *config.Config) {
 			c.HealthCheck = orchestrator.HealthCheckConfig{UnhealthyThreshold: -1, HealthyThreshold: -1, Interval: orchestrator.Duration(time.Microsecond), Timeout: -1}
 		}, []string{"health_check.unhealthy_threshold", "health_check.healthy_threshold", "health_check.interval", "health_check.timeout"}},
-		{"duplicate endpoint ids are refused", func(c *orchestrator.Config) {
+		{"duplicate endpoint ids are refused", func(c *config.Config) {
 			a, b := ep("a"), ep("b")
 			b.ID = "a"
 			c.Endpoints = []orchestrator.Endpoint{a, b}
 		}, []string{"endpoints[1].id"}},
-		{"two endpoints on one route are refused", func(c *orchestrator.Config) {
+		{"two endpoints on one route are refused", func(c *config.Config) {
 			a, b := ep("a"), ep("a")
 			b.ID = "a2"
 			c.Endpoints = []orchestrator.Endpoint{a, b}
 		}, []string{"endpoints[1]"}},
-		{"a fallback endpoint missing from the file is refused", func(c *orchestrator.Config) {
+		{"a fallback endpoint missing from the file is refused", func(c *config.Config) {
 			a := ep("a")
 			a.Fallback = &orchestrator.FallbackConfig{Strategy: orchestrator.FallbackEndpoint, Endpoint: "ghost"}
 			c.Endpoints = []orchestrator.Endpoint{a}
 		}, []string{"endpoints[0].fallback.endpoint"}},
-		{"an invalid endpoint is refused by index", func(c *orchestrator.Config) {
+		{"an invalid endpoint is refused by index", func(c *config.Config) {
 			c.Endpoints = []orchestrator.Endpoint{ep("a"), {Name: "b"}}
 		}, []string{"endpoints[1].url"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			var cfg orchestrator.Config
+			var cfg config.Config
 			c.mutate(&cfg)
 			err := cfg.Validate()
 			require.Error(t, err, "got nil; want errors on %v", c.want)
@@ -492,18 +493,24 @@ func TestConfigValidateRules(t *testing.T) {
 			assert.Equal(t, c.want, got, "got fields %q; want %q", got, c.want)
 		})
 	}
+}
+
+func TestConfigValidateAccepts(t *testing.T) {
+	ep := func(name string) orchestrator.Endpoint {
+		return orchestrator.Endpoint{Name: name, URL: "http://127.0.0.1:1/" + name}
+	}
 	t.Run("a config using every section correctly is accepted", func(t *testing.T) {
 		a, b := ep("a"), ep("b")
 		a.Fallback = &orchestrator.FallbackConfig{Strategy: orchestrator.FallbackEndpoint, Endpoint: "b"}
-		cfg := orchestrator.Config{
-			Server: orchestrator.ServerConfig{
+		cfg := config.Config{
+			Server: config.Server{
 				Host: "127.0.0.1", Port: 65535, Prefix: "/gw", MaxHeaderBytes: 4096, MaxBodyBytes: 1 << 20,
-				TLS:            orchestrator.TLSConfig{CertFile: "c.pem", KeyFile: "k.pem"},
+				TLS:            config.TLS{CertFile: "c.pem", KeyFile: "k.pem"},
 				TrustedProxies: []string{"10.0.0.0/8", "192.168.1.1", "::1"},
 			},
-			Admin:          orchestrator.AdminConfig{Listen: "127.0.0.1:9000", AllowedOrigins: []string{"https://ops.example.com"}},
-			Registry:       orchestrator.RegistryConfig{StateFile: "state.json"},
-			Logging:        orchestrator.LoggingConfig{Level: "WARN", Format: "text", AccessLog: cfBool(false)},
+			Admin:          config.Admin{Listen: "127.0.0.1:9000", AllowedOrigins: []string{"https://ops.example.com"}},
+			Registry:       config.Registry{StateFile: "state.json"},
+			Logging:        config.Logging{Level: "WARN", Format: "text", AccessLog: cfBool(false)},
 			CORS:           orchestrator.CORSConfig{AllowedOrigins: []string{"https://app.example.com"}, AllowCredentials: true},
 			CircuitBreaker: orchestrator.CircuitBreakerConfig{FailureThreshold: 1, FailureStatuses: []int{502, 503}, FallbackStrategy: orchestrator.FallbackStaticResponse},
 			HealthCheck:    orchestrator.HealthCheckConfig{Interval: orchestrator.Duration(time.Millisecond)},
@@ -512,13 +519,13 @@ func TestConfigValidateRules(t *testing.T) {
 		assert.NoError(t, cfg.Validate())
 	})
 	t.Run("the zero config is accepted", func(t *testing.T) {
-		assert.NoError(t, orchestrator.Config{}.Validate())
+		assert.NoError(t, config.Config{}.Validate())
 	})
 }
 
 func TestConfigWithDefaults(t *testing.T) {
 	t.Run("unset server and logging fields take the documented defaults", func(t *testing.T) {
-		got := orchestrator.Config{}.WithDefaults()
+		got := config.Config{}.WithDefaults()
 		assert.Equal(t, "0.0.0.0", got.Server.Host)
 		assert.Equal(t, 8000, got.Server.Port)
 		assert.Equal(t, "/orchestrator", got.Server.Prefix)
@@ -537,13 +544,13 @@ func TestConfigWithDefaults(t *testing.T) {
 		assert.True(t, got.Logging.AccessLogEnabled(), "got access log off; want on by default")
 	})
 	t.Run("set fields are kept", func(t *testing.T) {
-		in := orchestrator.Config{
-			Server: orchestrator.ServerConfig{
+		in := config.Config{
+			Server: config.Server{
 				Host: "127.0.0.1", Port: 9000, Prefix: "/gw", ShutdownTimeout: orchestrator.Duration(time.Second),
 				ReadHeaderTimeout: orchestrator.Duration(2 * time.Second), IdleTimeout: orchestrator.Duration(3 * time.Second), MaxHeaderBytes: 512,
 				MaxHeaderCount: 20, MaxConfigBytes: 4096,
 			},
-			Logging: orchestrator.LoggingConfig{Level: "debug", Format: "text", AccessLog: cfBool(false)},
+			Logging: config.Logging{Level: "debug", Format: "text", AccessLog: cfBool(false)},
 		}
 		got := in.WithDefaults()
 		assert.Equal(t, in, got)
@@ -551,9 +558,9 @@ func TestConfigWithDefaults(t *testing.T) {
 	})
 }
 
-func TestConfigErrorFormatting(t *testing.T) {
+func TestErrorFormatting(t *testing.T) {
 	t.Run("each error is one file:line:column: field: message line", func(t *testing.T) {
-		ce := &orchestrator.ConfigError{File: "conf/app.yaml", Errors: []orchestrator.FieldError{
+		ce := &config.Error{File: "conf/app.yaml", Errors: []orchestrator.FieldError{
 			{Field: "server.port", Message: "is out of range", Line: 2, Column: 9},
 			{Field: "endpoints[0].url", Message: "is required", Line: 5, Column: 5},
 		}}
@@ -561,25 +568,25 @@ func TestConfigErrorFormatting(t *testing.T) {
 		assert.Equal(t, want, ce.Error(), "got %q; want %q", ce.Error(), want)
 	})
 	t.Run("an error without a field path prints the message alone", func(t *testing.T) {
-		ce := &orchestrator.ConfigError{File: "a.yaml", Errors: []orchestrator.FieldError{{Message: "mapping value is not allowed here", Line: 3, Column: 7}}}
+		ce := &config.Error{File: "a.yaml", Errors: []orchestrator.FieldError{{Message: "mapping value is not allowed here", Line: 3, Column: 7}}}
 		want := "a.yaml:3:7: mapping value is not allowed here"
 		assert.Equal(t, want, ce.Error(), "got %q; want %q", ce.Error(), want)
 	})
 	t.Run("inline data without a file name is called config", func(t *testing.T) {
-		ce := &orchestrator.ConfigError{Errors: []orchestrator.FieldError{{Field: "x", Message: "bad", Line: 1, Column: 1}}}
+		ce := &config.Error{Errors: []orchestrator.FieldError{{Field: "x", Message: "bad", Line: 1, Column: 1}}}
 		assert.Equal(t, "config:1:1: x: bad", ce.Error())
 	})
-	t.Run("ParseConfig with an empty name uses the same fallback", func(t *testing.T) {
-		ce := cfConfigError(t, "server:\n  port: -5\n", "")
+	t.Run("Parse with an empty name uses the same fallback", func(t *testing.T) {
+		ce := cfError(t, "server:\n  port: -5\n", "")
 		assert.Equal(t, "config:2:9: server.port: -5 is not a TCP port (1-65535)", ce.Error())
 	})
-	t.Run("a ConfigError matches ErrInvalid and not another error", func(t *testing.T) {
-		var err error = &orchestrator.ConfigError{}
-		assert.True(t, errors.Is(err, orchestrator.ErrInvalid), "got false; want errors.Is(ConfigError, ErrInvalid)")
-		assert.False(t, errors.Is(err, fs.ErrNotExist), "got true; want a ConfigError not to match fs.ErrNotExist")
+	t.Run("an Error matches ErrInvalid and not another error", func(t *testing.T) {
+		var err error = &config.Error{}
+		assert.True(t, errors.Is(err, orchestrator.ErrInvalid), "got false; want errors.Is(Error, ErrInvalid)")
+		assert.False(t, errors.Is(err, fs.ErrNotExist), "got true; want an Error not to match fs.ErrNotExist")
 	})
-	t.Run("a ConfigError marshals its located errors as JSON", func(t *testing.T) {
-		ce := &orchestrator.ConfigError{File: "a.yaml", Errors: []orchestrator.FieldError{{Field: "x", Message: "bad", Line: 4, Column: 2}}}
+	t.Run("an Error marshals its located errors as JSON", func(t *testing.T) {
+		ce := &config.Error{File: "a.yaml", Errors: []orchestrator.FieldError{{Field: "x", Message: "bad", Line: 4, Column: 2}}}
 		b, err := json.Marshal(ce)
 		require.NoError(t, err)
 		assert.JSONEq(t, `{"file":"a.yaml","errors":[{"field":"x","message":"bad","line":4,"column":2}]}`, string(b))
@@ -587,7 +594,7 @@ func TestConfigErrorFormatting(t *testing.T) {
 }
 
 func TestConfigRedactsTheAdminToken(t *testing.T) {
-	cfg := orchestrator.Config{Admin: orchestrator.AdminConfig{Token: "hunter2-admin-token"}}
+	cfg := config.Config{Admin: config.Admin{Token: "hunter2-admin-token"}}
 	t.Run("Redacted replaces the token and leaves the original alone", func(t *testing.T) {
 		r := cfg.Redacted()
 		assert.Equal(t, "[redacted]", r.Admin.Token)
@@ -599,7 +606,7 @@ func TestConfigRedactsTheAdminToken(t *testing.T) {
 		assert.Contains(t, s, "[redacted]")
 	})
 	t.Run("a config without a token stays without one", func(t *testing.T) {
-		assert.Empty(t, orchestrator.Config{}.Redacted().Admin.Token)
+		assert.Empty(t, config.Config{}.Redacted().Admin.Token)
 	})
 }
 
@@ -623,8 +630,8 @@ func TestConfigErrorsAreCapped(t *testing.T) {
 			for i := 0; i < n; i++ {
 				fmt.Fprintf(&b, tc.entry, i)
 			}
-			_, err := orchestrator.ParseConfig([]byte(b.String()), "big.yaml")
-			var ce *orchestrator.ConfigError
+			_, err := config.Parse([]byte(b.String()), "big.yaml")
+			var ce *config.Error
 			require.ErrorAs(t, err, &ce)
 			assert.Len(t, ce.Errors, orchestrator.MaxReportedErrors)
 			assert.Equal(t, n*tc.want-orchestrator.MaxReportedErrors, ce.Omitted)
@@ -640,7 +647,7 @@ func TestConfigErrorsAreCapped(t *testing.T) {
 		for i := range eps {
 			eps[i] = orchestrator.Endpoint{Name: fmt.Sprintf("svc%d", i), URL: "ftp://x"}
 		}
-		err := orchestrator.Config{Endpoints: eps}.Validate()
+		err := config.Config{Endpoints: eps}.Validate()
 		var ve *orchestrator.ValidationError
 		require.ErrorAs(t, err, &ve)
 		assert.Len(t, ve.Errors, orchestrator.MaxReportedErrors)
