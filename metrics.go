@@ -554,13 +554,15 @@ func (o *Orchestrator) WritePrometheus(w io.Writer) {
 func (o *Orchestrator) MetricsSet() *metrics.Set { return o.metricsSet }
 
 // MetricsHandler serves WritePrometheus over HTTP. With process true it also
-// writes the Go runtime and process metrics (go_*, process_*).
+// writes the Go runtime and process metrics (go_*, process_*), open file
+// descriptors (process_open_fds, process_max_fds) included.
 func (o *Orchestrator) MetricsHandler(process bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		o.WritePrometheus(w)
 		if process {
 			metrics.WriteProcessMetrics(w)
+			metrics.WriteFDMetrics(w)
 		}
 	})
 }
