@@ -6,8 +6,8 @@
 // Start orchestratord with no config file, so that its embedded default
 // serves the built-in echo upstream at echo/v1, then:
 //
-//	go run ./examples/clients/go
-//	go run ./examples/clients/go -gateway https://gw.example.com/orchestrator
+//	go run ./examples/clients/goclient
+//	go run ./examples/clients/goclient -gateway https://gw.example.com/orchestrator
 //
 // The built-in echo shows that a credential reached it ("[present]"), never
 // its value; an upstream of your own sees the values.
