@@ -118,18 +118,6 @@ func TestDocsPage(t *testing.T) {
 		assert.Equal(t, cspSource(inlineBlock(t, page, "style")), csp["style-src"], "the inline style is allowed by its hash")
 		assert.NotContains(t, rec.Header().Get("Content-Security-Policy"), "unsafe")
 	})
-	t.Run("is open with a token set, while the API it calls is not", func(t *testing.T) {
-		f := newFixture(t, withToken)
-		// What a browser's address bar sends: no Authorization header.
-		for _, target := range []string{"/docs", "/openapi.json"} {
-			rec := call(f.h, http.MethodGet, target, "", remote("198.51.100.20:6000"), host("gateway.example.com"))
-			assert.Equal(t, http.StatusOK, rec.Code, "GET %s without credentials: got %d; want 200; body %s", target, rec.Code, rec.Body)
-		}
-		requireProblem(t, call(f.h, http.MethodGet, "/health/endpoints", ""), http.StatusUnauthorized, "unauthorized")
-		requireProblem(t, call(f.h, http.MethodGet, "/status", ""), http.StatusUnauthorized, "unauthorized")
-		rec := call(f.h, http.MethodGet, "/health/endpoints", "", bearer(testToken))
-		assert.Equal(t, http.StatusOK, rec.Code, "the token the page's field sends: %s", rec.Body)
-	})
 	t.Run("keeps its security headers when open", func(t *testing.T) {
 		f := newFixture(t, withToken)
 		rec := call(f.h, http.MethodGet, "/docs", "")
@@ -144,6 +132,26 @@ func TestDocsPage(t *testing.T) {
 		f := newFixture(t, withToken)
 		requireProblem(t, call(f.h, http.MethodGet, "/docs", "", header("Origin", "https://evil.example")), http.StatusForbidden, "origin-not-allowed")
 	})
+}
+
+// TestPagesOpenWithToken: with a token set, a browser, which sends no
+// credentials when it opens a page, gets /docs and /redoc, while the API
+// the docs page calls still answers 401 without the token.
+func TestPagesOpenWithToken(t *testing.T) {
+	f := newFixture(t, withToken)
+	for _, target := range []string{"/docs", "/redoc", "/openapi.json"} {
+		rec := call(f.h, http.MethodGet, target, "", remote("198.51.100.20:6000"), host("gateway.example.com"))
+		assert.Equal(t, http.StatusOK, rec.Code, "GET %s without credentials: got %d; want 200; body %s", target, rec.Code, rec.Body)
+		if target != "/openapi.json" {
+			assert.Equal(t, "DENY", rec.Header().Get("X-Frame-Options"), "%s keeps its security headers", target)
+			assert.Contains(t, rec.Header().Get("Content-Security-Policy"), "default-src 'none'", "%s keeps its CSP", target)
+		}
+	}
+	for _, target := range []string{"/health/endpoints", "/registry/endpoints", "/status"} {
+		requireProblem(t, call(f.h, http.MethodGet, target, ""), http.StatusUnauthorized, "unauthorized")
+	}
+	rec := call(f.h, http.MethodGet, "/health/endpoints", "", bearer(testToken))
+	assert.Equal(t, http.StatusOK, rec.Code, "with the token: %s", rec.Body)
 }
 
 func TestStatusPage(t *testing.T) {

@@ -177,7 +177,7 @@ func TestOpenRoutes(t *testing.T) {
 		{"without a token", []func(*admin.Options){metrics}},
 	}
 	for _, mode := range modes {
-		for _, target := range []string{"/health", "/health/live", "/metrics", "/openapi.json", "/docs"} {
+		for _, target := range []string{"/health", "/health/live", "/metrics", "/openapi.json", "/docs", "/redoc"} {
 			t.Run(target+" is open to a remote client "+mode.name, func(t *testing.T) {
 				f := newFixture(t, mode.conf...)
 				rec := call(f.h, http.MethodGet, target, "", remote("198.51.100.20:6000"), host("gateway.example.com"))
@@ -193,7 +193,7 @@ func TestOpenRoutes(t *testing.T) {
 				open = append(open, r.Method+" "+r.Pattern)
 			}
 		}
-		assert.Equal(t, []string{"GET /health", "GET /health/live", "GET /metrics", "GET /openapi.json", "GET /docs"}, open)
+		assert.Equal(t, []string{"GET /health", "GET /health/live", "GET /metrics", "GET /openapi.json", "GET /docs", "GET /redoc"}, open)
 	})
 }
 
