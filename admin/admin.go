@@ -150,8 +150,7 @@ type Route struct {
 	// token, the loopback rule nor Options.Authorize: /health, /health/live
 	// and /metrics, and /openapi.json and the /docs and /redoc pages, which
 	// hold no data (the API calls /docs makes are authenticated as any
-	// other).
-	// The Origin and Sec-Fetch-Site checks still apply to them.
+	// other). The Origin and Sec-Fetch-Site checks still apply to them.
 	Open bool
 }
 
