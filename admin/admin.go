@@ -74,13 +74,14 @@ type Options struct {
 	// cookie, mTLS, a header its SSO proxy verified): neither Token nor the
 	// loopback rule applies then (an Authorize that wants the token as well
 	// checks it itself). It is called once for every request to a route
-	// that is not open (see Route.Open; /health, /health/live and /metrics
-	// stay open to everyone), unknown paths and /debug/pprof/ included,
-	// after the Origin and Sec-Fetch-Site checks and before the body's media
-	// type is checked or the route runs; a CORS preflight from an allowed
-	// origin is answered without it. It sees the request as the admin API
-	// does (behind http.StripPrefix, without the prefix) and must not read
-	// the body. It must be safe for concurrent use.
+	// that is not open (see Route.Open; /health, /health/live, /metrics,
+	// /openapi.json, /docs and /redoc stay open to everyone), unknown paths
+	// and /debug/pprof/ included, after the Origin and Sec-Fetch-Site
+	// checks and before the body's media type is checked or the route
+	// runs; a CORS preflight from an allowed origin is answered without it.
+	// It sees the request as the admin API does (behind http.StripPrefix,
+	// without the prefix) and must not read the body. It must be safe for
+	// concurrent use.
 	//
 	// A nil error allows the request. An error refuses it with a problem
 	// document whose detail is the error's message, which must therefore
@@ -147,7 +148,9 @@ type Route struct {
 	Summary string
 	// Open is true for routes that need no authentication, neither the
 	// token, the loopback rule nor Options.Authorize: /health, /health/live
-	// and /metrics.
+	// and /metrics, and /openapi.json and the /docs and /redoc pages, which
+	// hold no data (the API calls /docs makes are authenticated as any
+	// other). The Origin and Sec-Fetch-Site checks still apply to them.
 	Open bool
 }
 
@@ -257,8 +260,13 @@ func New(o *orchestrator.Orchestrator, opts Options) *Handler {
 		{Route{http.MethodPost, "/router/refresh", "Rebuild the route table from the registry", false}, h.postRouterRefresh},
 
 		{Route{http.MethodGet, "/metrics", "Prometheus metrics", true}, h.getMetrics},
-		{Route{http.MethodGet, "/openapi.json", "This API's OpenAPI 3.1 document", false}, h.getOpenAPI},
-		{Route{http.MethodGet, "/docs", "Interactive API page", false}, h.getDocs},
+		// The document and the pages that show it are open: they are the
+		// same for every gateway of this version and hold none of its data,
+		// and a browser's address bar cannot send the token. The API calls
+		// the /docs page makes still need it.
+		{Route{http.MethodGet, "/openapi.json", "This API's OpenAPI 3.1 document; open, as it describes the API and holds no data", true}, h.getOpenAPI},
+		{Route{http.MethodGet, "/docs", "Interactive API page; open, as the page holds no data", true}, h.getDocs},
+		{Route{http.MethodGet, "/redoc", "Read-only reference page of the OpenAPI document; open, as it holds no data", true}, h.getRedoc},
 		{Route{http.MethodGet, "/status", "HTML status page", false}, h.getStatusPage},
 	}
 	h.mux = h.buildMux()

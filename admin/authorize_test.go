@@ -163,7 +163,7 @@ func TestAuthorizeCoverage(t *testing.T) {
 			rec := call(f.h, r.Method, r.Pattern, "", remote("198.51.100.20:6000"), host("gateway.example.com"))
 			assert.Equal(t, http.StatusOK, rec.Code, "%s %s: %s", r.Method, r.Pattern, rec.Body)
 		}
-		assert.Equal(t, 3, open, "/health, /health/live and /metrics")
+		assert.Equal(t, 6, open, "/health, /health/live, /metrics, /openapi.json, /docs and /redoc")
 		assert.Empty(t, auth.calls(), "the hook is not asked about open routes")
 	})
 	t.Run("every protected route asks the hook", func(t *testing.T) {

@@ -17,8 +17,9 @@
 // the config file's status, reload and validation, the endpoint registry
 // (create, replace, delete with ETag/If-Match), circuit-breaker levers, route
 // debugging, Prometheus metrics, an OpenAPI 3.1 document (/openapi.json), an
-// interactive API page that works offline (/docs) and a self-refreshing HTML
-// status page (/status).
+// interactive API page that works offline (/docs), a read-only reference of
+// the document rendered by the server without script (/redoc) and a
+// self-refreshing HTML status page (/status).
 //
 // # Responses
 //
@@ -36,8 +37,10 @@
 //
 // # Security
 //
-// /health, /health/live and /metrics are open to everyone. Every other
-// route, unknown paths included, requires "Authorization: Bearer <token>"
+// /health, /health/live and /metrics are open to everyone, and so are
+// /openapi.json and the /docs and /redoc pages, which hold no data: the
+// document is the same for every gateway of this version. Every other route, unknown paths
+// included, requires "Authorization: Bearer <token>"
 // when Options.Token is set (401 otherwise); with no token they answer
 // loopback clients only (403 otherwise), judged by the connection's address
 // alone (X-Forwarded-For is never believed), and only when the Host header
@@ -62,12 +65,15 @@
 // A reverse proxy running on the same host makes every client it forwards
 // look like a loopback client: put a token on the admin API in that setup.
 //
-// With a token, /docs and /status need the Authorization header like every
-// other protected route, and a browser's address bar cannot send one: open
-// them over a loopback listener without token (admin.listen on 127.0.0.1),
-// or through a proxy that adds the header. The /docs page has a token field
-// for the requests it sends itself. An Options.Authorize that accepts the
-// host service's session cookie lets a browser open them directly; the
-// Origin, Sec-Fetch-Site and media-type checks are what keep other sites'
-// pages from riding on that cookie.
+// A browser opens /docs and /redoc whatever the mode, since they are open.
+// /redoc only shows the document; the requests /docs sends need the token
+// like any other, and the page has a token field for them, whose value
+// stays in its memory and goes out as "Authorization: Bearer". With a
+// token, /status needs the Authorization header like every other protected
+// route, and a browser's address bar cannot send one: open it over a
+// loopback listener without token (admin.listen on 127.0.0.1), or through
+// a proxy that adds the header. An Options.Authorize that accepts the host
+// service's session cookie lets a browser open it directly; the Origin,
+// Sec-Fetch-Site and media-type checks are what keep other sites' pages
+// from riding on that cookie.
 package admin

@@ -24,7 +24,7 @@ func TestRoutesMatchDesign(t *testing.T) {
 		"GET /circuit-breaker/status", "GET /circuit-breaker/endpoints/{id}", "GET /circuit-breaker/open",
 		"POST /circuit-breaker/reset/{id}", "POST /circuit-breaker/trip/{id}", "POST /circuit-breaker/reset-all",
 		"GET /router/routes", "GET /router/test/{id}", "GET /router/debug/{path...}", "POST /router/refresh",
-		"GET /metrics", "GET /openapi.json", "GET /docs", "GET /status",
+		"GET /metrics", "GET /openapi.json", "GET /docs", "GET /redoc", "GET /status",
 	}
 	f := newFixture(t)
 	var got []string

@@ -16,10 +16,10 @@ import (
 	"github.com/orchestrator-go/orchestrator"
 )
 
-// assets are the static files of /openapi.json, /docs and /status. Nothing
-// is fetched from elsewhere: the pages work offline.
+// assets are the static files of /openapi.json, /docs, /redoc and /status.
+// Nothing is fetched from elsewhere: the pages work offline.
 //
-//go:embed assets/openapi.json assets/docs.html assets/docs.js assets/docs.css assets/status.html assets/status.css
+//go:embed assets/openapi.json assets/docs.html assets/docs.js assets/docs.css assets/redoc.html assets/redoc.css assets/status.html assets/status.css
 var assets embed.FS
 
 // pages holds the rendered static pages and their Content-Security-Policy.
@@ -29,6 +29,8 @@ type pages struct {
 	openapi   []byte
 	docs      []byte
 	docsCSP   string
+	redoc     []byte
+	redocCSP  string
 	status    *template.Template
 	statusCSP string
 	traffic   *trafficWindow // per Handler, set by mustLoadPages
@@ -55,6 +57,12 @@ var loadPages = sync.OnceValue(func() pages {
 	p.docs = []byte(html)
 	p.docsCSP = fmt.Sprintf("default-src 'none'; script-src '%s'; style-src '%s'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
 		cspHash(js), cspHash(css))
+
+	var err error
+	p.redoc, p.redocCSP, err = renderRedoc(p.openapi, read("redoc.html"), read("redoc.css"))
+	if err != nil {
+		panic("admin: building the /redoc page: " + err.Error())
+	}
 
 	statusCSS := read("status.css")
 	statusHTML := read("status.html")

@@ -43,8 +43,12 @@ func TestOpenAPIDocument(t *testing.T) {
 		got := decode[map[string]any](t, call(f.h, http.MethodGet, "/openapi.json", ""), http.StatusOK)
 		assert.Equal(t, "3.1.0", got["openapi"])
 	})
-	t.Run("needs a loopback client without token", func(t *testing.T) {
-		requireProblem(t, call(f.h, http.MethodGet, "/openapi.json", "", remote("203.0.113.1:80")), http.StatusForbidden, "not-loopback")
+	t.Run("is open: the pages that show it need it, and it holds no data", func(t *testing.T) {
+		rec := call(f.h, http.MethodGet, "/openapi.json", "", remote("203.0.113.1:80"), host("gateway.example.com"))
+		assert.Equal(t, http.StatusOK, rec.Code, "a remote client without token: %s", rec.Body)
+		f := newFixture(t, withToken)
+		rec = call(f.h, http.MethodGet, "/openapi.json", "")
+		assert.Equal(t, http.StatusOK, rec.Code, "no credentials with a token set: %s", rec.Body)
 	})
 }
 
@@ -114,10 +118,40 @@ func TestDocsPage(t *testing.T) {
 		assert.Equal(t, cspSource(inlineBlock(t, page, "style")), csp["style-src"], "the inline style is allowed by its hash")
 		assert.NotContains(t, rec.Header().Get("Content-Security-Policy"), "unsafe")
 	})
-	t.Run("needs authorization", func(t *testing.T) {
+	t.Run("keeps its security headers when open", func(t *testing.T) {
 		f := newFixture(t, withToken)
-		requireProblem(t, call(f.h, http.MethodGet, "/docs", ""), http.StatusUnauthorized, "unauthorized")
+		rec := call(f.h, http.MethodGet, "/docs", "")
+		require.Equal(t, http.StatusOK, rec.Code)
+		assert.Contains(t, rec.Header().Get("Content-Security-Policy"), "default-src 'none'")
+		assert.Equal(t, "DENY", rec.Header().Get("X-Frame-Options"))
+		assert.Equal(t, "no-referrer", rec.Header().Get("Referrer-Policy"))
+		assert.Equal(t, "nosniff", rec.Header().Get("X-Content-Type-Options"))
+		assert.Equal(t, "no-store", rec.Header().Get("Cache-Control"))
 	})
+	t.Run("still refuses a foreign origin", func(t *testing.T) {
+		f := newFixture(t, withToken)
+		requireProblem(t, call(f.h, http.MethodGet, "/docs", "", header("Origin", "https://evil.example")), http.StatusForbidden, "origin-not-allowed")
+	})
+}
+
+// TestPagesOpenWithToken: with a token set, a browser, which sends no
+// credentials when it opens a page, gets /docs and /redoc, while the API
+// the docs page calls still answers 401 without the token.
+func TestPagesOpenWithToken(t *testing.T) {
+	f := newFixture(t, withToken)
+	for _, target := range []string{"/docs", "/redoc", "/openapi.json"} {
+		rec := call(f.h, http.MethodGet, target, "", remote("198.51.100.20:6000"), host("gateway.example.com"))
+		assert.Equal(t, http.StatusOK, rec.Code, "GET %s without credentials: got %d; want 200; body %s", target, rec.Code, rec.Body)
+		if target != "/openapi.json" {
+			assert.Equal(t, "DENY", rec.Header().Get("X-Frame-Options"), "%s keeps its security headers", target)
+			assert.Contains(t, rec.Header().Get("Content-Security-Policy"), "default-src 'none'", "%s keeps its CSP", target)
+		}
+	}
+	for _, target := range []string{"/health/endpoints", "/registry/endpoints", "/status"} {
+		requireProblem(t, call(f.h, http.MethodGet, target, ""), http.StatusUnauthorized, "unauthorized")
+	}
+	rec := call(f.h, http.MethodGet, "/health/endpoints", "", bearer(testToken))
+	assert.Equal(t, http.StatusOK, rec.Code, "with the token: %s", rec.Body)
 }
 
 func TestStatusPage(t *testing.T) {

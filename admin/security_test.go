@@ -177,7 +177,7 @@ func TestOpenRoutes(t *testing.T) {
 		{"without a token", []func(*admin.Options){metrics}},
 	}
 	for _, mode := range modes {
-		for _, target := range []string{"/health", "/health/live", "/metrics"} {
+		for _, target := range []string{"/health", "/health/live", "/metrics", "/openapi.json", "/docs", "/redoc"} {
 			t.Run(target+" is open to a remote client "+mode.name, func(t *testing.T) {
 				f := newFixture(t, mode.conf...)
 				rec := call(f.h, http.MethodGet, target, "", remote("198.51.100.20:6000"), host("gateway.example.com"))
@@ -185,7 +185,7 @@ func TestOpenRoutes(t *testing.T) {
 			})
 		}
 	}
-	t.Run("Routes marks exactly /health, /health/live and /metrics open", func(t *testing.T) {
+	t.Run("Routes marks exactly /health, /health/live, /metrics and the pages without data open", func(t *testing.T) {
 		f := newFixture(t)
 		var open []string
 		for _, r := range f.h.Routes() {
@@ -193,7 +193,7 @@ func TestOpenRoutes(t *testing.T) {
 				open = append(open, r.Method+" "+r.Pattern)
 			}
 		}
-		assert.Equal(t, []string{"GET /health", "GET /health/live", "GET /metrics"}, open)
+		assert.Equal(t, []string{"GET /health", "GET /health/live", "GET /metrics", "GET /openapi.json", "GET /docs", "GET /redoc"}, open)
 	})
 }
 

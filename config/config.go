@@ -90,9 +90,11 @@ type Admin struct {
 	// the main listener.
 	Listen string `json:"listen,omitempty" yaml:"listen,omitempty"`
 	// Token, when set, is required as "Authorization: Bearer <token>" on
-	// every admin route but /health and /metrics. The environment variable
-	// ORCHESTRATOR_ADMIN_TOKEN overrides it. Without a token the admin API
-	// answers loopback clients only. It is never shown by the API.
+	// every admin route but the open ones, which hold no data: /health,
+	// /health/live, /metrics, /openapi.json, /docs and /redoc. The
+	// environment variable ORCHESTRATOR_ADMIN_TOKEN overrides it. Without a
+	// token the admin API answers loopback clients only. It is never shown
+	// by the API.
 	Token string `json:"token,omitempty" yaml:"token,omitempty"`
 	// AllowedOrigins lists the browser origins allowed to call the admin
 	// API. Default none: a request with an Origin header gets 403.

@@ -6,7 +6,7 @@ package e2e_test
 // orchestratord and the test reads the DOM it ends up with, which is what a
 // person would see — the status page's rows after the server rendered them,
 // the docs page after its script fetched openapi.json and built the route
-// list. Chromium resolves no host but 127.0.0.1, so a page that needed
+// list, the reference page as the server rendered it. Chromium resolves no host but 127.0.0.1, so a page that needed
 // anything from the internet would show it.
 //
 // Without Chromium on PATH these tests skip, so that go test ./... passes on
@@ -230,9 +230,8 @@ endpoints:
 	}
 
 	// The status page refreshes itself every 5s (<meta http-equiv=refresh>);
-	// in virtual time a budget past that reloads it, so it gets less. The
-	// docs page needs its script to fetch openapi.json and build the list.
-	const statusBudget, docsBudget = 2 * time.Second, 5 * time.Second
+	// in virtual time a budget past that reloads it, so it gets less.
+	const statusBudget = 2 * time.Second
 
 	step("status page shows the endpoint with its breaker closed", func(t *testing.T) {
 		for range 3 {
@@ -273,16 +272,15 @@ endpoints:
 	})
 
 	step("docs page lists the admin routes offline", func(t *testing.T) {
-		p := load(t, chromium, g.base+"/docs", docsBudget)
-		for _, route := range []string{"/registry/endpoints", "/circuit-breaker/trip/{id}", "/health/summary", "/config/status", "/status"} {
-			assert.Contains(t, p.dom, `<code class="path">`+html.EscapeString(route)+`</code>`,
-				"the docs page after its script ran: got no %s in the route list; want every admin route from /openapi.json", route)
-		}
-		m := regexp.MustCompile(`<p id="message"[^>]*>([^<]*)</p>`).FindStringSubmatch(p.dom)
-		if assert.NotNil(t, m, "the docs page has its message line") {
-			assert.Empty(t, m[1], "the docs page's message: got %q; want none once the spec loaded", m[1])
-		}
-		assertOffline(t, p)
+		checkDocsPage(t, chromium, g.base)
+	})
+
+	step("reference page shows the operations and schemas offline", func(t *testing.T) {
+		checkRedocPage(t, chromium, g.base)
+	})
+
+	step("with an admin token, a browser opens both pages without it", func(t *testing.T) {
+		checkPagesWithToken(t, chromium, bin)
 	})
 
 	step("the server stops cleanly", func(t *testing.T) {
@@ -296,4 +294,69 @@ endpoints:
 		// Built with -race under go test -race: a data race exits 66.
 		assert.Equal(t, 0, g.cmd.ProcessState.ExitCode(), "orchestratord exit code: got %d (%v); want 0", g.cmd.ProcessState.ExitCode(), g.err)
 	})
+}
+
+// checkDocsPage loads /docs and checks that its script fetched openapi.json
+// and listed the routes, offline.
+func checkDocsPage(t *testing.T, chromium, base string) {
+	t.Helper()
+	// The page needs its script to fetch openapi.json and build the list.
+	const docsBudget = 5 * time.Second
+	p := load(t, chromium, base+"/docs", docsBudget)
+	for _, route := range []string{"/registry/endpoints", "/circuit-breaker/trip/{id}", "/health/summary", "/config/status", "/status"} {
+		assert.Contains(t, p.dom, `<code class="path">`+html.EscapeString(route)+`</code>`,
+			"the docs page after its script ran: got no %s in the route list; want every admin route from /openapi.json", route)
+	}
+	m := regexp.MustCompile(`<p id="message"[^>]*>([^<]*)</p>`).FindStringSubmatch(p.dom)
+	if assert.NotNil(t, m, "the docs page has its message line") {
+		assert.Empty(t, m[1], "the docs page's message: got %q; want none once the spec loaded", m[1])
+	}
+	assert.Contains(t, p.dom, `id="token"`, "the docs page has its token field")
+	assertOffline(t, p)
+}
+
+// checkPagesWithToken starts a second server, with an admin token, and
+// opens /docs and /redoc as a browser's address bar does, without the
+// token: the pages hold no data and are open, the API is not.
+func checkPagesWithToken(t *testing.T, chromium, bin string) {
+	t.Helper()
+	configPath := testutil.ConfigFile(t, fmt.Sprintf(`server:
+  host: 127.0.0.1
+admin:
+  token: %s
+logging:
+  level: warn
+health_check:
+  enabled: false
+`, adminToken))
+	g := startGateway(t, bin, "--config", configPath, "--port", "0")
+	r := g.do(t, http.MethodGet, "/health/endpoints", nil)
+	require.Equal(t, http.StatusUnauthorized, r.status, "GET /health/endpoints without the token: got %s; want 401", r)
+	checkDocsPage(t, chromium, g.base)
+	checkRedocPage(t, chromium, g.base)
+}
+
+// checkRedocPage loads /redoc and checks that the browser shows the
+// operations and schemas the server rendered, with no script, nothing
+// loaded from elsewhere and no CSP violation (its inline style is allowed
+// by hash).
+func checkRedocPage(t *testing.T, chromium, base string) {
+	t.Helper()
+	// No script runs: the page is complete once loaded.
+	const redocBudget = 2 * time.Second
+	p := load(t, chromium, base+"/redoc", redocBudget)
+	assert.Contains(t, p.dom, "<title>orchestrator admin API reference</title>")
+	for _, op := range []struct{ method, path string }{
+		{"post", "/registry/endpoints"}, {"post", "/circuit-breaker/trip/{id}"}, {"get", "/health/summary"},
+		{"get", "/router/debug/{path}"}, {"get", "/docs"}, {"get", "/redoc"},
+	} {
+		assert.Regexp(t, `<article class="op" id="[^"]*" data-method="`+op.method+`" data-path="`+regexp.QuoteMeta(html.EscapeString(op.path))+`">`, p.dom,
+			"the reference page: got no %s %s; want every operation of /openapi.json", strings.ToUpper(op.method), op.path)
+	}
+	for _, schema := range []string{"Endpoint", "RegisteredEndpoint", "Problem"} {
+		assert.Contains(t, p.dom, `<section class="schema" id="schema-`+schema+`" data-schema="`+schema+`">`, "the %s schema's section", schema)
+		assert.Contains(t, p.dom, `href="#schema-`+schema+`"`, "a link to the %s schema", schema)
+	}
+	assert.NotContains(t, p.dom, "<script", "the reference page runs no script")
+	assertOffline(t, p)
 }

@@ -1,7 +1,9 @@
 // The admin API explorer: loads openapi.json from this directory, lists the
 // operations by tag and sends requests with fetch. It builds the DOM with
-// textContent only (never innerHTML), keeps the token in memory only, and
-// uses relative URLs so that it works wherever the admin API is mounted.
+// textContent only (never innerHTML), keeps the token in memory only (never
+// in storage or a cookie) and sends it as Authorization: Bearer, and uses
+// relative URLs so that it works wherever the admin API is mounted. The page
+// and openapi.json are open; the requests it sends need the token.
 (function () {
   'use strict';
 
@@ -234,6 +236,7 @@
       el('p', {}, [
         el('span', { class: res.ok ? 'status-ok' : 'status-err', text: res.status + ' ' + res.statusText }),
         ' ' + init.method + ' ' + url.pathname + url.search + ' — ' + ms + ' ms',
+        res.status === 401 ? el('span', { class: 'error', text: token ? ' — the token was refused' : ' — enter the admin token above' }) : null,
       ]),
       el('pre', { text: headerLines.join('\n') }),
       el('pre', { text: shown || '(empty body)' }),
