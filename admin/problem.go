@@ -122,6 +122,11 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	for k, v := range header {
 		w.Header()[k] = v
 	}
+	// ServeHTTP put the request's id on the response; the document names
+	// the same one.
+	if v := w.Header()["X-Request-Id"]; len(v) == 1 {
+		d.RequestID = v[0]
+	}
 	if rec, ok := w.(*statusRecorder); ok {
 		rec.problem = d.Type[len(problem.TypePrefix):]
 		if d.Status >= http.StatusInternalServerError {
@@ -333,9 +338,10 @@ func jsonKind(t reflect.Type) string {
 // the request log.
 type statusRecorder struct {
 	http.ResponseWriter
-	code    int
-	problem string
-	err     string
+	code      int
+	problem   string
+	err       string
+	requestID string
 }
 
 func (s *statusRecorder) WriteHeader(code int) {
@@ -380,6 +386,7 @@ func (h *Handler) logRequest(r *http.Request, rec *statusRecorder, d time.Durati
 		return
 	}
 	attrs := []slog.Attr{
+		slog.String("request_id", rec.requestID),
 		slog.String("method", r.Method),
 		slog.String("path", h.redact(r.URL.EscapedPath())),
 		slog.Int("status_code", status),
