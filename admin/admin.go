@@ -241,7 +241,7 @@ func New(o *orchestrator.Orchestrator, opts Options) *Handler {
 		{Route{http.MethodPost, "/config/validate", "Validate a YAML or JSON config without applying it", false}, h.postConfigValidate},
 
 		{Route{http.MethodGet, "/registry/endpoints", "List registered endpoints", false}, h.getRegistryEndpoints},
-		{Route{http.MethodPost, "/registry/endpoints", "Register an endpoint", false}, h.postRegistryEndpoint},
+		{Route{http.MethodPost, "/registry/endpoints", "Register an endpoint, or an array of them (all or none)", false}, h.postRegistryEndpoint},
 		{Route{http.MethodGet, "/registry/endpoints/{id}", "Get a registered endpoint", false}, h.getRegistryEndpoint},
 		{Route{http.MethodPut, "/registry/endpoints/{id}", "Replace an API-owned endpoint's config", false}, h.putRegistryEndpoint},
 		{Route{http.MethodDelete, "/registry/endpoints/{id}", "Deregister an API-owned endpoint", false}, h.deleteRegistryEndpoint},

@@ -231,6 +231,12 @@ func decodeJSON(r *http.Request, v any) error {
 	if err != nil {
 		return err // a *http.MaxBytesError, or a client that went away
 	}
+	return decodeJSONBody(body, v)
+}
+
+// decodeJSONBody is decodeJSON of a body already read, for a route that
+// looks at the body before it knows what to decode it into.
+func decodeJSONBody(body []byte, v any) error {
 	if json.Valid(body) {
 		if err := checkJSON(body, v); err != nil {
 			return err
@@ -246,7 +252,7 @@ func decodeJSON(r *http.Request, v any) error {
 		if errors.As(err, &tooLarge) {
 			return err
 		}
-		return badBody("", "the body holds data after the JSON value; send exactly one JSON object")
+		return badBody("", "the body holds data after the JSON value; send exactly one JSON value")
 	}
 	return nil
 }
