@@ -76,8 +76,8 @@ func (e *ValidationError) orNil() error {
 var ErrInvalid = errors.New("orchestrator: invalid configuration")
 
 // ErrClosed is returned by the methods that change the gateway's routes
-// (Register, Update, UpdateIf, Deregister, DeregisterIf, Sync, Apply,
-// Refresh) once Close has been called. A closed gateway no longer follows its
+// (Register, RegisterAll, Update, UpdateIf, Deregister, DeregisterIf, Sync,
+// Apply, Refresh) once Close has been called. A closed gateway no longer follows its
 // registry or probes its endpoints, so a change accepted then would be
 // written to the registry without ever being served, or would resurrect
 // health probes Close stopped; refusing it tells the caller so at once.

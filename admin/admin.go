@@ -11,6 +11,7 @@ import (
 
 	"github.com/orchestrator-go/orchestrator"
 	"github.com/orchestrator-go/orchestrator/config"
+	"github.com/orchestrator-go/orchestrator/internal/requestid"
 )
 
 // ConfigStatus is the body of GET /config/status: where the applied
@@ -240,7 +241,7 @@ func New(o *orchestrator.Orchestrator, opts Options) *Handler {
 		{Route{http.MethodPost, "/config/validate", "Validate a YAML or JSON config without applying it", false}, h.postConfigValidate},
 
 		{Route{http.MethodGet, "/registry/endpoints", "List registered endpoints", false}, h.getRegistryEndpoints},
-		{Route{http.MethodPost, "/registry/endpoints", "Register an endpoint", false}, h.postRegistryEndpoint},
+		{Route{http.MethodPost, "/registry/endpoints", "Register an endpoint, or an array of them (all or none)", false}, h.postRegistryEndpoint},
 		{Route{http.MethodGet, "/registry/endpoints/{id}", "Get a registered endpoint", false}, h.getRegistryEndpoint},
 		{Route{http.MethodPut, "/registry/endpoints/{id}", "Replace an API-owned endpoint's config", false}, h.putRegistryEndpoint},
 		{Route{http.MethodDelete, "/registry/endpoints/{id}", "Deregister an API-owned endpoint", false}, h.deleteRegistryEndpoint},
@@ -283,12 +284,33 @@ func (h *Handler) Routes() []Route {
 	return out
 }
 
-// ServeHTTP serves one admin request and logs it.
+// ServeHTTP serves one admin request and logs it. Every answer carries
+// X-Request-ID, as the gateway's own do: the id an outer handler already
+// put on the response (a host's middleware), else the client's when it is
+// acceptable by the gateway's rule (1 to 128 letters, digits and
+// -_.:+/=@), else a new UUID. The same id is the request_id of a problem
+// document and of the request's log line, so that a client reporting a
+// failure and the operator reading the log name the same request.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	rec := &statusRecorder{ResponseWriter: w}
+	id := adminRequestID(w, r)
+	w.Header()["X-Request-Id"] = []string{id}
+	rec := &statusRecorder{ResponseWriter: w, requestID: id}
 	h.mux.ServeHTTP(rec, r)
 	h.logRequest(r, rec, time.Since(start))
+}
+
+// adminRequestID picks the request's X-Request-ID. An id already on the
+// response wins, so that a handler in front of the admin API that answers
+// with its own id (and logs it) is not contradicted by a second one.
+func adminRequestID(w http.ResponseWriter, r *http.Request) string {
+	if v := w.Header()["X-Request-Id"]; len(v) == 1 && requestid.Valid(v[0]) {
+		return v[0]
+	}
+	if v := r.Header["X-Request-Id"]; len(v) == 1 && requestid.Valid(v[0]) {
+		return v[0]
+	}
+	return requestid.New()
 }
 
 // buildMux registers every route of the table, plus, for each path, a

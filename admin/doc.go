@@ -26,14 +26,17 @@
 // Successful answers are JSON (application/json); lists are
 // {"endpoints": [...], "count": N}. Every error is an RFC 9457 problem
 // document (application/problem+json) whose type is
-// "urn:orchestrator:problem:<kind>", with title, status, detail, instance and,
-// for rejected input, an "errors" list naming each offending field (with
+// "urn:orchestrator:problem:<kind>", with title, status, detail, instance,
+// request_id and, for rejected input, an "errors" list naming each offending field (with
 // line and column for config files): every one, or the first 100 and an
 // "omitted" count of the rest. Request bodies are capped at 1 MiB (413 past
 // it), but for POST /config/validate's, capped at Options.MaxConfigBytes
 // (server.max_config_bytes, default 8 MiB) as the config file is; JSON
 // bodies are decoded strictly: an unknown field, a wrong type or trailing
-// data is a 400 that names the problem.
+// data is a 400 that names the problem. Every answer carries X-Request-ID,
+// as the gateway's do: the client's when it is acceptable, else a new UUID
+// (or the id a handler in front already put on the response); it is also
+// the problem's request_id and the request log line's.
 //
 // # Security
 //

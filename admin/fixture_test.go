@@ -210,6 +210,9 @@ func requireProblem(t *testing.T, rec *httptest.ResponseRecorder, status int, ki
 	require.NotEmpty(t, p.Title, "problem title")
 	require.NotEmpty(t, p.Detail, "problem detail")
 	require.NotEmpty(t, p.Instance, "problem instance")
+	// Every admin problem names its request, as the X-Request-ID header does.
+	require.NotEmpty(t, p.RequestID, "problem request_id; body %s", rec.Body)
+	require.Equal(t, rec.Header().Get("X-Request-Id"), p.RequestID, "request_id: got %q; want the X-Request-ID header", p.RequestID)
 	return p
 }
 

@@ -65,8 +65,6 @@ type schemaException struct {
 }
 
 var schemaExceptions = []schemaException{
-	{"Problem", "request_id", true, "problem.Details is shared with the proxy, whose problems carry the request id; " +
-		"the admin API never sets it, and omitempty leaves it out of every admin problem"},
 	{"Problem", "endpoint_id", true, "problem.Details is shared with the proxy, whose problems name the endpoint; " +
 		"the admin API never sets it, and omitempty leaves it out of every admin problem"},
 }

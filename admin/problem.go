@@ -122,6 +122,11 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	for k, v := range header {
 		w.Header()[k] = v
 	}
+	// ServeHTTP put the request's id on the response; the document names
+	// the same one.
+	if v := w.Header()["X-Request-Id"]; len(v) == 1 {
+		d.RequestID = v[0]
+	}
 	if rec, ok := w.(*statusRecorder); ok {
 		rec.problem = d.Type[len(problem.TypePrefix):]
 		if d.Status >= http.StatusInternalServerError {
@@ -226,6 +231,12 @@ func decodeJSON(r *http.Request, v any) error {
 	if err != nil {
 		return err // a *http.MaxBytesError, or a client that went away
 	}
+	return decodeJSONBody(body, v)
+}
+
+// decodeJSONBody is decodeJSON of a body already read, for a route that
+// looks at the body before it knows what to decode it into.
+func decodeJSONBody(body []byte, v any) error {
 	if json.Valid(body) {
 		if err := checkJSON(body, v); err != nil {
 			return err
@@ -241,7 +252,7 @@ func decodeJSON(r *http.Request, v any) error {
 		if errors.As(err, &tooLarge) {
 			return err
 		}
-		return badBody("", "the body holds data after the JSON value; send exactly one JSON object")
+		return badBody("", "the body holds data after the JSON value; send exactly one JSON value")
 	}
 	return nil
 }
@@ -333,9 +344,10 @@ func jsonKind(t reflect.Type) string {
 // the request log.
 type statusRecorder struct {
 	http.ResponseWriter
-	code    int
-	problem string
-	err     string
+	code      int
+	problem   string
+	err       string
+	requestID string
 }
 
 func (s *statusRecorder) WriteHeader(code int) {
@@ -380,6 +392,7 @@ func (h *Handler) logRequest(r *http.Request, rec *statusRecorder, d time.Durati
 		return
 	}
 	attrs := []slog.Attr{
+		slog.String("request_id", rec.requestID),
 		slog.String("method", r.Method),
 		slog.String("path", h.redact(r.URL.EscapedPath())),
 		slog.Int("status_code", status),

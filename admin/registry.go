@@ -1,7 +1,9 @@
 package admin
 
 import (
+	"bytes"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -128,10 +130,18 @@ func (h *Handler) getRegistryEndpoints(w http.ResponseWriter, r *http.Request) e
 }
 
 // postRegistryEndpoint registers an API-owned endpoint: 201 with Location
-// and ETag, routable at once.
+// and ETag, routable at once. A JSON array registers several instead, all
+// or none (postRegistryEndpoints).
 func (h *Handler) postRegistryEndpoint(w http.ResponseWriter, r *http.Request) error {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return err // a *http.MaxBytesError, or a client that went away
+	}
+	if isJSONArray(body) {
+		return h.postRegistryEndpoints(w, r, body)
+	}
 	var ep orchestrator.Endpoint
-	if err := decodeJSON(r, &ep); err != nil {
+	if err := decodeJSONBody(body, &ep); err != nil {
 		return err
 	}
 	reg, err := h.o.Register(r.Context(), ep)
@@ -141,6 +151,35 @@ func (h *Handler) postRegistryEndpoint(w http.ResponseWriter, r *http.Request) e
 	w.Header().Set("Location", endpointLocation(r, reg.ID))
 	w.Header().Set("ETag", etag(reg.Revision))
 	return writeJSON(w, http.StatusCreated, reg)
+}
+
+// postRegistryEndpoints registers the endpoints of a JSON array as one
+// change (Orchestrator.RegisterAll): 201 with the list of them, each
+// routable at once, or a problem and none registered. A 400 names each
+// invalid field by the endpoint's index ("[2].url"); a 409 names each id
+// or route already taken. There is no Location: the answer lists several
+// resources, each with its revision.
+func (h *Handler) postRegistryEndpoints(w http.ResponseWriter, r *http.Request, body []byte) error {
+	var eps []orchestrator.Endpoint
+	if err := decodeJSONBody(body, &eps); err != nil {
+		return err
+	}
+	if len(eps) == 0 {
+		return badBody("", "the request body is an empty array; send one endpoint object, or an array of at least one")
+	}
+	regs, err := h.o.RegisterAll(r.Context(), eps)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusCreated, listOf(regs))
+}
+
+// isJSONArray reports whether body holds a JSON array: its first byte
+// after JSON's whitespace is '['. Anything else is decoded as one object,
+// whose decoder then names what is wrong.
+func isJSONArray(body []byte) bool {
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	return len(trimmed) > 0 && trimmed[0] == '['
 }
 
 func (h *Handler) getRegistryEndpoint(w http.ResponseWriter, r *http.Request) error {

@@ -99,7 +99,8 @@ func TestRegistryCreate(t *testing.T) {
 		{"refuses a syntax error", `{"name" "x"}`, http.StatusBadRequest, "invalid-json", nil},
 		{"refuses an empty body", ``, http.StatusBadRequest, "invalid-json", nil},
 		{"refuses trailing data", `{"name":"x","url":"http://127.0.0.1:1"} {"name":"y"}`, http.StatusBadRequest, "invalid-json", nil},
-		{"refuses a JSON array", `[{"name":"x"}]`, http.StatusBadRequest, "invalid-json", nil},
+		{"refuses an array with an invalid endpoint, naming it by index", `[{"name":"x"}]`, http.StatusBadRequest, "validation-failed", []string{"[0].url"}},
+		{"refuses an empty array", `[]`, http.StatusBadRequest, "invalid-json", nil},
 		{"refuses an invalid duration", `{"name":"x","url":"http://127.0.0.1:1","timeout":"soon"}`, http.StatusBadRequest, "invalid-json", nil},
 	}
 	for _, tt := range tests {

@@ -22,10 +22,10 @@ var ErrForbidden = errors.New("admin: forbidden")
 const bearerRealm = `Bearer realm="orchestrator-admin"`
 
 // corsAllowHeaders are the request headers an allowed origin may send.
-const corsAllowHeaders = "Authorization, Content-Type, If-Match"
+const corsAllowHeaders = "Authorization, Content-Type, If-Match, X-Request-ID"
 
 // corsExposeHeaders are the response headers an allowed origin may read.
-const corsExposeHeaders = "ETag, Location, Allow, WWW-Authenticate, Accept"
+const corsExposeHeaders = "ETag, Location, Allow, WWW-Authenticate, Accept, X-Request-ID"
 
 // guard runs the security checks of one request, before the route does
 // anything: the Origin check and, on a write, the Sec-Fetch-Site check for

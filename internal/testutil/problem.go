@@ -20,7 +20,7 @@ type Problem struct {
 	Detail string `json:"detail"`
 	// Instance is the request path the problem occurred at.
 	Instance string `json:"instance"`
-	// RequestID is the request's X-Request-ID (gateway problems only).
+	// RequestID is the request's X-Request-ID.
 	RequestID string `json:"request_id"`
 	// EndpointID names the endpoint a proxied request was routed to
 	// (gateway problems only).
