@@ -129,3 +129,17 @@ func TestDurationYAML(t *testing.T) {
 		assert.Equal(t, want, d.Timeout.Std(), "yaml.Unmarshal(%q): got %d ns; want %d ns", in, int64(d.Timeout), int64(want))
 	}
 }
+
+// A negative Duration never passes validation, but an option's error
+// message prints the config it refuses, so it must still encode.
+func TestDurationJSONNegative(t *testing.T) {
+	for d, want := range map[time.Duration]string{
+		-time.Second:             `-1`,
+		-1500 * time.Millisecond: `-1.5`,
+		math.MinInt64:            `-9223372036.854775808`,
+	} {
+		b, err := json.Marshal(orchestrator.Duration(d))
+		require.NoError(t, err)
+		assert.Equal(t, want, string(b), "Marshal(%v): got %s; want %s", d, b, want)
+	}
+}
