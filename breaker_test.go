@@ -35,7 +35,7 @@ func TestBreakerOpensAfterConsecutiveFailures(t *testing.T) {
 		v := polView(t, o, "svc")
 		assert.Equal(t, orchestrator.BreakerOpen, v.CircuitBreakerState, "breaker: got %q; want open", v.CircuitBreakerState)
 		assert.Equal(t, orchestrator.StatusUnhealthy, v.Status, "status of an endpoint judged by its breaker: got %q; want unhealthy", v.Status)
-		assert.EqualValues(t, 3, v.ConsecutiveFailures, "consecutive failures: got %d; want 3", v.ConsecutiveFailures)
+		assert.EqualValues(t, 3, v.ConsecutiveRequestFailures, "consecutive failures: got %d; want 3", v.ConsecutiveRequestFailures)
 		assert.NotNil(t, v.LastFailureTime, "LastFailureTime: got nil; want the last failure")
 
 		// And the next request gets 503 without reaching the backend
@@ -95,7 +95,7 @@ func TestBreakerOpensAfterConsecutiveFailures(t *testing.T) {
 		}
 		polRequireBreaker(t, o, "svc", orchestrator.BreakerClosed)
 		v := polView(t, o, "svc")
-		assert.EqualValues(t, 2, v.ConsecutiveFailures, "consecutive failures: got %d; want 2", v.ConsecutiveFailures)
+		assert.EqualValues(t, 2, v.ConsecutiveRequestFailures, "consecutive failures: got %d; want 2", v.ConsecutiveRequestFailures)
 	})
 }
 
@@ -259,9 +259,9 @@ func TestBreakerManualControl(t *testing.T) {
 
 		backend.status.Store(http.StatusInternalServerError)
 		polRequireCode(t, polGet(o, "/orchestrator/svc/x"), http.StatusInternalServerError)
-		require.EqualValues(t, 1, polView(t, o, "svc").ConsecutiveFailures)
+		require.EqualValues(t, 1, polView(t, o, "svc").ConsecutiveRequestFailures)
 		require.NoError(t, o.ResetBreaker("svc"))
-		got := polView(t, o, "svc").ConsecutiveFailures
+		got := polView(t, o, "svc").ConsecutiveRequestFailures
 		assert.Zero(t, got, "consecutive failures after ResetBreaker: got %d; want 0", got)
 	})
 
@@ -517,7 +517,7 @@ func TestBreakerIgnoresCancelledClients(t *testing.T) {
 	// Then the breaker did not count it
 	v := polView(t, o, "svc")
 	assert.Equal(t, orchestrator.BreakerClosed, v.CircuitBreakerState, "breaker after a cancelled request: got %q; want closed", v.CircuitBreakerState)
-	assert.Zero(t, v.ConsecutiveFailures, "consecutive failures: got %d; want 0", v.ConsecutiveFailures)
+	assert.Zero(t, v.ConsecutiveRequestFailures, "consecutive failures: got %d; want 0", v.ConsecutiveRequestFailures)
 	assert.Nil(t, v.LastFailureTime, "LastFailureTime: got %v; want nil", v.LastFailureTime)
 
 	// And the next request still reaches the backend

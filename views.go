@@ -11,7 +11,33 @@ import (
 // RegisteredEndpoint is an endpoint as the gateway sees it: its config and
 // owner (desired state) with its health and breaker (observed state). It is
 // the shape the admin API returns.
+//
+// Its first six fields are the health entry the admin API's clients know
+// from the original service's EndpointHealth model, in that model's names
+// and order; encoding/json writes fields in struct order, so keep them
+// first. Every duration in it encodes as a number of seconds.
 type RegisteredEndpoint struct {
+	// EndpointID is the endpoint's id, the same as ID.
+	EndpointID string `json:"endpoint_id"`
+	// LastCheckTime is when the last health probe ran; nil before the
+	// first, and for an endpoint that is not probed.
+	LastCheckTime *time.Time `json:"last_check_time"`
+	// ResponseTime is how long the last health probe took; zero before the
+	// first.
+	ResponseTime Duration `json:"response_time"`
+	// ErrorMessage is the last health probe's error while probes fail; nil
+	// (JSON null) when the last probe passed or none has run.
+	ErrorMessage *string `json:"error_message"`
+	// ConsecutiveFailures counts the health probes that failed in a row
+	// (health_check.unhealthy_threshold of them make the endpoint
+	// unhealthy); a passing probe resets it. Proxied requests that failed
+	// are ConsecutiveRequestFailures.
+	ConsecutiveFailures int `json:"consecutive_failures"`
+	// ConsecutiveSuccesses counts the health probes that passed in a row
+	// (health_check.healthy_threshold of them make an unhealthy endpoint
+	// healthy again); a failing probe resets it.
+	ConsecutiveSuccesses int `json:"consecutive_successes"`
+
 	// ID is the endpoint's id.
 	ID string `json:"id"`
 	// Config is the endpoint's normalized configuration.
@@ -23,17 +49,17 @@ type RegisteredEndpoint struct {
 	// RegistrationTime is when the id was first registered.
 	RegistrationTime time.Time `json:"registration_time"`
 	// LastHealthCheck is when the last probe ran; nil before the first.
+	// The same as LastCheckTime, kept for the clients that read it.
 	LastHealthCheck *time.Time `json:"last_health_check"`
 	// Status is unknown, healthy, unhealthy or disabled.
 	Status HealthStatus `json:"status"`
 	// CircuitBreakerState is closed, open, half_open or disabled.
 	CircuitBreakerState BreakerState `json:"circuit_breaker_state"`
-	// ConsecutiveFailures counts proxied requests that failed in a row.
-	ConsecutiveFailures int64 `json:"consecutive_failures"`
+	// ConsecutiveRequestFailures counts proxied requests that failed in a
+	// row, what the circuit breaker counts towards failure_threshold.
+	ConsecutiveRequestFailures int64 `json:"consecutive_request_failures"`
 	// LastFailureTime is when a proxied request last failed; nil if never.
 	LastFailureTime *time.Time `json:"last_failure_time"`
-	// ResponseTime is how long the last health probe took.
-	ResponseTime Duration `json:"response_time"`
 	// Health details the active health checking.
 	Health HealthReport `json:"health"`
 	// Traffic counts the requests served.
@@ -43,23 +69,31 @@ type RegisteredEndpoint struct {
 func (o *Orchestrator) view(rt *route) RegisteredEndpoint {
 	report, last := rt.healthState.report(rt.healthActive, rt.probeURL)
 	v := RegisteredEndpoint{
-		ID:                  rt.id,
-		Config:              rt.ep,
-		Source:              rt.reg.Source,
-		Revision:            rt.reg.Revision,
-		RegistrationTime:    rt.reg.RegisteredAt,
-		LastHealthCheck:     last,
-		Status:              rt.status(),
-		CircuitBreakerState: rt.breaker.state(),
-		ConsecutiveFailures: rt.traffic.consecutiveFailures.Load(),
-		ResponseTime:        report.ResponseTime,
-		Health:              report,
+		EndpointID:                 rt.id,
+		LastCheckTime:              last,
+		ResponseTime:               report.ResponseTime,
+		ConsecutiveFailures:        report.ConsecutiveFailures,
+		ConsecutiveSuccesses:       report.ConsecutiveSuccesses,
+		ID:                         rt.id,
+		Config:                     rt.ep,
+		Source:                     rt.reg.Source,
+		Revision:                   rt.reg.Revision,
+		RegistrationTime:           rt.reg.RegisteredAt,
+		LastHealthCheck:            last,
+		Status:                     rt.status(),
+		CircuitBreakerState:        rt.breaker.state(),
+		ConsecutiveRequestFailures: rt.traffic.consecutiveFailures.Load(),
+		Health:                     report,
 		Traffic: TrafficReport{
 			Requests:     rt.traffic.requests.Load(),
 			ServerErrors: rt.traffic.serverErrors.Load(),
 			LatencySum:   Duration(rt.traffic.latencyNanos.Load()),
 			InFlight:     rt.traffic.inFlight.Load(),
 		},
+	}
+	if report.LastError != "" {
+		msg := report.LastError
+		v.ErrorMessage = &msg
 	}
 	if n := rt.traffic.lastFailure.Load(); n != 0 {
 		t := time.Unix(0, n).UTC()

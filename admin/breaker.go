@@ -27,7 +27,7 @@ func breakerOf(ep orchestrator.RegisteredEndpoint) breakerView {
 	return breakerView{
 		ID:                  ep.ID,
 		State:               ep.CircuitBreakerState,
-		ConsecutiveFailures: ep.ConsecutiveFailures,
+		ConsecutiveFailures: ep.ConsecutiveRequestFailures,
 		LastFailureTime:     ep.LastFailureTime,
 	}
 }

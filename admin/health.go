@@ -17,10 +17,14 @@ type liveness struct {
 type gatewayStatus struct {
 	// Status is "ok", "degraded" (some endpoint is unhealthy or has an open
 	// breaker) or "draining".
-	Status              string         `json:"status"`
-	Version             string         `json:"version"`
-	StartedAt           time.Time      `json:"started_at"`
-	Uptime              string         `json:"uptime"`
+	Status    string    `json:"status"`
+	Version   string    `json:"version"`
+	StartedAt time.Time `json:"started_at"`
+	// Uptime is the time since started_at in seconds, to the millisecond,
+	// as every duration the admin API answers with.
+	Uptime orchestrator.Duration `json:"uptime"`
+	// UptimeSeconds is Uptime in whole seconds, kept for the clients that
+	// read it from before uptime was a number.
 	UptimeSeconds       int64          `json:"uptime_seconds"`
 	Prefix              string         `json:"prefix"`
 	Endpoints           endpointCounts `json:"endpoints"`
@@ -109,12 +113,12 @@ func (h *Handler) getHealthLive(w http.ResponseWriter, r *http.Request) error {
 
 func (h *Handler) getHealthStatus(w http.ResponseWriter, r *http.Request) error {
 	sum := summarize(h.o.Endpoints())
-	uptime := time.Since(h.started)
+	uptime := time.Since(h.started).Round(time.Millisecond)
 	st := gatewayStatus{
 		Status:        "ok",
 		Version:       h.opts.Version,
 		StartedAt:     h.started.UTC(),
-		Uptime:        uptime.Round(time.Second).String(),
+		Uptime:        orchestrator.Duration(uptime),
 		UptimeSeconds: int64(uptime / time.Second),
 		Prefix:        h.o.Prefix(),
 		Endpoints: endpointCounts{

@@ -312,7 +312,7 @@ func (h *Handler) getStatusPage(w http.ResponseWriter, r *http.Request) error {
 			Source:              ep.Source,
 			Status:              ep.Status,
 			Breaker:             ep.CircuitBreakerState,
-			ConsecutiveFailures: ep.ConsecutiveFailures,
+			ConsecutiveFailures: ep.ConsecutiveRequestFailures,
 			ServerErrors:        ep.Traffic.ServerErrors,
 			InFlight:            ep.Traffic.InFlight,
 			LastHealthCheck:     ep.LastHealthCheck,

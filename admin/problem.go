@@ -396,7 +396,9 @@ func (h *Handler) logRequest(r *http.Request, rec *statusRecorder, d time.Durati
 		slog.String("method", r.Method),
 		slog.String("path", h.redact(r.URL.EscapedPath())),
 		slog.Int("status_code", status),
-		slog.Duration("response_time", d),
+		// Seconds as a number, as the access log writes it: slog.Duration
+		// would write integer nanoseconds under the same key.
+		slog.Float64("response_time", d.Seconds()),
 		slog.String("remote_addr", r.RemoteAddr),
 	}
 	if rec.problem != "" {
