@@ -55,6 +55,19 @@ type ConfigManager interface {
 	Config() config.Config
 }
 
+// ConfigFileValidator is implemented by a ConfigManager that can check its
+// file without applying it, as the reference server's does: POST
+// /config/validate with an empty body calls it. A manager without it
+// answers that request 409, as one without a file does. Implementations
+// must be safe for concurrent use.
+type ConfigFileValidator interface {
+	// ValidateFile reads and parses the file exactly as Reload does, and
+	// applies nothing. It returns the parsed config, a *config.Error
+	// naming the file and listing every problem when it is invalid, or an
+	// error wrapping ErrNoConfigFile when there is no file.
+	ValidateFile(ctx context.Context) (*config.Config, error)
+}
+
 // Options configures New. The zero value is usable: no token and no
 // Authorize hook (loopback clients only), no browser origins, no config
 // file, no metrics.
@@ -237,7 +250,7 @@ func New(o *orchestrator.Orchestrator, opts Options) *Handler {
 		{Route{http.MethodGet, "/config/status", "Config file path, version and reload history", false}, h.getConfigStatus},
 		{Route{http.MethodGet, "/config/endpoints", "The endpoints of the applied config", false}, h.getConfigEndpoints},
 		{Route{http.MethodPost, "/config/reload", "Re-read and apply the config file", false}, h.postConfigReload},
-		{Route{http.MethodPost, "/config/validate", "Validate a YAML or JSON config without applying it", false}, h.postConfigValidate},
+		{Route{http.MethodPost, "/config/validate", "Validate a YAML or JSON config, or the config file, without applying it", false}, h.postConfigValidate},
 
 		{Route{http.MethodGet, "/registry/endpoints", "List registered endpoints", false}, h.getRegistryEndpoints},
 		{Route{http.MethodPost, "/registry/endpoints", "Register an endpoint", false}, h.postRegistryEndpoint},
