@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/orchestrator-go/orchestrator"
@@ -93,7 +94,7 @@ func Parse(data []byte, name string) (*Config, error) {
 	var salvaged Config
 	if doc.Salvage(decodeProblems, &salvaged) {
 		covered := yamlconf.Covers(decodeProblems)
-		salvaged.standIns(covered)
+		salvaged.standIns(decodeProblems, covered)
 		more, moreOmitted := salvaged.problems(doc, len(data))
 		for _, fe := range more {
 			if !covered(fe.Field) {
@@ -111,7 +112,26 @@ func Parse(data []byte, name string) (*Config, error) {
 // lack them as serving one route or holding one id. Those would only be
 // follow-on problems of what decoding reported, and past the cap they
 // would be counted with the file's own.
-func (c *Config) standIns(covered func(path string) bool) {
+func (c *Config) standIns(decodeProblems []yamlconf.Problem, covered func(path string) bool) {
+	// Only the endpoints a problem is in can lack a value: the rest of a
+	// large file is not searched.
+	var affected []int
+	for _, p := range decodeProblems {
+		path := p.Path
+		if p.Unknown {
+			path = p.Meant
+		}
+		rest, ok := strings.CutPrefix(path, "endpoints[")
+		if end := strings.IndexByte(rest, ']'); ok && end > 0 {
+			if i, err := strconv.Atoi(rest[:end]); err == nil && i < len(c.Endpoints) &&
+				(len(affected) == 0 || affected[len(affected)-1] != i) {
+				affected = append(affected, i)
+			}
+		}
+	}
+	if len(affected) == 0 {
+		return
+	}
 	taken := make(map[string]bool, 2*len(c.Endpoints))
 	for _, ep := range c.Endpoints {
 		taken[ep.Name], taken[ep.ID] = true, true
@@ -124,7 +144,7 @@ func (c *Config) standIns(covered func(path string) bool) {
 		taken[s] = true
 		return s
 	}
-	for i := range c.Endpoints {
+	for _, i := range affected {
 		ep := &c.Endpoints[i]
 		at := fmt.Sprintf("endpoints[%d].", i)
 		if covered(at + "name") {

@@ -54,7 +54,7 @@ func (d *Document) Salvage(problems []Problem, v any) bool {
 	if !rv.IsValid() || rv.Kind() != reflect.Pointer || rv.IsNil() {
 		return false
 	}
-	p := pruner{from: t, to: &tree{src: t.src, extra: t.extra[:len(t.extra):len(t.extra)], root: -1}, cut: cut, under: under}
+	p := pruner{from: t, to: &tree{src: t.src, extra: t.extra[:len(t.extra):len(t.extra)], nodes: make([]node, 0, len(t.nodes)), root: -1}, cut: cut, under: under}
 	root, ok := p.copy(t.root, "", true, 0)
 	if !ok {
 		return false
