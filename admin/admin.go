@@ -37,8 +37,10 @@ type ConfigStatus struct {
 // ConfigManager is what the admin API needs from whoever owns the config
 // file; the reference server implements it. Implementations must be safe
 // for concurrent use. Options.Config may be nil: then /config/status answers
-// a status with an empty path and /config/reload and /registry/sync answer
-// 409 "no config file".
+// a status with an empty path and /config/reload, /registry/sync and a
+// bodyless /config/validate answer 409 "no config file". A manager that
+// also implements ConfigFileValidator lets POST /config/validate check the
+// file without applying it.
 type ConfigManager interface {
 	// Status reports the file's path, version and reload history.
 	Status() ConfigStatus
