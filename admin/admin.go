@@ -38,8 +38,10 @@ type ConfigStatus struct {
 // ConfigManager is what the admin API needs from whoever owns the config
 // file; the reference server implements it. Implementations must be safe
 // for concurrent use. Options.Config may be nil: then /config/status answers
-// a status with an empty path and /config/reload and /registry/sync answer
-// 409 "no config file".
+// a status with an empty path and /config/reload, /registry/sync and a
+// bodyless /config/validate answer 409 "no config file". A manager that
+// also implements ConfigFileValidator lets POST /config/validate check the
+// file without applying it.
 type ConfigManager interface {
 	// Status reports the file's path, version and reload history.
 	Status() ConfigStatus
@@ -54,6 +56,19 @@ type ConfigManager interface {
 	// Config returns the applied configuration. GET /config/endpoints lists
 	// its Endpoints; the admin API only ever shows it Redacted.
 	Config() config.Config
+}
+
+// ConfigFileValidator is implemented by a ConfigManager that can check its
+// file without applying it, as the reference server's does: POST
+// /config/validate with an empty body calls it. A manager without it
+// answers that request 409, as one without a file does. Implementations
+// must be safe for concurrent use.
+type ConfigFileValidator interface {
+	// ValidateFile reads and parses the file exactly as Reload does, and
+	// applies nothing. It returns the parsed config, a *config.Error
+	// naming the file and listing every problem when it is invalid, or an
+	// error wrapping ErrNoConfigFile when there is no file.
+	ValidateFile(ctx context.Context) (*config.Config, error)
 }
 
 // Options configures New. The zero value is usable: no token and no
@@ -238,7 +253,7 @@ func New(o *orchestrator.Orchestrator, opts Options) *Handler {
 		{Route{http.MethodGet, "/config/status", "Config file path, version and reload history", false}, h.getConfigStatus},
 		{Route{http.MethodGet, "/config/endpoints", "The endpoints of the applied config", false}, h.getConfigEndpoints},
 		{Route{http.MethodPost, "/config/reload", "Re-read and apply the config file", false}, h.postConfigReload},
-		{Route{http.MethodPost, "/config/validate", "Validate a YAML or JSON config without applying it", false}, h.postConfigValidate},
+		{Route{http.MethodPost, "/config/validate", "Validate a YAML or JSON config, or the config file, without applying it", false}, h.postConfigValidate},
 
 		{Route{http.MethodGet, "/registry/endpoints", "List registered endpoints", false}, h.getRegistryEndpoints},
 		{Route{http.MethodPost, "/registry/endpoints", "Register an endpoint, or an array of them (all or none)", false}, h.postRegistryEndpoint},

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 
@@ -15,10 +16,12 @@ type configEndpointList struct {
 	Count     int                     `json:"count"`
 }
 
-// validateResult is the body of a successful POST /config/validate.
+// validateResult is the body of a successful POST /config/validate. Path
+// is the file's, when the file was validated rather than a body.
 type validateResult struct {
-	Valid     bool `json:"valid"`
-	Endpoints int  `json:"endpoints"`
+	Valid     bool   `json:"valid"`
+	Endpoints int    `json:"endpoints"`
+	Path      string `json:"path,omitempty"`
 }
 
 // configStatus returns the manager's status with the admin token scrubbed
@@ -71,8 +74,10 @@ func (h *Handler) postConfigReload(w http.ResponseWriter, r *http.Request) error
 }
 
 // postConfigValidate parses a YAML or JSON config from the body exactly as
-// the server would load it, without applying anything. wrap has capped the
-// body at Options.MaxConfigBytes, the server's server.max_config_bytes.
+// the server would load it, without applying anything; with an empty body
+// it validates the config file the server runs on, as a reload would read
+// it. wrap has capped the body at Options.MaxConfigBytes, the server's
+// server.max_config_bytes.
 func (h *Handler) postConfigValidate(w http.ResponseWriter, r *http.Request) error {
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
@@ -82,14 +87,54 @@ func (h *Handler) postConfigValidate(w http.ResponseWriter, r *http.Request) err
 		}
 		return err
 	}
-	cfg, err := config.Parse(body, "request")
+	if len(body) == 0 {
+		return h.validateConfigFile(w, r)
+	}
+	// No file name: the problem document then speaks of "the
+	// configuration", while the file's names its path.
+	cfg, err := config.Parse(body, "")
 	if err != nil {
-		var ce *config.Error
-		if !errors.As(err, &ce) {
-			// Keep every parse failure a 400, whatever its type.
-			err = &config.Error{File: "request", Errors: []orchestrator.FieldError{{Message: err.Error()}}}
-		}
-		return err
+		return asConfigError(err, "")
 	}
 	return writeJSON(w, http.StatusOK, validateResult{Valid: true, Endpoints: len(cfg.Endpoints)})
+}
+
+// validateConfigFile answers POST /config/validate without a body: the
+// file on disk, checked by the manager (ConfigFileValidator), so that an
+// edit can be checked before it is reloaded or picked up by the watcher.
+func (h *Handler) validateConfigFile(w http.ResponseWriter, r *http.Request) error {
+	if h.opts.Config == nil {
+		return noConfigFile()
+	}
+	v, ok := h.opts.Config.(ConfigFileValidator)
+	if !ok {
+		return fmt.Errorf("the config manager cannot validate its file without applying it (it does not implement admin.ConfigFileValidator); send the file as the body: %w", ErrNoConfigFile)
+	}
+	path := h.opts.Config.Status().Path
+	cfg, err := v.ValidateFile(r.Context())
+	switch {
+	case errors.Is(err, ErrNoConfigFile):
+		return err
+	case errors.Is(err, orchestrator.ErrInvalid):
+		return asConfigError(err, path)
+	case err != nil:
+		return err
+	}
+	return writeJSON(w, http.StatusOK, validateResult{Valid: true, Endpoints: len(cfg.Endpoints), Path: path})
+}
+
+// asConfigError keeps every parse failure of a config a 400 listing its
+// problems, whatever the error's type.
+func asConfigError(err error, file string) error {
+	var (
+		ce *config.Error
+		ve *orchestrator.ValidationError
+	)
+	switch {
+	case errors.As(err, &ce):
+		return err
+	case errors.As(err, &ve):
+		return &config.Error{File: file, Errors: ve.Errors, Omitted: ve.Omitted}
+	}
+	return &config.Error{File: file, Errors: []orchestrator.FieldError{{Message: err.Error()}}}
 }

@@ -103,7 +103,9 @@ type fakeConfig struct {
 	cfg       config.Config
 	next      *config.Config // what the "file" holds now; nil = unchanged
 	reloadErr error          // returned by Reload instead of applying next
-	status    admin.ConfigStatus
+	// validateErr is returned by ValidateFile instead of parsing the file.
+	validateErr error
+	status      admin.ConfigStatus
 }
 
 func (f *fakeConfig) Status() admin.ConfigStatus {
@@ -140,6 +142,18 @@ func (f *fakeConfig) Sync(ctx context.Context) error {
 	return f.o.Sync(ctx, orchestrator.SourceConfig, f.cfg.Endpoints)
 }
 
+// ValidateFile parses the file at the status's path, as the reference
+// server's manager does, or returns validateErr.
+func (f *fakeConfig) ValidateFile(ctx context.Context) (*config.Config, error) {
+	f.mu.Lock()
+	path, err := f.status.Path, f.validateErr
+	f.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	return config.Load(path)
+}
+
 func (f *fakeConfig) Config() config.Config {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -152,7 +166,10 @@ func (f *fakeConfig) set(fn func(f *fakeConfig)) {
 	fn(f)
 }
 
-var _ admin.ConfigManager = (*fakeConfig)(nil)
+var (
+	_ admin.ConfigManager       = (*fakeConfig)(nil)
+	_ admin.ConfigFileValidator = (*fakeConfig)(nil)
+)
 
 // reqOption changes a test request.
 type reqOption func(*http.Request)

@@ -22,6 +22,7 @@ func FuzzDecodeEndpoint(f *testing.F) {
 		`{"name":1}`,
 		`[]`, `null`, ``, `{"name":"a"} {"name":"b"}`, `{"timeout":"soon"}`, `{"methods":"GET"}`,
 		`{"fallback":{"headers":{"X":"y"},"status":"503"}}`,
+		`{"name":["a"],"url":"ftp://x","colour":1,"max_concurrent":"many","methods":["BAD METHOD"]}`,
 	} {
 		f.Add([]byte(seed))
 	}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -72,7 +73,11 @@ func (h *Handler) problemFor(r *http.Request, err error) (document, http.Header)
 		d.Status, kind, d.Title = http.StatusBadRequest, "invalid-config", "Invalid configuration"
 		fields = confErr.Errors
 		d.Omitted = confErr.Omitted
-		d.Detail = fmt.Sprintf("the configuration has %s; nothing was changed", plural(confErr.Total(), "error"))
+		what := "the configuration"
+		if confErr.File != "" {
+			what = "the configuration file " + confErr.File
+		}
+		d.Detail = fmt.Sprintf("%s has %s; nothing was changed", what, plural(confErr.Total(), "error"))
 		if confErr.Omitted > 0 {
 			d.Detail += fmt.Sprintf(" (the first %d are listed)", len(fields))
 		}
@@ -259,27 +264,53 @@ func decodeJSONBody(body []byte, v any) error {
 
 // checkJSON reports every unknown field and value of the wrong type in
 // body, a well-formed JSON value, for a value of v's type, located at line
-// and column; nil when there is none.
+// and column; nil when there is none. When there is, the rest of the body
+// is validated too (for a type with a Validate method, such as
+// orchestrator.Endpoint), so that its bad url is reported beside its
+// unknown field rather than after it is fixed; a problem that only follows
+// from a value that did not decode (a name reported missing when it was
+// written as a list) is left out. The problems are listed in body order,
+// capped at orchestrator.MaxReportedErrors, the rest counted.
 func checkJSON(body []byte, v any) error {
-	probe := reflect.New(reflect.TypeOf(v).Elem()).Interface()
-	_, problems := yamlconf.Decode(body, probe)
+	typ := reflect.TypeOf(v).Elem()
+	doc, problems := yamlconf.Decode(body, reflect.New(typ).Interface())
 	if len(problems) == 0 {
 		return nil
 	}
-	fields := make([]orchestrator.FieldError, 0, min(len(problems), orchestrator.MaxReportedErrors))
+	fields := make([]orchestrator.FieldError, 0, len(problems))
 	for _, p := range problems {
-		if len(fields) == orchestrator.MaxReportedErrors {
-			break
-		}
 		fields = append(fields, orchestrator.FieldError{Field: p.Path, Message: p.Message, Line: p.Line, Column: p.Column})
 	}
-	first := fields[0]
-	detail := fmt.Sprintf("the body has %s; the first, at line %d, column %d: %s", plural(len(problems), "problem"), first.Line, first.Column, first.Message)
-	if first.Field != "" {
-		detail = fmt.Sprintf("the body has %s; the first, at line %d, column %d: %s: %s", plural(len(problems), "problem"), first.Line, first.Column, first.Field, first.Message)
+	omitted := 0
+	salvaged := reflect.New(typ).Interface()
+	if val, ok := salvaged.(interface{ Validate() error }); ok && doc.Salvage(problems, salvaged) {
+		var ve *orchestrator.ValidationError
+		if errors.As(val.Validate(), &ve) {
+			covered := yamlconf.Covers(problems)
+			for _, fe := range ve.Errors {
+				if !covered(fe.Field) {
+					fe.Line, fe.Column = doc.Locate(fe.Field)
+					fields = append(fields, fe)
+				}
+			}
+			omitted = ve.Omitted
+		}
 	}
-	return &apiError{status: http.StatusBadRequest, kind: "invalid-json", title: "Invalid JSON body", detail: detail, errors: fields,
-		omitted: len(problems) - len(fields)}
+	slices.SortStableFunc(fields, func(a, b orchestrator.FieldError) int {
+		if a.Line != b.Line {
+			return a.Line - b.Line
+		}
+		return a.Column - b.Column
+	})
+	total := len(fields) + omitted
+	fields = fields[:min(len(fields), orchestrator.MaxReportedErrors)]
+	first := fields[0]
+	where := fmt.Sprintf("the body has %s; the first, at line %d, column %d: ", plural(total, "problem"), first.Line, first.Column)
+	if first.Field != "" {
+		where += first.Field + ": "
+	}
+	return &apiError{status: http.StatusBadRequest, kind: "invalid-json", title: "Invalid JSON body", detail: where + first.Message, errors: fields,
+		omitted: total - len(fields)}
 }
 
 // jsonError turns an encoding/json error into a 400 naming the field.

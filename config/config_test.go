@@ -207,13 +207,16 @@ func TestConfigUnknownFieldsAreErrors(t *testing.T) {
 			want: []string{`u.yaml:2:3: registry.backend: unknown field "backend"`},
 		},
 		{
-			name: "every unknown field of the file is reported at once",
+			// The url the endpoint lacks is reported too; its name, which
+			// "nme" was likely meant to be, is not reported missing.
+			name: "every unknown field of the file is reported at once, with what else is wrong",
 			data: "servr: {}\nlogging:\n  levl: info\n  colour: true\nendpoints:\n  - nme: a\n",
 			want: []string{
 				`u.yaml:1:1: servr: unknown field "servr" (did you mean "server"?)`,
 				`u.yaml:3:3: logging.levl: unknown field "levl" (did you mean "level"?)`,
 				`u.yaml:4:3: logging.colour: unknown field "colour"`,
 				`u.yaml:6:5: endpoints[0].nme: unknown field "nme" (did you mean "name"?)`,
+				`u.yaml:6:5: endpoints[0].url: is required`,
 			},
 		},
 	}
@@ -622,6 +625,7 @@ func TestConfigErrorsAreCapped(t *testing.T) {
 	}{
 		{"validation", "  - name: svc%d\n    url: ftp://x\n", 1},
 		{"decoding", "  - name: svc%d\n    url: http://127.0.0.1:9/\n    timout: 3\n", 1},
+		{"decoding and validation", "  - name: svc%d\n    url: ftp://x\n    timeout: 5x\n", 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var b strings.Builder

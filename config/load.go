@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/orchestrator-go/orchestrator"
@@ -65,57 +66,152 @@ func moreProblems(n int) string {
 
 // Parse decodes and validates a YAML (or JSON, which is YAML)
 // configuration. Unknown fields, wrong types and invalid values are all
-// reported together in an *Error; name is used in its messages.
+// reported together in an *Error, in file order; name is used in its
+// messages. A file with values that do not decode is validated too, as far
+// as it did decode: its bad url is reported beside its unknown field, but
+// not a problem that only follows from a value that did not decode (a
+// required name reported missing when it was written as a list).
 func Parse(data []byte, name string) (*Config, error) {
 	var cfg Config
 	doc, decodeProblems := yamlconf.Decode(data, &cfg)
-	if len(decodeProblems) > 0 {
-		ce := &Error{File: name}
-		for _, p := range decodeProblems {
-			if len(ce.Errors) == orchestrator.MaxReportedErrors {
-				ce.Omitted++
-				continue
-			}
-			ce.Errors = append(ce.Errors, orchestrator.FieldError{Field: p.Path, Message: p.Message, Line: p.Line, Column: p.Column})
+	if len(decodeProblems) == 0 {
+		if errs, omitted := cfg.problems(doc, len(data)); len(errs) > 0 {
+			return nil, newError(name, errs, omitted)
 		}
-		return nil, ce
+		return &cfg, nil
 	}
-	limit := cfg.Server.MaxConfigBytes
+	errs := make([]orchestrator.FieldError, 0, min(len(decodeProblems), orchestrator.MaxReportedErrors))
+	omitted := 0
+	for _, p := range decodeProblems {
+		if len(errs) == orchestrator.MaxReportedErrors {
+			// The problems come in file order: the hundred listed come
+			// before the rest, which no validation error could change.
+			omitted++
+			continue
+		}
+		errs = append(errs, orchestrator.FieldError{Field: p.Path, Message: p.Message, Line: p.Line, Column: p.Column})
+	}
+	var salvaged Config
+	if doc.Salvage(decodeProblems, &salvaged) {
+		covered := yamlconf.Covers(decodeProblems)
+		salvaged.standIns(decodeProblems, covered)
+		more, moreOmitted := salvaged.problems(doc, len(data))
+		for _, fe := range more {
+			if !covered(fe.Field) {
+				errs = append(errs, fe)
+			}
+		}
+		omitted += moreOmitted
+	}
+	return nil, newError(name, errs, omitted)
+}
+
+// standIns gives the endpoints of a salvaged config a stand-in for a
+// name, version, id or url that did not decode: each is unique and valid,
+// so that validation reports none of them missing, nor the endpoints that
+// lack them as serving one route or holding one id. Those would only be
+// follow-on problems of what decoding reported, and past the cap they
+// would be counted with the file's own.
+func (c *Config) standIns(decodeProblems []yamlconf.Problem, covered func(path string) bool) {
+	// Only the endpoints a problem is in can lack a value: the rest of a
+	// large file is not searched.
+	var affected []int
+	for _, p := range decodeProblems {
+		path := p.Path
+		if p.Unknown {
+			path = p.Meant
+		}
+		rest, ok := strings.CutPrefix(path, "endpoints[")
+		if end := strings.IndexByte(rest, ']'); ok && end > 0 {
+			if i, err := strconv.Atoi(rest[:end]); err == nil && i < len(c.Endpoints) &&
+				(len(affected) == 0 || affected[len(affected)-1] != i) {
+				affected = append(affected, i)
+			}
+		}
+	}
+	if len(affected) == 0 {
+		return
+	}
+	taken := make(map[string]bool, 2*len(c.Endpoints))
+	for _, ep := range c.Endpoints {
+		taken[ep.Name], taken[ep.ID] = true, true
+	}
+	standIn := func(i int) string {
+		s := fmt.Sprintf("undecoded-%d", i)
+		for taken[s] {
+			s += "-"
+		}
+		taken[s] = true
+		return s
+	}
+	for _, i := range affected {
+		ep := &c.Endpoints[i]
+		at := fmt.Sprintf("endpoints[%d].", i)
+		if covered(at + "name") {
+			ep.Name = standIn(i)
+		}
+		if covered(at + "version") {
+			ep.Version = standIn(i)
+		}
+		if covered(at + "id") {
+			ep.ID = standIn(i)
+		}
+		if covered(at + "url") {
+			ep.URL = "http://undecoded.invalid/"
+		}
+	}
+}
+
+// problems returns the problems of a decoded config, located in doc, and
+// how many more there were than it lists: the file's size past the cap
+// or a null endpoints list alone, else every validation error.
+func (c *Config) problems(doc *yamlconf.Document, size int) (errs []orchestrator.FieldError, omitted int) {
+	limit := c.Server.MaxConfigBytes
 	if limit == 0 {
 		limit = DefaultMaxConfigBytes
 	}
-	if int64(len(data)) > limit {
+	if int64(size) > limit {
 		// A file may raise its own cap; past the cap in force it is
 		// refused like any other bad file. (Reading is capped before this
 		// on reloads and POST /config/validate bodies.)
 		line, col := doc.Locate("server.max_config_bytes")
-		return nil, &Error{File: name, Errors: []orchestrator.FieldError{{Field: "server.max_config_bytes", Line: line, Column: col,
-			Message: fmt.Sprintf("the file is %d bytes, more than the %d this allows", len(data), limit)}}}
+		return []orchestrator.FieldError{{Field: "server.max_config_bytes", Line: line, Column: col,
+			Message: fmt.Sprintf("the file is %d bytes, more than the %d this allows", size, limit)}}, 0
 	}
-	if cfg.Endpoints == nil && doc.NullKey("endpoints") {
+	if c.Endpoints == nil && doc.NullKey("endpoints") {
 		// "endpoints:" with nothing after it is what a file cut short
 		// while being written looks like; serving no endpoints is asked
 		// for with "endpoints: []".
 		line, col := doc.Locate("endpoints")
-		return nil, &Error{File: name, Errors: []orchestrator.FieldError{{Field: "endpoints", Line: line, Column: col,
-			Message: "is null; write \"endpoints: []\" to serve no endpoints from the file"}}}
+		return []orchestrator.FieldError{{Field: "endpoints", Line: line, Column: col,
+			Message: "is null; write \"endpoints: []\" to serve no endpoints from the file"}}, 0
 	}
-	if err := cfg.Validate(); err != nil {
-		ve := err.(*orchestrator.ValidationError)
-		ce := &Error{File: name, Omitted: ve.Omitted}
-		for _, fe := range ve.Errors {
-			fe.Line, fe.Column = doc.Locate(fe.Field)
-			ce.Errors = append(ce.Errors, fe)
+	err := c.Validate()
+	if err == nil {
+		return nil, 0
+	}
+	ve := err.(*orchestrator.ValidationError)
+	for _, fe := range ve.Errors {
+		fe.Line, fe.Column = doc.Locate(fe.Field)
+		errs = append(errs, fe)
+	}
+	return errs, ve.Omitted
+}
+
+// newError returns the *Error of a file's problems, sorted into file
+// order and capped at orchestrator.MaxReportedErrors, the rest counted with
+// the omitted ones.
+func newError(name string, errs []orchestrator.FieldError, omitted int) *Error {
+	slices.SortStableFunc(errs, func(a, b orchestrator.FieldError) int {
+		if a.Line != b.Line {
+			return a.Line - b.Line
 		}
-		slices.SortStableFunc(ce.Errors, func(a, b orchestrator.FieldError) int {
-			if a.Line != b.Line {
-				return a.Line - b.Line
-			}
-			return a.Column - b.Column
-		})
-		return nil, ce
+		return a.Column - b.Column
+	})
+	if n := len(errs) - orchestrator.MaxReportedErrors; n > 0 {
+		errs, omitted = errs[:orchestrator.MaxReportedErrors], omitted+n
 	}
-	return &cfg, nil
+	return &Error{File: name, Errors: errs, Omitted: omitted}
 }
 
 // Load reads and parses a configuration file.

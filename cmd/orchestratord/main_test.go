@@ -96,6 +96,24 @@ logging:
 		got := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")
 		assert.Equal(t, want, got, "got %q; want %q", got, want)
 	})
+	t.Run("problems of decoding and of validation are listed together", func(t *testing.T) {
+		// Issue 13, point 6: an unknown field and a bad duration used to
+		// hide the bad url and the empty name until they were fixed.
+		four, err := os.ReadFile("../../testdata/four-problems.yaml")
+		require.NoError(t, err)
+		path := testutil.ConfigFile(t, string(four))
+		code, stdout, stderr := runSync("validate", path)
+		assert.Equal(t, 1, code)
+		assert.Empty(t, stdout)
+		want := []string{
+			path + `:6:3: server.colour: unknown field "colour"`,
+			path + `:10:14: endpoints[0].timeout: invalid duration "5 parsecs": want seconds (30) or a Go duration ("250ms", "1m30s")`,
+			path + `:12:10: endpoints[1].url: "ftp://127.0.0.1:9002" must use http or https`,
+			path + ":13:11: endpoints[2].name: is required",
+		}
+		got := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")
+		assert.Equal(t, want, got, "got %q; want %q", got, want)
+	})
 	t.Run("every error line matches file:line:column: message", func(t *testing.T) {
 		path := testutil.ConfigFile(t, "endpoints:\n  - name: [x\n")
 		code, _, stderr := runSync("validate", path)

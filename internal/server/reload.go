@@ -108,6 +108,26 @@ func (m *configManager) Reload(ctx context.Context) error { return m.load(ctx, t
 // config-owned endpoints to what the file says.
 func (m *configManager) Sync(ctx context.Context) error { return m.load(ctx, true, "sync") }
 
+// ValidateFile reads and parses the file as a reload does, under the same
+// size cap, and applies nothing (POST /config/validate with no body). It
+// takes no lock: it changes nothing a reload reads, and a slow check must
+// not hold up the watcher.
+func (m *configManager) ValidateFile(ctx context.Context) (*config.Config, error) {
+	if m.path == "" {
+		return nil, fmt.Errorf("the server runs on its embedded default config: %w", admin.ErrNoConfigFile)
+	}
+	data, err := m.read()
+	if err != nil {
+		return nil, err
+	}
+	if len(data) >= largeConfig {
+		defer m.memory.releaseAfter(reloadReleaseDelay)
+	}
+	return config.Parse(data, m.path)
+}
+
+var _ admin.ConfigFileValidator = (*configManager)(nil)
+
 func (m *configManager) load(ctx context.Context, force bool, trigger string) error {
 	if m.path == "" {
 		return fmt.Errorf("the server runs on its embedded default config: %w", admin.ErrNoConfigFile)

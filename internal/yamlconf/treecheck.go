@@ -49,12 +49,13 @@ type treeChecker struct {
 	lastOff, lastLine, lastLineStart int
 }
 
-// at records a problem at node n, as at does at a goccy/go-yaml node.
-func (c *treeChecker) at(n int32, path, msg string) {
+// at records a problem at node n, as at does at a goccy/go-yaml node. It
+// reports false when it could not, the tree not knowing where n is.
+func (c *treeChecker) at(n int32, path, msg string) bool {
 	off, shift, known := c.t.offset(n)
 	if !known && !c.lenient {
 		c.exact = false
-		return
+		return false
 	}
 	p := Problem{Path: path, Message: msg}
 	if off < c.lastOff || c.lastLine == 0 {
@@ -69,6 +70,7 @@ func (c *treeChecker) at(n int32, path, msg string) {
 	p.Line = c.lastLine
 	p.Column = utf8.RuneCount(c.t.src[c.lastLineStart:off]) + 1 + shift
 	c.problems = append(c.problems, p)
+	return true
 }
 
 // scalar is scalar on a tree node: the text of any scalar but null.
@@ -130,11 +132,10 @@ func (c *treeChecker) check(n int32, t reflect.Type, path string) {
 			}
 			f, ok := fields[key]
 			if !ok {
-				msg := fmt.Sprintf("unknown field %q", key)
-				if s := suggest(key, fields); s != "" {
-					msg += fmt.Sprintf(" (did you mean %q?)", s)
+				if c.at(k, join(path, key), "") {
+					last := &c.problems[len(c.problems)-1]
+					*last = unknownField(*last, path, key, fields)
 				}
-				c.at(k, join(path, key), msg)
 				continue
 			}
 			c.check(c.t.nodes[k].next, f, join(path, key))

@@ -28,6 +28,13 @@ type Problem struct {
 	// Line and Column are 1-based; 0 when unknown.
 	Line, Column int
 	Message      string
+	// Unknown says the problem is a field the type does not have, which
+	// leaves the decoded value as it would be without the field.
+	Unknown bool
+	// Meant is, for an unknown field one typo away from a known one, the
+	// path of that known field ("endpoints[0].name" for "nmae"): a problem
+	// later found with it (a required field missing) follows from the typo.
+	Meant string
 }
 
 // Document is a parsed YAML file that can locate field paths.
@@ -334,11 +341,7 @@ func check(n ast.Node, t reflect.Type, path string, problems *[]Problem) {
 			key := keyString(kv.Key)
 			f, ok := fields[key]
 			if !ok {
-				msg := fmt.Sprintf("unknown field %q", key)
-				if s := suggest(key, fields); s != "" {
-					msg += fmt.Sprintf(" (did you mean %q?)", s)
-				}
-				*problems = append(*problems, at(kv.Key, join(path, key), msg))
+				*problems = append(*problems, unknownField(at(kv.Key, join(path, key), ""), path, key, fields))
 				continue
 			}
 			check(kv.Value, f, join(path, key), problems)
@@ -451,6 +454,17 @@ func structFields(t reflect.Type) map[string]reflect.Type {
 		out[name] = f.Type
 	}
 	return out
+}
+
+// unknownField completes p, the problem of the unknown field key of the
+// struct at path, with its message and the field it was likely meant to be.
+func unknownField(p Problem, path, key string, fields map[string]reflect.Type) Problem {
+	p.Message, p.Unknown = fmt.Sprintf("unknown field %q", key), true
+	if s := suggest(key, fields); s != "" {
+		p.Message += fmt.Sprintf(" (did you mean %q?)", s)
+		p.Meant = join(path, s)
+	}
+	return p
 }
 
 // suggest returns the known field closest to key when it is a likely typo.
