@@ -3,14 +3,18 @@ package testutil
 import (
 	"fmt"
 	"math"
+	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
+	"testing"
 )
 
 // ExpositionMetadataProblems checks a Prometheus text exposition (format
 // 0.0.4) and returns one line per problem, or nil: a family whose samples
-// have no # TYPE or no # HELP line before them, a # HELP or # TYPE line
+// have no # TYPE or no # HELP line before them, a # HELP without text, a
+// # HELP or # TYPE line
 // written twice for a family or after its samples, an unknown type, a
 // sample that does not fit its family's type (a histogram sample that is
 // neither _bucket with le or vmrange, _sum nor _count; a summary sample
@@ -53,6 +57,9 @@ func (c *expoChecker) line(n int, line string) {
 func (c *expoChecker) comment(n int, line string) {
 	f := strings.Fields(line)
 	if len(f) < 3 || f[0] != "#" || (f[1] != "HELP" && f[1] != "TYPE") {
+		if len(f) == 2 && f[0] == "#" && (f[1] == "HELP" || f[1] == "TYPE") {
+			c.addf(n, "# %s without a family name", f[1])
+		}
 		return // an ordinary comment
 	}
 	name := f[2]
@@ -62,6 +69,9 @@ func (c *expoChecker) comment(n int, line string) {
 	if f[1] == "HELP" {
 		if prev, ok := c.help[name]; ok {
 			c.addf(n, "# HELP %s written twice (first at line %d)", name, prev)
+		}
+		if len(f) == 3 {
+			c.addf(n, "# HELP %s has no text", name)
 		}
 		c.help[name] = n
 		return
@@ -228,4 +238,24 @@ func parseExpositionLabels(s string) (labels []string, rest string, err error) {
 			return nil, "", fmt.Errorf("want , or } after label %s", label)
 		}
 	}
+}
+
+// PromtoolEnv set to 1 (as .ci/run does) turns a missing promtool into a
+// test failure instead of a skip.
+const PromtoolEnv = "ORCHESTRATOR_REQUIRE_PROMTOOL"
+
+// Promtool returns the path of promtool (Debian's prometheus package).
+// Without one on PATH it skips the test, or fails it when PromtoolEnv is 1.
+func Promtool(tb testing.TB) string {
+	tb.Helper()
+	path, err := exec.LookPath("promtool")
+	if err == nil {
+		return path
+	}
+	msg := "promtool is not on PATH: install Debian's prometheus package (apt-get install -y prometheus), which provides it"
+	if os.Getenv(PromtoolEnv) == "1" {
+		tb.Fatalf("%s (%s=1 requires it)", msg, PromtoolEnv)
+	}
+	tb.Skipf("%s; %s=1 makes this a failure", msg, PromtoolEnv)
+	return ""
 }

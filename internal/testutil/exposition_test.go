@@ -39,6 +39,7 @@ g -1 1700000000000
 		{"no type", "# HELP a A.\na 1\n", "no # TYPE line"},
 		{"no help", "# TYPE a gauge\na 1\n", "no # HELP line"},
 		{"neither", "a 1\n", "no # TYPE line"},
+		{"empty help", "# HELP a\n# TYPE a gauge\na 1\n", "# HELP a has no text"},
 		{"help twice", "# HELP a A.\n# HELP a A.\n# TYPE a gauge\na 1\n", "# HELP a written twice"},
 		{"type twice", "# HELP a A.\n# TYPE a gauge\n# TYPE a gauge\na 1\n", "# TYPE a written twice"},
 		{"type after samples", "# HELP a A.\na 1\n# TYPE a gauge\n", "comes after samples"},
