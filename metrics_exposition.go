@@ -167,6 +167,7 @@ type metadataWriter struct {
 	out     []byte
 	partial []byte            // a line cut between two Writes
 	family  string            // the family of the last sample line
+	grouped bool              // family is a histogram or summary
 	seen    map[string]bool   // families whose metadata was written
 	typed   map[string]string // types read from # TYPE lines
 }
@@ -219,7 +220,7 @@ func (m *metadataWriter) flushOut() {
 // that adds metadata and labels itself; it must claim its families.
 func (m *metadataWriter) direct() io.Writer {
 	m.Flush()
-	m.family = ""
+	m.family, m.grouped = "", false
 	return m.dst
 }
 
@@ -256,12 +257,13 @@ func (m *metadataWriter) line(l []byte) {
 		m.out = append(m.out, '\n')
 		return
 	}
-	name := string(l[:end])
-	fam, f := m.familyOf(name, l[end:])
-	if fam != m.family {
-		m.family = fam
-		if m.claim(fam) {
-			m.out = appendMetadata(m.out, fam, f)
+	if !m.sameFamily(l[:end]) {
+		fam, f := m.familyOf(string(l[:end]), l[end:])
+		if fam != m.family {
+			m.family, m.grouped = fam, f.typ == "histogram" || f.typ == "summary"
+			if m.claim(fam) {
+				m.out = appendMetadata(m.out, fam, f)
+			}
 		}
 	}
 	m.out = append(m.out, l[:end]...)
@@ -282,6 +284,23 @@ func (m *metadataWriter) line(l []byte) {
 	}
 	m.out = append(m.out, rest...)
 	m.out = append(m.out, '\n')
+}
+
+// sameFamily reports, without allocating, whether a sample called name
+// belongs to the family of the line before: the common case, one family's
+// series follow each other.
+func (m *metadataWriter) sameFamily(name []byte) bool {
+	rest, ok := bytes.CutPrefix(name, []byte(m.family))
+	if !ok || m.family == "" {
+		return false
+	}
+	switch string(rest) {
+	case "":
+		return true
+	case "_bucket", "_sum", "_count":
+		return m.grouped
+	}
+	return false
 }
 
 // familyOf returns the family of a sample called name (rest is the line
