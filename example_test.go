@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 
 	"github.com/orchestrator-go/orchestrator"
@@ -159,4 +160,37 @@ func ExampleRegistry() {
 
 	fmt.Println(get(o, "/orchestrator/inventory/sku-1"))
 	// Output: 200 backend got /stock/sku-1
+}
+
+// Two gateways in one process, told apart by a constant label on every
+// series; each family is described by # HELP and # TYPE lines.
+func ExampleWithMetricsLabels() {
+	for _, name := range []string{"eu-1", "us-1"} {
+		o, err := orchestrator.New(
+			orchestrator.WithMetricsLabels(map[string]string{"gateway": name}),
+			orchestrator.WithEndpoints(orchestrator.Endpoint{Name: "users", URL: "http://127.0.0.1:9/"}),
+		)
+		if err != nil {
+			fmt.Println(err)
+			return
+		}
+		var b strings.Builder
+		o.WritePrometheus(&b)
+		for _, line := range strings.Split(b.String(), "\n") {
+			if strings.Contains(line, "orchestrator_registry_endpoints") && (name == "eu-1" || !strings.HasPrefix(line, "#")) {
+				fmt.Println(line)
+			}
+		}
+		o.Close()
+	}
+	_, err := orchestrator.New(orchestrator.WithMetricsLabels(map[string]string{"endpoint": "x"}))
+	fmt.Println(err)
+	// Output:
+	// # HELP orchestrator_registry_endpoints Endpoints registered, by source (config or api).
+	// # TYPE orchestrator_registry_endpoints gauge
+	// orchestrator_registry_endpoints{gateway="eu-1",source="api"} 0
+	// orchestrator_registry_endpoints{gateway="eu-1",source="config"} 1
+	// orchestrator_registry_endpoints{gateway="us-1",source="api"} 0
+	// orchestrator_registry_endpoints{gateway="us-1",source="config"} 1
+	// orchestrator: WithMetricsLabels({"endpoint":"x"}): invalid configuration: metrics.labels.endpoint: label name "endpoint" is taken: the gateway's series use endpoint, method, status, kind, source, result, target, le, quantile, vmrange
 }

@@ -367,8 +367,18 @@ func leLabels(bounds []float64) []string {
 // expositionWriter formats series lines into a buffer that it hands to w
 // in large pieces.
 type expositionWriter struct {
-	w   io.Writer
-	buf []byte
+	w      io.Writer
+	buf    []byte
+	labels string          // constant labels, first in every series; "" for none
+	meta   *metadataWriter // nil: no # HELP and # TYPE lines
+}
+
+// describe writes a family's metadata when e writes metadata and no line
+// of the exposition carried it yet.
+func (e *expositionWriter) describe(name string) {
+	if e.meta != nil && e.meta.claim(name) {
+		e.buf = appendMetadata(e.buf, name, gatewayFamilies[name])
+	}
 }
 
 func (e *expositionWriter) flushIfFull() {
@@ -389,7 +399,12 @@ func (e *expositionWriter) flush() {
 func (e *expositionWriter) series(name, suffix, id string, extra ...string) {
 	e.buf = append(e.buf, name...)
 	e.buf = append(e.buf, suffix...)
-	e.buf = append(e.buf, `{endpoint=`...)
+	e.buf = append(e.buf, '{')
+	if e.labels != "" {
+		e.buf = append(e.buf, e.labels...)
+		e.buf = append(e.buf, ',')
+	}
+	e.buf = append(e.buf, `endpoint=`...)
 	e.buf = strconv.AppendQuote(e.buf, id)
 	for _, x := range extra {
 		e.buf = append(e.buf, x...)
@@ -449,7 +464,9 @@ type requestSeries struct {
 // order, endpoints in id order within a family, and within an endpoint in
 // series name order. It streams: nothing is buffered beyond 32 KiB, so a
 // scrape of 10,000 endpoints (tens of megabytes of text) leaves little
-// garbage behind.
+// garbage behind. Given WritePrometheus's metadataWriter, it writes past
+// it, with the metadata and constant labels; given any other writer (the
+// Set written on its own), it writes the series bare.
 func (g *gatewayMetrics) writeEndpoints(w io.Writer) {
 	t := g.o.table.Load()
 	routes := make([]*route, 0, t.ids.Len())
@@ -462,19 +479,24 @@ func (g *gatewayMetrics) writeEndpoints(w io.Writer) {
 		return
 	}
 	slices.SortFunc(routes, func(a, b *route) int { return strings.Compare(a.id, b.id) })
-	e := &expositionWriter{w: w, buf: make([]byte, 0, 40<<10)}
+	e := &expositionWriter{buf: make([]byte, 0, 40<<10)}
+	if m, ok := w.(*metadataWriter); ok {
+		e.meta, e.labels, w = m, m.labels, m.direct()
+	}
+	e.w = w
 	defer e.flush()
-	each := func(write func(rt *route, m *endpointMetrics)) {
+	each := func(family string, write func(rt *route, m *endpointMetrics)) {
+		e.describe(family)
 		for _, rt := range routes {
 			write(rt, rt.metrics)
 			e.flushIfFull()
 		}
 	}
 	// The families in name order.
-	each(func(rt *route, m *endpointMetrics) {
+	each(metricBreakerOpens, func(rt *route, m *endpointMetrics) {
 		e.uint(metricBreakerOpens, "", rt.id, m.breakerOpens.Get())
 	})
-	each(func(rt *route, m *endpointMetrics) {
+	each(metricBreakerState, func(rt *route, m *endpointMetrics) {
 		var v int64
 		switch rt.breaker.state() {
 		case BreakerHalfOpen:
@@ -484,27 +506,27 @@ func (g *gatewayMetrics) writeEndpoints(w io.Writer) {
 		}
 		e.int(metricBreakerState, rt.id, v)
 	})
-	each(func(rt *route, m *endpointMetrics) {
+	each(metricEndpointHealth, func(rt *route, m *endpointMetrics) {
 		var v int64
 		if rt.status() == StatusHealthy {
 			v = 1
 		}
 		e.int(metricEndpointHealth, rt.id, v)
 	})
-	each(func(rt *route, m *endpointMetrics) {
+	each(metricHealthFlips, func(rt *route, m *endpointMetrics) {
 		e.uint(metricHealthFlips, "", rt.id, m.healthFlips.Get())
 	})
-	each(func(rt *route, m *endpointMetrics) {
+	each(metricProbeDuration, func(rt *route, m *endpointMetrics) {
 		e.histogram(metricProbeDuration, rt.id, m.probeDuration.p.Load(), probeLE)
 	})
-	each(func(rt *route, m *endpointMetrics) {
+	each(metricDuration, func(rt *route, m *endpointMetrics) {
 		e.histogram(metricDuration, rt.id, m.duration.p.Load(), requestLE)
 	})
-	each(func(rt *route, m *endpointMetrics) {
+	each(metricInFlight, func(rt *route, m *endpointMetrics) {
 		e.int(metricInFlight, rt.id, rt.traffic.inFlight.Load())
 	})
 	var reqs []requestSeries
-	each(func(rt *route, m *endpointMetrics) {
+	each(metricRequests, func(rt *route, m *endpointMetrics) {
 		reqs = reqs[:0]
 		m.requests.each(func(k uint16, n uint64) {
 			reqs = append(reqs, requestSeries{methodNames[k>>10], strconv.Itoa(int(k & 1023)), n})
@@ -520,7 +542,7 @@ func (g *gatewayMetrics) writeEndpoints(w io.Writer) {
 			e.uint(metricRequests, "", rt.id, r.n, `,method="`, r.method, `",status="`, r.status, `"`)
 		}
 	})
-	each(func(rt *route, m *endpointMetrics) {
+	each(metricUpstreamErrors, func(rt *route, m *endpointMetrics) {
 		for _, i := range upstreamErrorOrder {
 			e.uint(metricUpstreamErrors, "", rt.id, m.upstreamError[i].Get(), `,kind="`, upstreamErrorKinds[i], `"`)
 		}
@@ -537,32 +559,3 @@ var upstreamErrorOrder = func() []int {
 	slices.SortFunc(idx, func(a, b int) int { return strings.Compare(upstreamErrorKinds[a], upstreamErrorKinds[b]) })
 	return idx
 }()
-
-// WritePrometheus writes the gateway's metrics in the Prometheus text
-// format: request counts and latency histograms per endpoint, breaker and
-// health state, upstream errors by kind, in-flight requests, probe latency
-// and registry size. Two Orchestrators in one process keep separate sets.
-// With WithMetrics(false) it writes only the series the program added to
-// MetricsSet. Safe for concurrent use.
-func (o *Orchestrator) WritePrometheus(w io.Writer) {
-	o.metricsSet.WritePrometheus(w)
-}
-
-// MetricsSet returns the Orchestrator's metrics.Set, so that a program can
-// add its own series to the same exposition (orchestratord adds
-// orchestrator_config_reloads_total). Do not unregister the gateway's own.
-func (o *Orchestrator) MetricsSet() *metrics.Set { return o.metricsSet }
-
-// MetricsHandler serves WritePrometheus over HTTP. With process true it also
-// writes the Go runtime and process metrics (go_*, process_*), open file
-// descriptors (process_open_fds, process_max_fds) included.
-func (o *Orchestrator) MetricsHandler(process bool) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-		o.WritePrometheus(w)
-		if process {
-			metrics.WriteProcessMetrics(w)
-			metrics.WriteFDMetrics(w)
-		}
-	})
-}

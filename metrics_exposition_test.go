@@ -8,7 +8,10 @@ import (
 	"math"
 	"os"
 	"runtime"
+	"strings"
 	"testing"
+
+	"github.com/orchestrator-go/orchestrator/internal/testutil"
 )
 
 // TestMetricsExpositionFormat pins the exposition of the per-endpoint
@@ -16,18 +19,64 @@ import (
 // testdata was produced that way): families in name order, endpoints in id
 // order within a family, histograms as metrics.PrometheusHistogram writes
 // them, requests_total by method then status, upstream errors by kind.
+// That is the Set written on its own, bare; WritePrometheus adds metadata
+// and constant labels to it (TestMetricsExpositionMetadataAndLabels).
 func TestMetricsExpositionFormat(t *testing.T) {
+	o := expositionFixture(t)
+	var got bytes.Buffer
+	o.MetricsSet().WritePrometheus(&got)
+	want, err := os.ReadFile("testdata/metrics-exposition.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(want, got.Bytes()) {
+		t.Errorf("exposition differs from testdata/metrics-exposition.txt; got:\n%s", got.String())
+	}
+}
+
+// TestMetricsExpositionMetadataAndLabels pins what WritePrometheus adds to
+// the bare Set: one # HELP and one # TYPE line before each family, and
+// the WithMetricsLabels labels first in every series, sorted by name, the
+// value escaped (a quote, a backslash, a newline, UTF-8 as it is).
+func TestMetricsExpositionMetadataAndLabels(t *testing.T) {
+	o := expositionFixture(t, WithMetricsLabels(map[string]string{"zone": "eu \"west\"\\\nü", "gateway": "a"}))
+	var got bytes.Buffer
+	o.WritePrometheus(&got)
+	const golden = "testdata/metrics-exposition-labelled.txt"
+	if os.Getenv("ORCHESTRATOR_UPDATE_GOLDEN") == "1" {
+		if err := os.WriteFile(golden, got.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(want, got.Bytes()) {
+		t.Errorf("exposition differs from %s; got:\n%s", golden, got.String())
+	}
+	if problems := testutil.ExpositionMetadataProblems(got.String()); len(problems) > 0 {
+		t.Errorf("exposition metadata problems; want none:\n%s", strings.Join(problems, "\n"))
+	}
+}
+
+// expositionFixture is a gateway with five endpoints (one disabled, one
+// registered through the API, one with its breaker tripped) whose metrics
+// are set by hand to values that reach every branch of the writer.
+func expositionFixture(t *testing.T, opts ...Option) *Orchestrator {
+	t.Helper()
 	off := false
-	o, err := New(WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), WithHealthCheck(HealthCheckConfig{Enabled: &off}), WithEndpoints(
+	opts = append([]Option{WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), WithHealthCheck(HealthCheckConfig{Enabled: &off}), WithEndpoints(
 		Endpoint{Name: "a", URL: "http://127.0.0.1:1/x"},
 		Endpoint{Name: "b", Version: "v1", URL: "http://127.0.0.1:2/x"},
 		Endpoint{Name: "c", URL: "http://127.0.0.1:3/x", Disabled: true},
 		Endpoint{Name: "d", URL: "http://127.0.0.1:4/x"},
-	))
+	)}, opts...)
+	o, err := New(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer o.Close()
+	t.Cleanup(func() { o.Close() })
 	if _, err := o.Register(context.Background(), Endpoint{Name: "e", ID: "e-api", URL: "http://127.0.0.1:5/x"}); err != nil {
 		t.Fatal(err)
 	}
@@ -60,16 +109,7 @@ func TestMetricsExpositionFormat(t *testing.T) {
 	b.healthFlips.Inc()
 	o.metrics.unrouted.inc("GET", 404)
 	o.metrics.unrouted.inc("BREW", 404)
-
-	var got bytes.Buffer
-	o.WritePrometheus(&got)
-	want, err := os.ReadFile("testdata/metrics-exposition.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(want, got.Bytes()) {
-		t.Errorf("exposition differs from testdata/metrics-exposition.txt; got:\n%s", got.String())
-	}
+	return o
 }
 
 // TestMemoryPerEndpoint bounds the live heap an endpoint costs, so that

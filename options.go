@@ -35,6 +35,7 @@ type options struct {
 	maxHeaderCount   int
 	adminToken       string
 	noMetrics        bool
+	metricsLabels    map[string]string
 	accessLog        bool
 	startTraces      bool
 	allowedUpstreams []string

@@ -47,6 +47,7 @@ type Orchestrator struct {
 	guard           *netguard.Guard
 	metrics         *gatewayMetrics // nil when metrics are off
 	metricsSet      *metrics.Set    // metrics.set, or an empty set when they are off
+	metricsLabels   string          // WithMetricsLabels, rendered for a series' braces
 	accessLog       *slog.Logger    // nil when the access log is off
 	startTraces     bool
 	extraPolicies   []failsafe.Policy[*http.Response]
@@ -155,6 +156,7 @@ func New(opts ...Option) (*Orchestrator, error) {
 	if cfg.accessLog {
 		o.accessLog = componentLogger(o.logger, cfg.loggerKey, "orchestrator.access")
 	}
+	o.metricsLabels = renderMetricsLabels(cfg.metricsLabels)
 	if !cfg.noMetrics {
 		o.metrics = newGatewayMetrics(o)
 		o.metricsSet = o.metrics.set

@@ -19,6 +19,8 @@ type Config struct {
 	Registry Registry `json:"registry" yaml:"registry"`
 	// Logging configures the logs.
 	Logging Logging `json:"logging" yaml:"logging"`
+	// Metrics configures the Prometheus exposition at /metrics.
+	Metrics Metrics `json:"metrics" yaml:"metrics"`
 	// CORS makes the gateway answer CORS for proxied routes
 	// (orchestrator.CORS).
 	CORS orchestrator.CORSConfig `json:"cors" yaml:"cors"`
@@ -132,6 +134,19 @@ type Logging struct {
 	// sent upstream and logged as trace_id) for requests that carry none.
 	// Default false: trace context passes through untouched.
 	StartTraces bool `json:"start_traces,omitempty" yaml:"start_traces,omitempty"`
+}
+
+// Metrics configures the Prometheus exposition. Changes take effect at the
+// next restart.
+type Metrics struct {
+	// Labels are constant labels added to every series of the gateway
+	// (orchestrator.WithMetricsLabels), such as {gateway: eu-1}, so that
+	// gateways scraped by one job give distinct series. Names match
+	// [a-zA-Z_][a-zA-Z0-9_]*, do not start with __ and are not one of the
+	// gateway's own labels (endpoint, method, status, kind, source, result,
+	// target, le, quantile, vmrange); values are non-empty UTF-8. The Go
+	// runtime and process series do not get them.
+	Labels map[string]string `json:"labels,omitempty" yaml:"labels,omitempty"`
 }
 
 // AccessLogEnabled reports whether access lines are written (default true).

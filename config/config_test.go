@@ -275,6 +275,10 @@ circuit_breaker:
   fallback_strategy: shrug
 health_check:
   healthy_threshold: -2
+metrics:
+  labels:
+    gateway: eu-1
+    endpoint: x
 `
 		ce := cfError(t, data, "every.yaml")
 		assert.Equal(t, "every.yaml", ce.File)
@@ -293,6 +297,7 @@ health_check:
 			`every.yaml:19:22: circuit_breaker.failure_threshold: must be > 0`,
 			`every.yaml:20:22: circuit_breaker.fallback_strategy: unknown strategy "shrug"; want error_response, static_response or fallback_endpoint`,
 			`every.yaml:22:22: health_check.healthy_threshold: must be > 0`,
+			`every.yaml:26:15: metrics.labels.endpoint: label name "endpoint" is taken: the gateway's series use endpoint, method, status, kind, source, result, target, le, quantile, vmrange`,
 		}
 		got := cfLines(ce)
 		assert.Equal(t, want, got, "got %q; want %q", got, want)
@@ -454,6 +459,9 @@ func TestConfigValidateRules(t *testing.T) {
 		}, []string{"cors.allow_credentials"}},
 		{"an unknown log level is refused", func(c *config.Config) { c.Logging.Level = "verbose" }, []string{"logging.level"}},
 		{"an unknown log format is refused", func(c *config.Config) { c.Logging.Format = "xml" }, []string{"logging.format"}},
+		{"bad metrics labels are refused by name, in name order", func(c *config.Config) {
+			c.Metrics.Labels = map[string]string{"gateway": "a", "zone-1": "z", "endpoint": "x", "__meta": "m", "empty": ""}
+		}, []string{"metrics.labels.__meta", "metrics.labels.empty", "metrics.labels.endpoint", "metrics.labels.zone-1"}},
 		{"bad global breaker settings are refused", func(c *config.Config) {
 			c.CircuitBreaker = orchestrator.CircuitBreakerConfig{FailureThreshold: -1, HalfOpenRequests: -1, ResetTimeout: -1, FailureStatuses: []int{500, 700}, FallbackStrategy: "retry"}
 		}, []string{"circuit_breaker.failure_threshold", "circuit_breaker.half_open_requests", "circuit_breaker.reset_timeout", "circuit_breaker.failure_statuses[1]", "circuit_breaker.fallback_strategy"}},

@@ -9,9 +9,9 @@ import (
 
 // Options returns the options that give orchestrator.New the file's gateway
 // settings: server.prefix, server.trusted_proxies, server.max_body_bytes,
-// server.max_header_count (when set), registry.allowed_upstreams, the
-// circuit_breaker and health_check defaults, and the endpoints (source
-// "config"). Options given to New after them override them:
+// server.max_header_count (when set), registry.allowed_upstreams,
+// metrics.labels, the circuit_breaker and health_check defaults, and the
+// endpoints (source "config"). Options given to New after them override them:
 //
 //	o, err := orchestrator.New(append(cfg.Options(), orchestrator.WithLogger(l))...)
 //
@@ -46,6 +46,9 @@ func (c *Config) Options() []orchestrator.Option {
 	if len(c.Registry.AllowedUpstreams) > 0 {
 		opts = append(opts, orchestrator.WithAllowedUpstreams(c.Registry.AllowedUpstreams...))
 	}
+	if len(c.Metrics.Labels) > 0 {
+		opts = append(opts, orchestrator.WithMetricsLabels(c.Metrics.Labels))
+	}
 	opts = append(opts,
 		orchestrator.WithCircuitBreaker(c.CircuitBreaker),
 		orchestrator.WithHealthCheck(c.HealthCheck),
@@ -75,6 +78,13 @@ func (c *Config) Desired() orchestrator.Desired {
 func refuses[T any](opt func(*T) error) bool {
 	var scratch T
 	return opt(&scratch) != nil
+}
+
+// refusalOf returns the error opt refuses its value with, or nil, applying
+// it to a zero options value as refuses does.
+func refusalOf[T any](opt func(*T) error) error {
+	var scratch T
+	return opt(&scratch)
 }
 
 // refusal returns an option that makes New fail with err.

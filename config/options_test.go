@@ -74,6 +74,7 @@ func TestOptionsApplyTheFileSettings(t *testing.T) {
 			MaxHeaderCount: 20,
 		},
 		Registry:       config.Registry{AllowedUpstreams: []string{"169.254.169.254"}},
+		Metrics:        config.Metrics{Labels: map[string]string{"gateway": "eu-1"}},
 		CircuitBreaker: orchestrator.CircuitBreakerConfig{FailureThreshold: 1},
 		HealthCheck:    orchestrator.HealthCheckConfig{Enabled: &off},
 		Endpoints: []orchestrator.Endpoint{
@@ -114,6 +115,10 @@ func TestOptionsApplyTheFileSettings(t *testing.T) {
 
 	_, err := o.Register(t.Context(), orchestrator.Endpoint{Name: "metadata", URL: "http://169.254.169.254"})
 	assert.NoError(t, err, "registry.allowed_upstreams lets an endpoint point at a listed address")
+
+	var exposition strings.Builder
+	o.WritePrometheus(&exposition)
+	assert.Contains(t, exposition.String(), `orchestrator_registry_endpoints{gateway="eu-1",source="config"} 2`, "metrics.labels: every series carries the constant labels")
 }
 
 // TestOptionsOverrideOrder: Options set what they set whatever came

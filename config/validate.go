@@ -55,6 +55,8 @@ func (c Config) Validate() error {
 	default:
 		errs.add("logging.format", fmt.Sprintf("unknown format %q; want json or text", c.Logging.Format))
 	}
+	// The library's rules, one problem per label (metrics.labels.<name>).
+	errs.merge(refusalOf(orchestrator.WithMetricsLabels(c.Metrics.Labels)))
 	errs.merge(c.Desired().Validate())
 	// Fallback endpoints must exist in the file (API endpoints may come and
 	// go; a config fallback must not depend on them).

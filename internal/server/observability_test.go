@@ -49,7 +49,8 @@ func obsMetrics(t *testing.T, text string) map[string]float64 {
 	return out
 }
 
-// obsScrape fetches /metrics from the server's main listener.
+// obsScrape fetches /metrics from the server's main listener and checks
+// its metadata: every family described once, before its samples.
 func obsScrape(t *testing.T, s *testServer) map[string]float64 {
 	t.Helper()
 	res, err := s.client.Get(s.base + "/metrics")
@@ -60,7 +61,31 @@ func obsScrape(t *testing.T, s *testServer) map[string]float64 {
 	require.Equal(t, http.StatusOK, res.StatusCode, "GET /metrics: got %d %s; want 200", res.StatusCode, body)
 	ct := res.Header.Get("Content-Type")
 	require.True(t, strings.HasPrefix(ct, "text/plain"), "GET /metrics Content-Type: got %q; want text/plain", ct)
+	if p := testutil.ExpositionMetadataProblems(string(body)); len(p) > 0 {
+		t.Errorf("GET /metrics: metadata problems; want none:\n%s", strings.Join(p, "\n"))
+	}
 	return obsMetrics(t, string(body))
+}
+
+// TestObservabilityMetricsLabels: metrics.labels in the file reaches every
+// gateway series of orchestratord's /metrics, the reload counters it adds
+// included, and no process series.
+func TestObservabilityMetricsLabels(t *testing.T) {
+	b := backend(t, "b")
+	path := testutil.ConfigFile(t, "metrics:\n  labels:\n    gateway: eu-1\nendpoints:\n"+endpointYAML("svc", b.URL))
+	s := startServer(t, server.Options{ConfigPath: path})
+	code, body := s.mustGet("/orchestrator/svc/x")
+	require.Equal(t, http.StatusOK, code, "GET /orchestrator/svc/x: body %s", body)
+	m := obsScrape(t, s)
+	obsExpect(t, m, `orchestrator_config_reloads_total{gateway="eu-1",result="success"}`, 0)
+	obsExpect(t, m, `orchestrator_requests_total{gateway="eu-1",endpoint="svc",method="GET",status="200"}`, 1)
+	sawProcess := false
+	for series := range m {
+		isProcess := strings.HasPrefix(series, "go_") || strings.HasPrefix(series, "process_")
+		sawProcess = sawProcess || isProcess
+		assert.Equal(t, !isProcess, strings.Contains(series, `gateway="eu-1"`), "series %s: want gateway=\"eu-1\" on gateway series only", series)
+	}
+	assert.True(t, sawProcess, "orchestratord's /metrics: got no process series; want them")
 }
 
 func obsExpect(t *testing.T, m map[string]float64, series string, want float64) {
