@@ -103,6 +103,21 @@ func TestRegistryCreateMany(t *testing.T) {
 		requireNoneOf(t, f, "a", "b")
 	})
 
+	t.Run("decoding and validation problems of several elements: all at once, by index", func(t *testing.T) {
+		f := newFixture(t)
+		body := fmt.Sprintf(`[{"name":"a","url":"%[1]s"},
+{"name":"","url":"ftp://nowhere","colour":"red"},
+{"name":"c","url":"%[1]s","timeout":"soon"}]`, f.backend.URL)
+		p := requireProblem(t, call(f.h, http.MethodPost, "/registry/endpoints", body), http.StatusBadRequest, "invalid-json")
+		var fields []string
+		for _, e := range p.Errors {
+			fields = append(fields, e.Field)
+			assert.Positive(t, e.Line, "%s is located", e.Field)
+		}
+		assert.Equal(t, []string{"[1].name", "[1].url", "[1].colour", "[2].timeout"}, fields)
+		requireNoneOf(t, f, "a", "c")
+	})
+
 	t.Run("an empty array: 400 naming the body", func(t *testing.T) {
 		f := newFixture(t)
 		p := requireProblem(t, call(f.h, http.MethodPost, "/registry/endpoints", " [ ]\n"), http.StatusBadRequest, "invalid-json")

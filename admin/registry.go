@@ -2,6 +2,7 @@ package admin
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -160,14 +161,14 @@ func (h *Handler) postRegistryEndpoint(w http.ResponseWriter, r *http.Request) e
 // or route already taken. There is no Location: the answer lists several
 // resources, each with its revision.
 func (h *Handler) postRegistryEndpoints(w http.ResponseWriter, r *http.Request, body []byte) error {
-	var eps []orchestrator.Endpoint
+	var eps endpointArray
 	if err := decodeJSONBody(body, &eps); err != nil {
 		return err
 	}
 	if len(eps) == 0 {
 		return badBody("", "the request body is an empty array; send one endpoint object, or an array of at least one")
 	}
-	regs, err := h.o.RegisterAll(r.Context(), eps)
+	regs, err := h.o.RegisterAll(r.Context(), []orchestrator.Endpoint(eps))
 	if err != nil {
 		return err
 	}
@@ -261,4 +262,36 @@ func (h *Handler) postRegistrySync(w http.ResponseWriter, r *http.Request) error
 	return writeJSON(w, http.StatusOK, listOf(filter(h.o.Endpoints(), func(ep orchestrator.RegisteredEndpoint) bool {
 		return ep.Source == orchestrator.SourceConfig
 	})))
+}
+
+// endpointArray is the body of a bulk POST /registry/endpoints. Its
+// Validate lets checkJSON report each endpoint's validation problems (a bad
+// url, an empty name) beside the body's decoding problems, each field
+// prefixed by the endpoint's index, as RegisterAll names them. Problems
+// between endpoints (a shared id or route) are RegisterAll's, once the body
+// decodes.
+type endpointArray []orchestrator.Endpoint
+
+// Validate validates every endpoint on its own.
+func (a endpointArray) Validate() error {
+	var all orchestrator.ValidationError
+	for i, ep := range a {
+		var ve *orchestrator.ValidationError
+		if !errors.As(ep.Validate(), &ve) {
+			continue
+		}
+		for _, fe := range ve.Errors {
+			fe.Field = fmt.Sprintf("[%d].%s", i, fe.Field)
+			if len(all.Errors) < orchestrator.MaxReportedErrors {
+				all.Errors = append(all.Errors, fe)
+			} else {
+				all.Omitted++
+			}
+		}
+		all.Omitted += ve.Omitted
+	}
+	if all.Total() == 0 {
+		return nil
+	}
+	return &all
 }
