@@ -152,24 +152,21 @@ func BenchmarkMemory10000(b *testing.B) {
 // endpoints: B/op is the garbage a scrape leaves, which sets how far the
 // heap grows under a scraper (the exposition is about 35 MB of text).
 func BenchmarkWritePrometheus10000(b *testing.B) {
-	o, err := New(WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), WithHealthCheck(HealthCheckConfig{Enabled: new(bool)}), WithEndpoints(scaleEndpoints(10000)...))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { o.Close() })
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		o.WritePrometheus(io.Discard)
-	}
+	benchmarkScrape10000(b)
 }
 
 // BenchmarkWritePrometheus10000Labelled is BenchmarkWritePrometheus10000
 // with a constant label (WithMetricsLabels) on every series: the label is
 // written into each line as it is formatted, no second pass over the text.
 func BenchmarkWritePrometheus10000Labelled(b *testing.B) {
-	o, err := New(WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), WithHealthCheck(HealthCheckConfig{Enabled: new(bool)}), WithEndpoints(scaleEndpoints(10000)...),
-		WithMetricsLabels(map[string]string{"gateway": "eu-1"}))
+	benchmarkScrape10000(b, WithMetricsLabels(map[string]string{"gateway": "eu-1"}))
+}
+
+// benchmarkScrape10000 measures WritePrometheus of a gateway with 10,000
+// endpoints and the given options.
+func benchmarkScrape10000(b *testing.B, opts ...Option) {
+	base := []Option{WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))), WithHealthCheck(HealthCheckConfig{Enabled: new(bool)}), WithEndpoints(scaleEndpoints(10000)...)}
+	o, err := New(append(base, opts...)...)
 	if err != nil {
 		b.Fatal(err)
 	}
