@@ -73,10 +73,12 @@ func ParseHashKey(s string) (HashKey, error) {
 
 // validNameByte reports whether b may appear in a name of the source:
 // a header or cookie name is an RFC 9110 token; a query parameter name is
-// anything that does not end the name or the query.
+// anything but a control character or a byte that ends the name or the
+// query; it is compared with the request's names after percent-decoding, so
+// "query:user name" matches user+name and user%20name.
 func validNameByte(src KeySource, b byte) bool {
 	if src == FromQuery {
-		return b > ' ' && b < 0x7f && b != '&' && b != '=' && b != '#' && b != ';'
+		return b >= ' ' && b != 0x7f && b != '&' && b != '=' && b != '#'
 	}
 	return isTokenByte(b)
 }
