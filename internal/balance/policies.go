@@ -89,8 +89,8 @@ func (s *LeastRequestsSelector) Select(_ *http.Request, targets []Candidate, exc
 		src = runtimeSource{}
 	}
 	a, wa := sample(src, targets, exclude, -1)
-	if a < 0 {
-		return -1
+	if a < 0 || len(targets) == 1 {
+		return a // one target: no second to draw, so skip the draws that would miss
 	}
 	b, wb := sample(src, targets, exclude, a)
 	if b < 0 {
