@@ -23,34 +23,15 @@ import (
 	"time"
 
 	"github.com/goccy/go-yaml"
+	"github.com/orchestrator-go/orchestrator/internal/testutil"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
 const (
-	alertsTestFile = "prometheus/alerts_test.yaml"
-
-	// requirePromtoolEnv set to 1 (as .ci/run does) turns a missing
-	// promtool into a failure instead of a skip.
-	requirePromtoolEnv = "ORCHESTRATOR_REQUIRE_PROMTOOL"
-	promtoolTimeout    = 2 * time.Minute
+	alertsTestFile  = "prometheus/alerts_test.yaml"
+	promtoolTimeout = 2 * time.Minute
 )
-
-// promtoolPath returns promtool's path. Without one on PATH it skips the
-// test, or fails it when ORCHESTRATOR_REQUIRE_PROMTOOL=1.
-func promtoolPath(t *testing.T) string {
-	t.Helper()
-	path, err := exec.LookPath("promtool")
-	if err == nil {
-		return path
-	}
-	msg := "promtool is not on PATH: install Debian's prometheus package (apt-get install -y prometheus), which provides it"
-	if os.Getenv(requirePromtoolEnv) == "1" {
-		t.Fatalf("%s (%s=1 requires it)", msg, requirePromtoolEnv)
-	}
-	t.Skipf("%s; %s=1 makes this a failure", msg, requirePromtoolEnv)
-	return ""
-}
 
 // runPromtool runs promtool with args in the test's directory and fails the
 // test, with promtool's output, unless it exits 0.
@@ -73,7 +54,7 @@ func runPromtool(t *testing.T, bin string, args ...string) string {
 }
 
 func TestPrometheusRulesPromtool(t *testing.T) {
-	bin := promtoolPath(t)
+	bin := testutil.Promtool(t)
 
 	t.Run("check rules", func(t *testing.T) {
 		runPromtool(t, bin, "check", "rules", alertsFile)
