@@ -57,14 +57,26 @@ type FallbackConfig struct {
 }
 
 // Endpoint is the desired-state configuration of one routed backend. YAML and
-// JSON use the same snake_case names. Only URL and Name are required.
+// JSON use the same snake_case names. Only Name and URL (or Targets) are
+// required.
 type Endpoint struct {
 	// ID is the stable id used by the admin API, metrics and logs. Default:
 	// Name, or Name_Version when versioned.
 	ID string `json:"id,omitempty" yaml:"id,omitempty"`
 	// URL is the upstream base URL (http or https). Its path is the base that
-	// the rest of the request path is appended to.
-	URL string `json:"url" yaml:"url"`
+	// the rest of the request path is appended to. It is the shorthand for
+	// one target; an endpoint sets either URL or Targets.
+	URL string `json:"url,omitempty" yaml:"url,omitempty"`
+	// Targets are the endpoint's upstream instances, balanced by
+	// LoadBalancing (see Target).
+	Targets []Target `json:"targets,omitempty" yaml:"targets,omitempty"`
+	// LoadBalancing says how requests are spread over Targets.
+	LoadBalancing *LoadBalancingConfig `json:"load_balancing,omitempty" yaml:"load_balancing,omitempty"`
+	// OutlierDetection ejects a target that keeps failing (passive health).
+	OutlierDetection *OutlierDetectionConfig `json:"outlier_detection,omitempty" yaml:"outlier_detection,omitempty"`
+	// Retry says when a failed attempt is tried again, on another target
+	// where there is one.
+	Retry *RetryConfig `json:"retry,omitempty" yaml:"retry,omitempty"`
 	// Name is the first path segment after the prefix.
 	Name string `json:"name" yaml:"name"`
 	// Version is the optional second path segment, such as "v1".
@@ -176,10 +188,15 @@ func (e Endpoint) validate(path string, errs *ValidationError) {
 	if e.ID != "" && !validSegment(e.ID) {
 		errs.add(field("id"), fmt.Sprintf("%q must match [A-Za-z0-9][A-Za-z0-9._-]*", e.ID))
 	}
-	if e.URL == "" {
-		errs.add(field("url"), "is required")
-	} else if _, err := parseUpstreamURL(e.URL); err != nil {
-		errs.add(field("url"), err.Error())
+	e.validateTargets(field, errs)
+	if e.LoadBalancing != nil {
+		e.LoadBalancing.validate(field("load_balancing"), errs)
+	}
+	if e.OutlierDetection != nil {
+		e.OutlierDetection.validate(field("outlier_detection"), errs)
+	}
+	if e.Retry != nil {
+		e.Retry.validate(field("retry"), errs)
 	}
 	for i, m := range e.Methods {
 		m = strings.ToUpper(strings.TrimSpace(m))

@@ -23,7 +23,39 @@ func endpointsEqual(a, b Endpoint) bool {
 		a.MaxConcurrent == b.MaxConcurrent && a.PreserveHost == b.PreserveHost &&
 		equalThrough(a.CircuitBreaker, b.CircuitBreaker, breakerConfigsEqual) &&
 		equalThrough(a.HealthCheck, b.HealthCheck, healthConfigsEqual) &&
-		equalThrough(a.Fallback, b.Fallback, fallbacksEqual)
+		equalThrough(a.Fallback, b.Fallback, fallbacksEqual) &&
+		slices.EqualFunc(a.Targets, b.Targets, targetsEqual) &&
+		equalThrough(a.LoadBalancing, b.LoadBalancing, loadBalancingEqual) &&
+		equalThrough(a.OutlierDetection, b.OutlierDetection, outlierConfigsEqual) &&
+		equalThrough(a.Retry, b.Retry, retryConfigsEqual)
+}
+
+func intsEqual(a, b *int) bool {
+	return equalThrough(a, b, func(a, b *int) bool { return *a == *b })
+}
+
+func targetsEqual(a, b Target) bool {
+	return a.ID == b.ID && a.URL == b.URL && intsEqual(a.Weight, b.Weight) &&
+		equalThrough(a.TLS, b.TLS, func(a, b *TargetTLS) bool { return *a == *b })
+}
+
+// loadBalancingEqual compares a custom Selector by identity: the same
+// value is the same policy.
+func loadBalancingEqual(a, b *LoadBalancingConfig) bool {
+	return a.Policy == b.Policy && a.HashKey == b.HashKey && a.PanicMode == b.PanicMode &&
+		a.Selector == b.Selector &&
+		equalThrough(a.Sticky, b.Sticky, func(a, b *StickyConfig) bool { return *a == *b })
+}
+
+func outlierConfigsEqual(a, b *OutlierDetectionConfig) bool {
+	return intsEqual(a.ConsecutiveFailures, b.ConsecutiveFailures) && a.BaseEjectionTime == b.BaseEjectionTime &&
+		a.MaxEjectionTime == b.MaxEjectionTime && a.MaxEjectionPercent == b.MaxEjectionPercent
+}
+
+func retryConfigsEqual(a, b *RetryConfig) bool {
+	return a.Attempts == b.Attempts && a.Backoff == b.Backoff && a.MaxBackoff == b.MaxBackoff &&
+		slices.Equal(a.On, b.On) && a.PerTryTimeout == b.PerTryTimeout && a.BudgetPercent == b.BudgetPercent &&
+		intsEqual(a.MinConcurrency, b.MinConcurrency) && a.MaxReplayBytes == b.MaxReplayBytes
 }
 
 // equalThrough compares two pointers: both nil, or both set to equal values.
