@@ -258,7 +258,10 @@ func retryAfterSeconds(d time.Duration) int {
 	return int(s)
 }
 
-func (o *Orchestrator) logBreakerChange(id string, m *endpointMetrics) func(from, to BreakerState) {
+// logBreakerChange is a breaker's state listener: it logs the change and
+// counts openings. target names the target of an endpoint with a targets
+// list; empty for the url shorthand, whose log lines stay as they were.
+func (o *Orchestrator) logBreakerChange(id, target string, m *endpointMetrics) func(from, to BreakerState) {
 	return func(from, to BreakerState) {
 		level := slog.LevelInfo
 		if to == BreakerOpen {
@@ -267,9 +270,22 @@ func (o *Orchestrator) logBreakerChange(id string, m *endpointMetrics) func(from
 				m.breakerOpens.Inc()
 			}
 		}
-		o.breakerLog.Log(o.ctx, level, "circuit breaker state changed",
-			slog.String("endpoint_id", id), slog.String("from", string(from)), slog.String("to", string(to)))
+		attrs := []slog.Attr{slog.String("endpoint_id", id)}
+		if target != "" {
+			attrs = append(attrs, slog.String("target", target))
+		}
+		attrs = append(attrs, slog.String("from", string(from)), slog.String("to", string(to)))
+		o.breakerLog.LogAttrs(o.ctx, level, "circuit breaker state changed", attrs...)
 	}
+}
+
+// builtFrom reports whether b was built from cfg's settings, so that a
+// config change that keeps them keeps b and its state.
+func (b *breaker) builtFrom(cfg CircuitBreakerConfig) bool {
+	n := newBreaker(cfg, nil)
+	return b.disabled == n.disabled && b.failureThreshold == n.failureThreshold &&
+		b.halfOpenRequests == n.halfOpenRequests && b.resetTimeout == n.resetTimeout &&
+		*b.failureStatus == *n.failureStatus
 }
 
 // TripBreaker holds the endpoint's circuit breaker open: requests get 503
@@ -288,7 +304,7 @@ func (o *Orchestrator) TripBreaker(id string) error {
 	if rt == nil {
 		return fmt.Errorf("%w: %q", ErrNotFound, id)
 	}
-	if rt.breaker.disabled {
+	if rt.targets[0].breaker.disabled {
 		return fmt.Errorf("%w: endpoint %q has its circuit breaker disabled", ErrConflict, id)
 	}
 	return o.commitOverride(PutOverrideOp(Override{Kind: OverrideBreakerOpen, EndpointID: id}, IfAny))
@@ -309,7 +325,9 @@ func (o *Orchestrator) ResetBreaker(id string) error {
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return err // not tripped is not an error: the breaker is reset below
 	}
-	rt.breaker.reset()
+	for _, u := range rt.targets {
+		u.breaker.reset()
+	}
 	rt.traffic.consecutiveFailures.Store(0)
 	return nil
 }
@@ -345,9 +363,12 @@ func (o *Orchestrator) applyHoldLocked(id string) {
 	if rt == nil {
 		return // the override waits for its endpoint (buildRoute applies it)
 	}
-	if _, held := o.overrides[breakerOverrideKey(id)]; held {
-		rt.breaker.hold()
-	} else {
-		rt.breaker.release()
+	_, held := o.overrides[breakerOverrideKey(id)]
+	for _, u := range rt.targets {
+		if held {
+			u.breaker.hold()
+		} else {
+			u.breaker.release()
+		}
 	}
 }

@@ -339,7 +339,7 @@ func TestBreakerIsRebuiltWhenTheConfigChanges(t *testing.T) {
 		polRequireCode(t, polGet(o, "/orchestrator/svc/x"), http.StatusOK)
 	})
 
-	t.Run("Sync rebuilds a config endpoint's breaker only when its config changed", func(t *testing.T) {
+	t.Run("Sync rebuilds a config endpoint's breaker only when its target or breaker settings changed", func(t *testing.T) {
 		backend := newPolBackend(t, "svc", http.StatusInternalServerError)
 		ep := orchestrator.Endpoint{Name: "svc", URL: backend.URL, CircuitBreaker: &orchestrator.CircuitBreakerConfig{FailureThreshold: 1, ResetTimeout: polDuration(time.Hour)}}
 		o := polNew(t, orchestrator.WithEndpoints(ep))
@@ -352,8 +352,14 @@ func TestBreakerIsRebuiltWhenTheConfigChanges(t *testing.T) {
 		// Then the breaker stays open
 		polRequireBreaker(t, o, "svc", orchestrator.BreakerOpen)
 
-		// When the config changes
+		// When a setting that shapes neither the target nor its breaker
+		// changes, the target keeps its state
 		ep.Timeout = polDuration(5 * time.Second)
+		require.NoError(t, o.Sync(context.Background(), orchestrator.SourceConfig, []orchestrator.Endpoint{ep}))
+		polRequireBreaker(t, o, "svc", orchestrator.BreakerOpen)
+
+		// When the breaker's settings change
+		ep.CircuitBreaker = &orchestrator.CircuitBreakerConfig{FailureThreshold: 2, ResetTimeout: polDuration(time.Hour)}
 		require.NoError(t, o.Sync(context.Background(), orchestrator.SourceConfig, []orchestrator.Endpoint{ep}))
 
 		// Then the breaker is a new, closed one

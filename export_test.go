@@ -16,9 +16,11 @@ func WithPoliciesForTest(policies ...failsafe.Policy[*http.Response]) Option {
 	}
 }
 
-// OpenBreakerForTest opens the endpoint's breaker as failures would: unlike
-// TripBreaker (an operator's hold), it lets trials through after
-// reset_timeout. Tests of the half-open state use it.
+// OpenBreakerForTest opens the endpoint's breakers (each target's) as
+// failures would: unlike TripBreaker (an operator's hold), it lets trials
+// through after reset_timeout. Tests of the half-open state use it.
 func OpenBreakerForTest(o *Orchestrator, id string) {
-	o.table.Load().route(id).breaker.get().Open()
+	for _, u := range o.table.Load().route(id).targets {
+		u.breaker.get().Open()
+	}
 }

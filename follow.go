@@ -303,8 +303,11 @@ func (o *Orchestrator) applyChangesLocked(rev uint64, changes []Change, checked 
 // applyOverrideLocked makes the endpoint an override names follow the
 // overrides now held, after ov was stored or removed.
 func (o *Orchestrator) applyOverrideLocked(ov Override) {
-	if ov.Kind == OverrideBreakerOpen {
+	switch ov.Kind {
+	case OverrideBreakerOpen:
 		o.applyHoldLocked(ov.EndpointID)
+	case OverrideTargetDrained:
+		o.applyDrainLocked(ov.EndpointID)
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/orchestrator-go/orchestrator/internal/framing"
+	"github.com/orchestrator-go/orchestrator/internal/balance"
 	"github.com/orchestrator-go/orchestrator/internal/problem"
 	"github.com/orchestrator-go/orchestrator/internal/requestid"
 	"github.com/orchestrator-go/orchestrator/internal/urlpath"
@@ -180,11 +181,20 @@ func (o *Orchestrator) dispatch(w http.ResponseWriter, r *http.Request, rt *rout
 // (breaker, max_concurrent) decide inside the proxy's transport. allowFallback
 // is false when rt is itself serving as a fallback: fallbacks do not chain.
 func (o *Orchestrator) forward(w http.ResponseWriter, r *http.Request, rt *route, rest string, ids reqIDs, allowFallback bool) int {
-	if rt.healthActive && rt.healthState.current() == StatusUnhealthy {
-		wait := time.Until(time.Unix(0, rt.healthState.nextProbe.Load()))
+	target := rt.targets[0]
+	if set := rt.set; set != nil {
+		i := set.pick(r, balance.Exclude{})
+		if i < 0 {
+			return o.noEligibleTarget(w, r, rt, rest, ids, allowFallback)
+		}
+		target = rt.targets[i]
+	} else if rt.healthActive && target.health.current() == StatusUnhealthy {
+		wait := time.Until(time.Unix(0, target.health.nextProbe.Load()))
 		return o.unavailable(w, r, rt, rest, ids, allowFallback, http.StatusServiceUnavailable, "endpoint-unhealthy", "endpoint is unhealthy", retryAfterSeconds(wait), false)
+	} else if target.drained.Load() {
+		return o.noEligibleTarget(w, r, rt, rest, ids, allowFallback)
 	}
-	st := &proxyState{route: rt, rest: rest, ids: ids, in: r, allowFallback: allowFallback}
+	st := &proxyState{route: rt, rest: rest, ids: ids, in: r, allowFallback: allowFallback, target: target}
 	var cancel context.CancelCauseFunc
 	st.Context, cancel = context.WithCancelCause(r.Context())
 	st.cancel = cancel
@@ -212,6 +222,15 @@ func (o *Orchestrator) forward(w http.ResponseWriter, r *http.Request, rt *route
 		return st.answered
 	}
 	return st.status
+}
+
+// noEligibleTarget answers a request none of the endpoint's targets can
+// take (each unhealthy, ejected, drained or with its breaker open): 503
+// endpoint-unhealthy, or the fallback. Nothing was sent upstream, so an
+// endpoint fallback can take the request.
+func (o *Orchestrator) noEligibleTarget(w http.ResponseWriter, r *http.Request, rt *route, rest string, ids reqIDs, allowFallback bool) int {
+	return o.unavailable(w, r, rt, rest, ids, allowFallback, http.StatusServiceUnavailable, "endpoint-unhealthy",
+		"no target of the endpoint is eligible: each is unhealthy, ejected, drained or has its circuit breaker open", 0, false)
 }
 
 // limitBody enforces max_body_bytes on a request body being forwarded.

@@ -28,14 +28,13 @@ func headerHasToken(values []string, token string) bool {
 	return false
 }
 
-// setUpstreamURL points u at the route's upstream: its scheme, host and base
-// path joined with the rest of the inbound path, and the inbound query.
-func (st *proxyState) setUpstreamURL(u, in *url.URL) {
-	rt := st.route
-	joined := urlpath.Join(rt.basePath, st.rest)
+// setUpstreamURL points u at an upstream: its scheme, host and base path
+// joined with the rest of the inbound path, and the inbound query.
+func setUpstreamURL(u *url.URL, scheme, host, basePath, rest string, in *url.URL) {
+	joined := urlpath.Join(basePath, rest)
 	*u = url.URL{
-		Scheme: rt.scheme,
-		Host:   rt.host,
+		Scheme: scheme,
+		Host:   host,
 		// Byte for byte: httputil re-encodes queries it considers
 		// unparsable.
 		RawQuery:   in.RawQuery,

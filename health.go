@@ -52,6 +52,15 @@ type ProbeTarget struct {
 	// Endpoint is the endpoint's configuration, for probes that need more
 	// (a gRPC service name, the upstream's scheme).
 	Endpoint Endpoint
+	// TargetID is the id of the target probed: each target of an endpoint
+	// is probed on its own. For the url shorthand it is the URL's
+	// host:port.
+	TargetID string
+	// Transport is the RoundTripper the gateway's requests to the target
+	// use when it is not the shared one (a target with a tls section), so
+	// that a probe trusts the same CA and presents the same client
+	// certificate. Nil otherwise.
+	Transport http.RoundTripper
 }
 
 // Prober checks one endpoint. A nil error means healthy; an error counts
@@ -104,7 +113,16 @@ func (p *HTTPProber) Probe(ctx context.Context, target ProbeTarget) error {
 		return nil
 	}
 	client := p.Client
-	if client == nil {
+	switch {
+	case target.Transport != nil:
+		// The target's own TLS settings win over the client's transport.
+		c := http.Client{CheckRedirect: noRedirects}
+		if p.Client != nil {
+			c = *p.Client
+		}
+		c.Transport = target.Transport
+		client = &c
+	case client == nil:
 		client = &http.Client{CheckRedirect: noRedirects}
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, target.URL, nil)
@@ -259,10 +277,30 @@ func (o *Orchestrator) probe(ctx context.Context, id string) time.Duration {
 		// replaced; come back rarely in case it is not.
 		return time.Minute
 	}
-	o.runProbe(ctx, rt)
+	o.probeTargets(ctx, rt)
 	next := jitter(rt.health.Interval.Std())
-	rt.healthState.nextProbe.Store(time.Now().Add(next).UnixNano())
+	at := time.Now().Add(next).UnixNano()
+	for _, u := range rt.targets {
+		u.health.nextProbe.Store(at)
+	}
 	return next
+}
+
+// probeTargets probes each of rt's targets once, several at once.
+func (o *Orchestrator) probeTargets(ctx context.Context, rt *route) {
+	if len(rt.targets) == 1 {
+		o.runProbe(ctx, rt, rt.targets[0])
+		return
+	}
+	var wg sync.WaitGroup
+	for _, u := range rt.targets {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			o.runProbe(ctx, rt, u)
+		}()
+	}
+	wg.Wait()
 }
 
 // setProbeRoute records the route probes of id check (nil: none). Called
@@ -283,19 +321,24 @@ func (o *Orchestrator) probeRoute(id string) *route {
 	return o.probeRoutes[id]
 }
 
-// runProbe probes rt once, records the result and logs a transition.
-func (o *Orchestrator) runProbe(ctx context.Context, rt *route) HealthStatus {
+// runProbe probes one target of rt once, records the result and logs a
+// transition.
+func (o *Orchestrator) runProbe(ctx context.Context, rt *route, up *upstream) HealthStatus {
 	pctx, cancel := context.WithTimeout(ctx, rt.health.Timeout.Std())
 	defer cancel()
-	host, port := probeHostPort(rt.scheme, rt.host)
+	host, port := probeHostPort(up.scheme, up.host)
 	start := time.Now()
-	err := o.prober.Probe(pctx, ProbeTarget{EndpointID: rt.id, URL: rt.probeURL, Host: host, Port: port, Endpoint: rt.ep})
+	err := o.prober.Probe(pctx, ProbeTarget{EndpointID: rt.id, URL: up.probeURL, Host: host, Port: port,
+		Endpoint: rt.ep, TargetID: up.id, Transport: up.transport})
 	took := time.Since(start)
 	if ctx.Err() != nil {
 		// Shutting down: a cancelled probe says nothing about the endpoint.
-		return rt.healthState.current()
+		return up.health.current()
 	}
-	from, to := rt.healthState.record(err, took, start, *rt.health)
+	from, to := up.health.record(err, took, start, *rt.health)
+	if err == nil {
+		up.pending.Store(false)
+	}
 	if m := rt.metrics; m != nil {
 		m.probeDuration.Update(took.Seconds())
 		if from != to {
@@ -304,7 +347,11 @@ func (o *Orchestrator) runProbe(ctx context.Context, rt *route) HealthStatus {
 	}
 	if from != to {
 		level := slog.LevelInfo
-		attrs := []any{slog.String("endpoint_id", rt.id), slog.String("from", string(from)), slog.String("to", string(to))}
+		attrs := []any{slog.String("endpoint_id", rt.id)}
+		if len(rt.ep.Targets) > 0 {
+			attrs = append(attrs, slog.String("target", up.id))
+		}
+		attrs = append(attrs, slog.String("from", string(from)), slog.String("to", string(to)))
 		if to == StatusUnhealthy {
 			level = slog.LevelWarn
 			attrs = append(attrs, slog.String("error", err.Error()))
@@ -325,7 +372,7 @@ func (o *Orchestrator) CheckHealth(ctx context.Context, id string) (RegisteredEn
 		return RegisteredEndpoint{}, fmt.Errorf("%w: %q", ErrNotFound, id)
 	}
 	if rt.healthActive {
-		o.runProbe(ctx, rt)
+		o.probeTargets(ctx, rt)
 	}
 	return o.view(rt), nil
 }

@@ -498,7 +498,7 @@ func (g *gatewayMetrics) writeEndpoints(w io.Writer) {
 	})
 	each(metricBreakerState, func(rt *route, m *endpointMetrics) {
 		var v int64
-		switch rt.breaker.state() {
+		switch rt.breakerState() {
 		case BreakerHalfOpen:
 			v = 1
 		case BreakerOpen:

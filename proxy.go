@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/http/httputil"
+	"net/url"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -16,6 +17,7 @@ import (
 	"github.com/failsafe-go/failsafe-go"
 	"github.com/failsafe-go/failsafe-go/policy"
 
+	"github.com/orchestrator-go/orchestrator/internal/balance"
 	"github.com/orchestrator-go/orchestrator/internal/netguard"
 )
 
@@ -41,6 +43,12 @@ type proxyState struct {
 	ids           reqIDs
 	in            *http.Request
 	allowFallback bool
+
+	// target is the upstream the current attempt goes to; tried holds the
+	// targets earlier attempts went to, and attempts counts them.
+	target   *upstream
+	tried    balance.Exclude
+	attempts int
 
 	// status is the upstream's status.
 	status int
@@ -169,7 +177,7 @@ func (o *Orchestrator) newReverseProxy() *httputil.ReverseProxy {
 func (o *Orchestrator) rewrite(pr *httputil.ProxyRequest) {
 	st := stateOf(pr.In.Context())
 	in, out := pr.In, pr.Out
-	st.setUpstreamURL(out.URL, in.URL)
+	st.target.setURL(out.URL, st.rest, in.URL)
 	o.setOutboundFields(st, in, out)
 	if out.Body != nil {
 		st.body = timedBody{rc: out.Body, st: st}
@@ -190,6 +198,13 @@ func (t *upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	if st == nil {
 		return t.base.RoundTrip(req)
 	}
+	if st.route.policies.none() {
+		resp, err := t.try(st, req, nil)
+		if err == nil {
+			st.resp = resp
+		}
+		return resp, err
+	}
 	resp, err := st.route.policies.get().WithContext(st).GetWithExecution(func(exec failsafe.Execution[*http.Response]) (*http.Response, error) {
 		return t.try(st, req, exec)
 	})
@@ -199,30 +214,36 @@ func (t *upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	return resp, err
 }
 
-// try is one attempt: a round trip that stops the header timeout, records
-// the upstream's status and counts the outcome in the endpoint's traffic.
+// try is one attempt: it chooses the target (another one on a retry), asks
+// the target's breaker, makes the round trip (which stops the header
+// timeout and records the upstream's status) and counts the outcome for
+// the breaker, outlier detection and the endpoint's traffic. exec is nil
+// when the route has no policies.
 func (t *upstreamTransport) try(st *proxyState, req *http.Request, exec failsafe.Execution[*http.Response]) (*http.Response, error) {
 	var endAttempt func()
-	if ctx := exec.Context(); ctx != context.Context(st) {
-		// A policy (a timeout, a hedge) gave this attempt a context of its
-		// own, which failsafe-go cancels when the execution ends: it must
-		// last until the response body is closed, so that the attempt that
-		// won streams to the end. The 1xx trace httputil set is kept.
-		if trace := httptrace.ContextClientTrace(req.Context()); trace != nil {
-			ctx = httptrace.WithClientTrace(ctx, trace)
-		}
-		req = req.WithContext(ctx)
-		if ei, ok := exec.(policy.ExecutionInternal[*http.Response]); ok {
-			endAttempt = ei.DeferCancel()
+	if exec != nil {
+		if ctx := exec.Context(); ctx != context.Context(st) {
+			// A policy (a timeout, a hedge) gave this attempt a context of its
+			// own, which failsafe-go cancels when the execution ends: it must
+			// last until the response body is closed, so that the attempt that
+			// won streams to the end. The 1xx trace httputil set is kept.
+			if trace := httptrace.ContextClientTrace(req.Context()); trace != nil {
+				ctx = httptrace.WithClientTrace(ctx, trace)
+			}
+			req = req.WithContext(ctx)
+			if ei, ok := exec.(policy.ExecutionInternal[*http.Response]); ok {
+				endAttempt = ei.DeferCancel()
+			}
 		}
 	}
-	resp, err := st.received(t.base.RoundTrip(req))
-	switch attemptOutcome(st, st.route.breaker, resp, err) {
-	case outcomeSuccess:
-		st.route.traffic.record(false)
-	case outcomeFailure:
-		st.route.traffic.record(true)
+	up, req, err := st.attemptTarget(req)
+	if err != nil {
+		if endAttempt != nil {
+			endAttempt()
+		}
+		return nil, err
 	}
+	resp, err := t.roundTrip(st, up, req)
 	if endAttempt != nil {
 		if err == nil {
 			resp.Body = onClose(resp.Body, endAttempt)
@@ -232,6 +253,81 @@ func (t *upstreamTransport) try(st *proxyState, req *http.Request, exec failsafe
 	}
 	return resp, err
 }
+
+// roundTrip sends req to up through its breaker and counts the outcome.
+func (t *upstreamTransport) roundTrip(st *proxyState, up *upstream, req *http.Request) (*http.Response, error) {
+	b := up.breaker
+	if !b.disabled {
+		if ok, wait := b.allow(); !ok {
+			return nil, &circuitOpenError{retryAfter: wait}
+		}
+	}
+	set := st.route.set
+	if set != nil {
+		up.inFlight.Add(1)
+	}
+	base := t.base
+	if up.transport != nil {
+		base = up.transport
+	}
+	resp, err := st.received(base.RoundTrip(req))
+	switch o := attemptOutcome(st, b, resp, err); o {
+	case outcomeSuccess, outcomeFailure:
+		failed := o == outcomeFailure
+		st.route.traffic.record(failed)
+		if !b.disabled {
+			b.record(failed)
+		}
+		if set != nil && set.outlier != nil {
+			set.outlier.Record(up.index, failed)
+		}
+	default:
+		if !b.disabled {
+			b.abandon()
+		}
+	}
+	if set != nil {
+		if err == nil {
+			resp.Body = onClose(resp.Body, up.release)
+		} else {
+			up.release()
+		}
+	}
+	return resp, err
+}
+
+// attemptTarget returns the target of this attempt and req pointed at it.
+// The first attempt goes to the target forward chose; a later one (a
+// retry) to another eligible target where there is one, else to any
+// eligible target, the same one included.
+func (st *proxyState) attemptTarget(req *http.Request) (*upstream, *http.Request, error) {
+	st.attempts++
+	set := st.route.set
+	if st.attempts == 1 || set == nil {
+		return st.target, req, nil
+	}
+	st.tried.Add(st.target.index)
+	i := set.pick(st.in, st.tried)
+	if i < 0 {
+		i = set.pick(st.in, balance.Exclude{})
+	}
+	if i < 0 {
+		return nil, nil, errNoEligibleTarget
+	}
+	up := st.route.targets[i]
+	if up != st.target {
+		moved := *req
+		moved.URL = new(url.URL)
+		up.setURL(moved.URL, st.rest, st.in.URL)
+		req = &moved
+		st.target = up
+	}
+	return up, req, nil
+}
+
+// errNoEligibleTarget refuses a request (or a retry) when none of the
+// endpoint's targets can take it.
+var errNoEligibleTarget = errors.New("no target of the endpoint is eligible")
 
 // received stops the header timeout, records the upstream's status and
 // echoes the request id on the response. A response that arrived after the
@@ -325,6 +421,9 @@ func (o *Orchestrator) refusal(w http.ResponseWriter, st *proxyState, err error)
 	if errors.As(err, &open) {
 		return o.unavailable(w, st.in, st.route, st.rest, st.ids, st.allowFallback, http.StatusServiceUnavailable,
 			"circuit-open", "circuit breaker is open", retryAfterSeconds(open.retryAfter), false)
+	}
+	if err == errNoEligibleTarget {
+		return o.noEligibleTarget(w, st.in, st.route, st.rest, st.ids, st.allowFallback)
 	}
 	return o.unavailable(w, st.in, st.route, st.rest, st.ids, st.allowFallback, http.StatusServiceUnavailable,
 		"bulkhead-full", "the endpoint's max_concurrent requests are already in flight", 0, false)

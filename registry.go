@@ -66,8 +66,7 @@ const (
 	// operator's emergency lever, allowed on config-owned endpoints too.
 	OverrideBreakerOpen OverrideKind = "breaker_open"
 	// OverrideTargetDrained takes one upstream target of an endpoint out of
-	// rotation (Target names it); reserved for endpoints with several
-	// targets.
+	// rotation (Target names it): see DrainTarget.
 	OverrideTargetDrained OverrideKind = "target_drained"
 )
 

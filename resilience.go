@@ -18,26 +18,25 @@ import (
 // policies do (refuse, and later retry or hedge), httputil writes exactly
 // one response to the client.
 //
-// Two policies are the gateway's own, built on failsafe-go's policy
-// interface and its bulkhead and circuit breaker, because a proxied
-// request outlives its round trip:
-//   - concurrencyLimit (max_concurrent) holds its permit until the
-//     response body is closed, not only until the headers arrive:
-//     failsafe-go's bulkhead policy returns it when the try returns, which
-//     for a gateway would let a slow download escape the limit.
-//   - breakerPolicy records an attempt whose client went away as neither
-//     success nor failure (see breaker.abandon); failsafe-go's breaker
-//     policy must call it one or the other.
+// concurrencyLimit (max_concurrent) is the gateway's own policy, built on
+// failsafe-go's policy interface and its bulkhead, because a proxied
+// request outlives its round trip: it holds its permit until the response
+// body is closed, not only until the headers arrive (failsafe-go's bulkhead
+// policy returns it when the try returns, which for a gateway would let a
+// slow download escape the limit). It refuses before the try runs, with an
+// error the ErrorHandler turns into a 503 (or the endpoint's fallback).
 //
-// Both refuse before the try runs, with errors the ErrorHandler turns into
-// 503 answers (or the endpoint's fallback).
+// The circuit breakers are per target, so they are not a policy around the
+// try: each attempt asks the breaker of the target it chose (see
+// upstreamTransport.try), and records an attempt whose client went away as
+// neither success nor failure (breaker.abandon). A route without policies
+// has no executor at all: its try runs directly.
 
 // endpointPolicies are one route's policies and the executor composed of
 // them. The executor is built on the route's first request: most of
 // 10,000 endpoints may see none between two reloads.
 type endpointPolicies struct {
 	limit    *concurrencyLimit // nil without max_concurrent
-	breaker  *breaker
 	executor atomic.Pointer[failsafeExecutor]
 	// extra are policies composed outside the gateway's own (tests use
 	// them to stand for the retries and hedges still to come).
@@ -49,29 +48,36 @@ type failsafeExecutor struct {
 	failsafe.Executor[*http.Response]
 }
 
-func newEndpointPolicies(maxConcurrent int, b *breaker, extra []failsafe.Policy[*http.Response]) *endpointPolicies {
-	p := &endpointPolicies{breaker: b, extra: extra}
+// noPolicies is the policies of every route that has none: its try runs
+// without an executor.
+var noPolicies = &endpointPolicies{}
+
+func newEndpointPolicies(maxConcurrent int, extra []failsafe.Policy[*http.Response]) *endpointPolicies {
+	if maxConcurrent <= 0 && len(extra) == 0 {
+		return noPolicies
+	}
+	p := &endpointPolicies{extra: extra}
 	if maxConcurrent > 0 {
 		p.limit = &concurrencyLimit{bulkhead: bulkhead.New[any](uint(maxConcurrent))}
 	}
 	return p
 }
 
+// none reports whether there is no policy to run the try in.
+func (p *endpointPolicies) none() bool { return p.limit == nil && len(p.extra) == 0 }
+
 // get returns the executor, composing it on first use: the extra policies
-// outermost, then the concurrency limit, then the breaker. The limit is
-// asked before the breaker so that a request it refuses never takes one of
-// the breaker's half-open trial permits.
+// outermost, then the concurrency limit. The limit is asked before any
+// target's breaker (in the try) so that a request it refuses never takes
+// one of a breaker's half-open trial permits.
 func (p *endpointPolicies) get() failsafe.Executor[*http.Response] {
 	if e := p.executor.Load(); e != nil {
 		return e.Executor
 	}
-	policies := make([]failsafe.Policy[*http.Response], 0, len(p.extra)+2)
+	policies := make([]failsafe.Policy[*http.Response], 0, len(p.extra)+1)
 	policies = append(policies, p.extra...)
 	if p.limit != nil {
 		policies = append(policies, p.limit)
-	}
-	if !p.breaker.disabled {
-		policies = append(policies, breakerPolicy{p.breaker})
 	}
 	// Two first requests at once may both compose one; the first stored
 	// is kept.
@@ -110,35 +116,6 @@ func (l *concurrencyLimit) Apply(attempt attemptFunc) attemptFunc {
 			resp.Body = onClose(resp.Body, l.bulkhead.ReleasePermit)
 		} else {
 			l.bulkhead.ReleasePermit()
-		}
-		return result
-	}
-}
-
-// breakerPolicy admits attempts through the endpoint's circuit breaker and
-// records each one's outcome.
-type breakerPolicy struct{ b *breaker }
-
-// ToExecutor makes the breaker a failsafe-go policy; it is its own executor.
-func (p breakerPolicy) ToExecutor(*http.Response) any { return p }
-
-// Apply asks the breaker for a permit, runs the attempt and records it: a
-// transport error, a timeout or a failure status is a failure; an attempt
-// whose client went away (or sent too much) proves nothing and gives its
-// permit back unrecorded.
-func (p breakerPolicy) Apply(attempt attemptFunc) attemptFunc {
-	return func(exec failsafe.Execution[*http.Response]) *common.PolicyResult[*http.Response] {
-		if ok, wait := p.b.allow(); !ok {
-			return refused(&circuitOpenError{retryAfter: wait})
-		}
-		result := attempt(exec)
-		switch attemptOutcome(stateOf(exec.Context()), p.b, result.Result, result.Error) {
-		case outcomeSuccess:
-			p.b.record(false)
-		case outcomeFailure:
-			p.b.record(true)
-		default:
-			p.b.abandon()
 		}
 		return result
 	}
@@ -201,5 +178,5 @@ func (c *closeHookConn) Write(p []byte) (int, error) { return c.w.Write(p) }
 // the upstream.
 func isRefusal(err error) bool {
 	var open *circuitOpenError
-	return errors.As(err, &open) || errors.Is(err, bulkhead.ErrFull)
+	return errors.As(err, &open) || errors.Is(err, bulkhead.ErrFull) || err == errNoEligibleTarget
 }

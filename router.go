@@ -24,25 +24,23 @@ type route struct {
 	// or "/name" for an unversioned endpoint.
 	path string
 
-	// The upstream base URL, as the parts forwarding needs (a *url.URL
-	// would cost each of 10,000 endpoints 144 bytes more).
-	scheme   string
-	host     string
-	basePath string // escaped path
-	timeout  time.Duration
+	// targets are the upstreams requests go to: one for the url
+	// shorthand. set chooses among them; nil when there is nothing to
+	// choose (the url shorthand without load_balancing or
+	// outlier_detection), so such a route pays for no selection.
+	targets []*upstream
+	set     *targetSet
+	timeout time.Duration
 
 	allowAll     bool   // no methods listed (the list is ep.Methods)
 	healthActive bool   // probed: checks on, not disabled, and a health_check_path or a custom prober
 	allow        string // the Allow header of a 405
 
-	breaker     *breaker
-	policies    *endpointPolicies
-	healthState *healthState
-	traffic     *trafficState
-	metrics     *endpointMetrics // nil when metrics are off
+	policies *endpointPolicies
+	traffic  *trafficState
+	metrics  *endpointMetrics // nil when metrics are off
 
-	health   *HealthCheckConfig // merged; shared by routes without an override
-	probeURL string
+	health *HealthCheckConfig // merged; shared by routes without an override
 
 	fallback *fallbackPlan // never nil; shared by routes without their own
 }
@@ -118,22 +116,55 @@ func (rt *route) allows(method string) bool {
 	return false
 }
 
-// status combines configuration, probes and breaker into the one status a
-// user reads. Without an active health check the breaker decides.
+// status combines configuration, probes and breakers into the one status a
+// user reads. Without an active health check the breaker decides. Of
+// several targets, the best eligible one's status is the endpoint's: it is
+// unhealthy only when no target can take a request.
 func (rt *route) status() HealthStatus {
 	if rt.ep.Disabled {
 		return StatusDisabled
 	}
-	if rt.healthActive {
-		return rt.healthState.current()
+	if len(rt.targets) == 1 && rt.set == nil {
+		if rt.targets[0].drained.Load() {
+			return StatusUnhealthy
+		}
+		return rt.targets[0].status(rt.healthActive)
 	}
-	switch rt.breaker.state() {
-	case BreakerOpen:
-		return StatusUnhealthy
-	case BreakerHalfOpen:
-		return StatusUnknown
+	best := StatusUnhealthy
+	for _, u := range rt.targets {
+		if u.Weight() == 0 || !u.usable() {
+			continue
+		}
+		switch u.status(rt.healthActive) {
+		case StatusHealthy:
+			return StatusHealthy
+		case StatusUnknown:
+			best = StatusUnknown
+		}
 	}
-	return StatusHealthy
+	return best
+}
+
+// breakerState is the endpoint's breaker state: its target's, or of
+// several targets the most open one's when none is closed.
+func (rt *route) breakerState() BreakerState {
+	if len(rt.targets) == 1 {
+		return rt.targets[0].breaker.state()
+	}
+	worst := BreakerClosed
+	for _, u := range rt.targets {
+		switch s := u.breaker.state(); s {
+		case BreakerClosed, BreakerDisabled:
+			return s
+		case BreakerOpen:
+			worst = BreakerOpen
+		case BreakerHalfOpen:
+			if worst != BreakerOpen {
+				worst = BreakerHalfOpen
+			}
+		}
+	}
+	return worst
 }
 
 // routeTable is an immutable snapshot of every route, published with an
@@ -280,8 +311,9 @@ func (o *Orchestrator) Resolve(pathAndQuery string) Resolution {
 	if urlpath.HasDotSegment(rest) {
 		return Resolution{EndpointID: rt.id, Reason: "the path holds a dot segment and would be answered 400"}
 	}
-	u := url.URL{Scheme: rt.scheme, Host: rt.host}
-	u.RawPath = urlpath.Join(rt.basePath, rest)
+	up := rt.targets[0]
+	u := url.URL{Scheme: up.scheme, Host: up.host}
+	u.RawPath = urlpath.Join(up.basePath, rest)
 	u.Path, _ = url.PathUnescape(u.RawPath)
 	if hasQuery {
 		u.RawQuery = query
@@ -293,7 +325,7 @@ func (o *Orchestrator) Resolve(pathAndQuery string) Resolution {
 		res.Reason = "endpoint is disabled: requests get 503"
 	case st == StatusUnhealthy:
 		res.Reason = "endpoint is unhealthy: requests get 503"
-	case rt.breaker.state() == BreakerOpen:
+	case rt.breakerState() == BreakerOpen:
 		res.Reason = "circuit breaker is open: requests get 503"
 	}
 	return res

@@ -37,7 +37,7 @@ func (o *Orchestrator) putCheckedLocked(reg Registration, checked *Endpoint) boo
 	switch {
 	case !rt.healthActive:
 		o.checker.Remove(id)
-	case old == nil || old.healthState != rt.healthState || !sameJSON(old.health, rt.health):
+	case rt.freshHealth(old) || !sameJSON(old.health, rt.health):
 		// Probe right away: a new endpoint's status should not wait an
 		// interval, nor a fresh health state (a new upstream or probe URL,
 		// checks just turned on), nor a new health check config. The first
@@ -159,18 +159,11 @@ func (o *Orchestrator) routesNamedLocked(name string) map[string]*route {
 func (o *Orchestrator) buildRoute(reg Registration, old *route) (*route, error) {
 	// Normalized: a registry written by others may hold "get" for GET.
 	ep := reg.Endpoint.Normalized()
-	target, err := parseUpstreamURL(ep.URL)
-	if err != nil {
-		return nil, err
-	}
 	rt := &route{
 		id:       ep.ID,
 		reg:      registration{Source: reg.Source, Revision: reg.Revision, RegisteredAt: reg.RegisteredAt},
 		ep:       ep,
 		path:     routeKeyString(ep.Name, ep.Version),
-		scheme:   target.Scheme,
-		host:     target.Host,
-		basePath: target.EscapedPath(),
 		timeout:  ep.Timeout.Std(),
 		allowAll: len(ep.Methods) == 0,
 	}
@@ -195,19 +188,6 @@ func (o *Orchestrator) buildRoute(reg Registration, old *route) (*route, error) 
 			rt.metrics = &endpointMetrics{}
 		}
 	}
-	rt.breaker = newBreaker(breakerCfg, o.logBreakerChange(ep.ID, rt.metrics))
-	if _, held := o.overrides[breakerOverrideKey(ep.ID)]; held {
-		// An operator's trip outlives config changes: it is desired state
-		// of its own (Override).
-		rt.breaker.hold()
-	} else if old != nil && old.breaker.state() == BreakerOpen {
-		// A config change rebuilds the breaker, which also ends a manual
-		// trip: say so, since the endpoint starts taking traffic again.
-		o.breakerLog.Warn("circuit breaker rebuilt for a config change; it was open and starts closed",
-			slog.String("endpoint_id", ep.ID), slog.String("from", string(BreakerOpen)), slog.String("to", string(BreakerClosed)))
-	}
-	rt.policies = newEndpointPolicies(ep.MaxConcurrent, rt.breaker, o.extraPolicies)
-
 	rt.health = o.healthDefaults
 	if ep.HealthCheck != nil {
 		merged := ep.HealthCheck.merge(*o.healthDefaults)
@@ -217,24 +197,11 @@ func (o *Orchestrator) buildRoute(reg Registration, old *route) (*route, error) 
 	// custom prober checks every endpoint, the HTTP prober only those with
 	// a health_check_path.
 	rt.healthActive = rt.health.enabled() && !ep.Disabled && (ep.HealthCheckPath != "" || o.probesEveryEndpoint())
-	if rt.healthActive && ep.HealthCheckPath != "" {
-		probe := *target
-		probe.Path, probe.RawPath = "", ""
-		rt.probeURL = probe.String() + ep.HealthCheckPath
+	if err := o.buildTargets(rt, old, breakerCfg); err != nil {
+		return nil, err
 	}
-
-	sameUpstream := old != nil && old.ep.URL == ep.URL && old.probeURL == rt.probeURL
-	switch {
-	case !rt.healthActive:
-		// Nothing probes it: a status its probes left (unhealthy, say)
-		// must not keep failing its requests.
-		rt.healthState = idleHealth
-	case sameUpstream && old.healthActive:
-		rt.healthState = old.healthState
-	default:
-		rt.healthState = newHealthState()
-	}
-	if sameUpstream {
+	rt.policies = newEndpointPolicies(ep.MaxConcurrent, o.extraPolicies)
+	if old != nil && old.sameUpstreams(rt) {
 		rt.traffic = old.traffic
 	} else {
 		rt.traffic = &trafficState{}

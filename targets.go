@@ -239,7 +239,7 @@ func (e Endpoint) validateTargets(field func(string) string, errs *ValidationErr
 		errs.add(field("targets"), "set either url or targets, not both")
 		return
 	case e.URL == "" && len(e.Targets) == 0:
-		errs.add(field("url"), "is required (or targets)")
+		errs.add(field("url"), "is required")
 		return
 	case e.URL != "":
 		if _, err := parseUpstreamURL(e.URL); err != nil {

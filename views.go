@@ -64,10 +64,63 @@ type RegisteredEndpoint struct {
 	Health HealthReport `json:"health"`
 	// Traffic counts the requests served.
 	Traffic TrafficReport `json:"traffic"`
+	// Targets is each target's state, for an endpoint with a targets
+	// list (absent for the url shorthand, whose one target's state is the
+	// endpoint's). The endpoint's own probe fields above then sum its
+	// targets up: the latest check, the fewest probes failed or passed in
+	// a row, and an error message only when every target's last probe
+	// failed.
+	Targets []TargetReport `json:"targets,omitempty"`
+}
+
+// TargetReport is one target's state in an endpoint's view: its config
+// and its observed health, ejection, breaker and in-flight requests.
+type TargetReport struct {
+	// ID is the target's id.
+	ID string `json:"id"`
+	// URL is the target's base URL.
+	URL string `json:"url"`
+	// Weight is the configured weight.
+	Weight int `json:"weight"`
+	// Drained is set while an operator's drain holds the target out of
+	// balancing (its weight counts as 0).
+	Drained bool `json:"drained"`
+	// Eligible: the target can take a new request now.
+	Eligible bool `json:"eligible"`
+	// AwaitingProbe: added by a reload, it is not preferred before its
+	// first health probe passes.
+	AwaitingProbe bool `json:"awaiting_probe,omitempty"`
+	// Status is the target's health: from its probes when probed, else
+	// from its breaker.
+	Status HealthStatus `json:"status"`
+	// LastCheckTime is when its last probe ran.
+	LastCheckTime *time.Time `json:"last_check_time"`
+	// Health details its probes.
+	Health HealthReport `json:"health"`
+	// CircuitBreakerState is its breaker's state.
+	CircuitBreakerState BreakerState `json:"circuit_breaker_state"`
+	// Ejected: outlier detection took it out of balancing until
+	// EjectedUntil.
+	Ejected      bool       `json:"ejected"`
+	EjectedUntil *time.Time `json:"ejected_until,omitempty"`
+	// Ejections counts its ejections since the endpoint's outlier
+	// detection was set up.
+	Ejections uint64 `json:"ejections"`
+	// ConsecutiveRequestFailures is its current run of failed requests,
+	// what outlier detection counts.
+	ConsecutiveRequestFailures int `json:"consecutive_request_failures"`
+	// InFlight is its requests in flight.
+	InFlight int64 `json:"in_flight"`
 }
 
 func (o *Orchestrator) view(rt *route) RegisteredEndpoint {
-	report, last := rt.healthState.report(rt.healthActive, rt.probeURL)
+	up := rt.targets[0]
+	report, last := up.health.report(rt.healthActive, up.probeURL)
+	var targets []TargetReport
+	if len(rt.ep.Targets) > 0 {
+		targets = rt.targetReports()
+		report, last = sumUp(rt.healthActive, targets)
+	}
 	v := RegisteredEndpoint{
 		EndpointID:                 rt.id,
 		LastCheckTime:              last,
@@ -81,7 +134,7 @@ func (o *Orchestrator) view(rt *route) RegisteredEndpoint {
 		RegistrationTime:           rt.reg.RegisteredAt,
 		LastHealthCheck:            last,
 		Status:                     rt.status(),
-		CircuitBreakerState:        rt.breaker.state(),
+		CircuitBreakerState:        rt.breakerState(),
 		ConsecutiveRequestFailures: rt.traffic.consecutiveFailures.Load(),
 		Health:                     report,
 		Traffic: TrafficReport{
@@ -90,6 +143,7 @@ func (o *Orchestrator) view(rt *route) RegisteredEndpoint {
 			LatencySum:   Duration(rt.traffic.latencyNanos.Load()),
 			InFlight:     rt.traffic.inFlight.Load(),
 		},
+		Targets: targets,
 	}
 	if report.LastError != "" {
 		msg := report.LastError
@@ -100,6 +154,62 @@ func (o *Orchestrator) view(rt *route) RegisteredEndpoint {
 		v.LastFailureTime = &t
 	}
 	return v
+}
+
+// targetReports returns each target's state.
+func (rt *route) targetReports() []TargetReport {
+	now := time.Now()
+	list := rt.ep.TargetList()
+	out := make([]TargetReport, len(rt.targets))
+	for i, u := range rt.targets {
+		health, last := u.health.report(rt.healthActive, u.probeURL)
+		r := TargetReport{
+			ID: u.id, URL: list[i].URL, Weight: u.weight, Drained: u.drained.Load(),
+			Eligible: u.Weight() > 0 && u.Eligible(), AwaitingProbe: u.pending.Load(),
+			Status: u.status(rt.healthActive), LastCheckTime: last, Health: health,
+			CircuitBreakerState: u.breaker.state(), InFlight: u.inFlight.Load(),
+		}
+		if rt.set != nil && rt.set.outlier != nil {
+			s := rt.set.outlier.State(i, now)
+			r.Ejected, r.Ejections, r.ConsecutiveRequestFailures = s.Ejected, s.Ejections, s.ConsecutiveFailures
+			if s.Ejected {
+				until := s.Until.UTC()
+				r.EjectedUntil = &until
+			}
+		}
+		out[i] = r
+	}
+	return out
+}
+
+// sumUp is an endpoint's probe report from its targets': the latest check,
+// the fewest probes failed (and passed) in a row, the slowest probe, and
+// the first target's error only when every target's last probe failed.
+func sumUp(active bool, targets []TargetReport) (HealthReport, *time.Time) {
+	sum := HealthReport{Active: active}
+	var last *time.Time
+	allFailed := true
+	for i, t := range targets {
+		h := t.Health
+		if i == 0 || h.ConsecutiveFailures < sum.ConsecutiveFailures {
+			sum.ConsecutiveFailures = h.ConsecutiveFailures
+		}
+		if i == 0 || h.ConsecutiveSuccesses < sum.ConsecutiveSuccesses {
+			sum.ConsecutiveSuccesses = h.ConsecutiveSuccesses
+		}
+		sum.ResponseTime = max(sum.ResponseTime, h.ResponseTime)
+		if h.NextCheck != nil && (sum.NextCheck == nil || h.NextCheck.Before(*sum.NextCheck)) {
+			sum.NextCheck = h.NextCheck
+		}
+		if t.LastCheckTime != nil && (last == nil || t.LastCheckTime.After(*last)) {
+			last = t.LastCheckTime
+		}
+		allFailed = allFailed && h.LastError != ""
+	}
+	if allFailed && len(targets) > 0 {
+		sum.LastError = targets[0].Health.LastError
+	}
+	return sum, last
 }
 
 // Endpoint returns one endpoint's view, or ErrNotFound.

@@ -254,3 +254,34 @@ func (d *Detector) State(i int, now time.Time) TargetState {
 	}
 	return s
 }
+
+// Inherit carries targets' state over from old, the detector the endpoint
+// had before a config change: target i takes the state of old's target
+// from[i], or starts fresh where from[i] is negative (a new target). An
+// unchanged target stays ejected for the rest of its time and keeps its
+// multiplier and run of failures, so a reload is no way out of an
+// ejection. Ejections past d's max_ejection_percent are kept too: they end
+// on their own. Call it before d is shared.
+func (d *Detector) Inherit(old *Detector, from []int) {
+	if d.threshold == 0 || old == nil || old.threshold == 0 {
+		return
+	}
+	old.mu.Lock()
+	defer old.mu.Unlock()
+	shift := int64(old.epoch.Sub(d.epoch)) // old time + shift = d's time
+	for i := range d.targets {
+		if i >= len(from) || from[i] < 0 || from[i] >= len(old.targets) {
+			continue
+		}
+		o, t := &old.targets[from[i]], &d.targets[i]
+		t.consecutive.Store(min(o.consecutive.Load(), d.threshold))
+		t.ejections.Store(o.ejections.Load())
+		t.multiplier = min(o.multiplier, d.maxMult)
+		t.returnedAt = o.returnedAt + shift
+		if o.ejected.Load() {
+			t.until.Store(o.until.Load() + shift)
+			t.ejected.Store(true)
+			d.active++
+		}
+	}
+}

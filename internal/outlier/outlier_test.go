@@ -281,3 +281,29 @@ func TestHotPathDoesNotAllocate(t *testing.T) {
 	assert.Zero(t, allocs)
 	assert.Positive(t, d.Ejections(1))
 }
+
+// TestInheritKeepsUnchangedTargetsState: after a config change, a target
+// that stays keeps its ejection (to the same instant) and its run of
+// failures; a new target starts fresh.
+func TestInheritKeepsUnchangedTargetsState(t *testing.T) {
+	c := newClock()
+	old := newDetector(t, outlier.Config{ConsecutiveFailures: intp(2), MaxEjectionPercent: 100}, 3, c)
+	fail(old, 0, 2) // ejected
+	fail(old, 2, 1) // one failure
+	until := old.State(0, c.Now()).Until
+	require.True(t, old.Ejected(0, c.Now()))
+
+	c.Advance(time.Second)
+	d := newDetector(t, outlier.Config{ConsecutiveFailures: intp(2), MaxEjectionPercent: 100}, 3, c)
+	// New order: old target 2 first, then a new one, then old target 0.
+	d.Inherit(old, []int{2, -1, 0})
+	assert.False(t, d.Ejected(0, c.Now()))
+	assert.False(t, d.Ejected(1, c.Now()))
+	require.True(t, d.Ejected(2, c.Now()))
+	assert.Equal(t, until, d.State(2, c.Now()).Until)
+	assert.Equal(t, uint64(1), d.Ejections(2))
+	fail(d, 0, 1) // its second in a row
+	assert.True(t, d.Ejected(0, c.Now()))
+	c.Advance(outlier.DefaultBaseEjectionTime)
+	assert.False(t, d.Ejected(2, c.Now()), "the inherited ejection ends when it would have")
+}
