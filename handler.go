@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/orchestrator-go/orchestrator/internal/framing"
 	"github.com/orchestrator-go/orchestrator/internal/balance"
+	"github.com/orchestrator-go/orchestrator/internal/framing"
 	"github.com/orchestrator-go/orchestrator/internal/problem"
 	"github.com/orchestrator-go/orchestrator/internal/requestid"
 	"github.com/orchestrator-go/orchestrator/internal/urlpath"
