@@ -262,6 +262,8 @@ func New(o *orchestrator.Orchestrator, opts Options) *Handler {
 		{Route{http.MethodDelete, "/registry/endpoints/{id}", "Deregister an API-owned endpoint", false}, h.deleteRegistryEndpoint},
 		{Route{http.MethodGet, "/registry/stats", "Endpoint counts by source, status and circuit-breaker state", false}, h.getRegistryStats},
 		{Route{http.MethodPost, "/registry/sync", "Re-apply the config file's endpoints", false}, h.postRegistrySync},
+		{Route{http.MethodPost, "/registry/endpoints/{id}/targets/{target}/drain", "Take one target of an endpoint out of balancing: no new requests, in-flight ones finish (an operator override, stored in the registry)", false}, h.postDrainTarget},
+		{Route{http.MethodPost, "/registry/endpoints/{id}/targets/{target}/restore", "Return a drained target to balancing", false}, h.postRestoreTarget},
 
 		{Route{http.MethodGet, "/circuit-breaker/status", "Every endpoint's circuit breaker", false}, h.getBreakers},
 		{Route{http.MethodGet, "/circuit-breaker/endpoints/{id}", "One endpoint's circuit breaker", false}, h.getBreaker},

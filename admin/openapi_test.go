@@ -21,6 +21,7 @@ func TestRoutesMatchDesign(t *testing.T) {
 		"GET /config/status", "GET /config/endpoints", "POST /config/reload", "POST /config/validate",
 		"GET /registry/endpoints", "GET /registry/endpoints/{id}", "GET /registry/stats",
 		"POST /registry/endpoints", "POST /registry/sync", "PUT /registry/endpoints/{id}", "DELETE /registry/endpoints/{id}",
+		"POST /registry/endpoints/{id}/targets/{target}/drain", "POST /registry/endpoints/{id}/targets/{target}/restore",
 		"GET /circuit-breaker/status", "GET /circuit-breaker/endpoints/{id}", "GET /circuit-breaker/open",
 		"POST /circuit-breaker/reset/{id}", "POST /circuit-breaker/trip/{id}", "POST /circuit-breaker/reset-all",
 		"GET /router/routes", "GET /router/test/{id}", "GET /router/debug/{path...}", "POST /router/refresh",

@@ -158,7 +158,7 @@ func TestRedocRendersSchemas(t *testing.T) {
 		return m[1]
 	}
 	endpoint := section("Endpoint")
-	assert.Regexp(t, `<code>url</code> <span class="req">required</span>`, endpoint, "required properties are marked")
+	assert.Regexp(t, `<code>name</code> <span class="req">required</span>`, endpoint, "required properties are marked")
 	assert.Contains(t, endpoint, `<span class="note">format <code>uri</code></span>`, "constraints are shown")
 	assert.Contains(t, endpoint, `<a class="ref" href="#schema-CircuitBreakerConfig">CircuitBreakerConfig</a>`, "a $ref is a link")
 	assert.Contains(t, endpoint, `&#34;api_key&#34;`, "enum values are listed")

@@ -131,8 +131,8 @@ func yamlKeys(t reflect.Type, prefix string) []string {
 	}
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
-		if !f.IsExported() {
-			continue
+		if !f.IsExported() || yamlName(f) == "-" {
+			continue // "-": in-process only, such as a custom Selector
 		}
 		key := prefix + yamlName(f)
 		out = append(out, key)
