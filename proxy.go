@@ -19,6 +19,7 @@ import (
 
 	"github.com/orchestrator-go/orchestrator/internal/balance"
 	"github.com/orchestrator-go/orchestrator/internal/netguard"
+	"github.com/orchestrator-go/orchestrator/internal/replay"
 )
 
 // This file is the gateway's one forwarding path: httputil.ReverseProxy,
@@ -49,6 +50,10 @@ type proxyState struct {
 	target   *upstream
 	tried    balance.Exclude
 	attempts int
+	// replay keeps the request body for retries (routes with retries and
+	// a body only); lastAttempt is the latest attempt that may be retried.
+	replay      *replay.Body
+	lastAttempt *retryableAttempt
 
 	// status is the upstream's status.
 	status int
@@ -182,6 +187,9 @@ func (o *Orchestrator) rewrite(pr *httputil.ProxyRequest) {
 	if out.Body != nil {
 		st.body = timedBody{rc: out.Body, st: st}
 		out.Body = &st.body
+		if plan := st.route.retry; plan != nil && in.Body != http.NoBody {
+			st.teeBody(plan, out)
+		}
 	}
 }
 
@@ -208,6 +216,9 @@ func (t *upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	resp, err := st.route.policies.get().WithContext(st).GetWithExecution(func(exec failsafe.Execution[*http.Response]) (*http.Response, error) {
 		return t.try(st, req, exec)
 	})
+	if st.route.retry != nil {
+		resp, err = st.finalAnswer(resp, err)
+	}
 	if err == nil {
 		st.resp = resp
 	}
@@ -236,22 +247,38 @@ func (t *upstreamTransport) try(st *proxyState, req *http.Request, exec failsafe
 			}
 		}
 	}
-	up, req, err := st.attemptTarget(req)
-	if err != nil {
-		if endAttempt != nil {
-			endAttempt()
-		}
-		return nil, err
+	var (
+		resp *http.Response
+		err  error
+	)
+	if plan := st.route.retry; plan != nil {
+		resp, err = t.retried(st, plan, req)
+	} else {
+		resp, err = t.attempt(st, req)
 	}
-	resp, err := t.roundTrip(st, up, req)
 	if endAttempt != nil {
-		if err == nil {
-			resp.Body = onClose(resp.Body, endAttempt)
+		// The response handed on, or kept for the retry policy to judge.
+		kept := resp
+		var again *retryableAttempt
+		if errors.As(err, &again) {
+			kept = again.resp
+		}
+		if kept != nil {
+			kept.Body = onClose(kept.Body, endAttempt)
 		} else {
 			endAttempt()
 		}
 	}
 	return resp, err
+}
+
+// attempt chooses the attempt's target and makes the round trip.
+func (t *upstreamTransport) attempt(st *proxyState, req *http.Request) (*http.Response, error) {
+	up, req, err := st.attemptTarget(req)
+	if err != nil {
+		return nil, err
+	}
+	return t.roundTrip(st, up, req)
 }
 
 // roundTrip sends req to up through its breaker and counts the outcome.
@@ -333,7 +360,9 @@ var errNoEligibleTarget = errors.New("no target of the endpoint is eligible")
 // echoes the request id on the response. A response that arrived after the
 // timeout fired is discarded: the client gets the 504 it was promised.
 func (st *proxyState) received(resp *http.Response, err error) (*http.Response, error) {
-	if !st.timeout.gotHeaders() {
+	// With retries, the header timeout bounds the whole request up to the
+	// final response: it stops in finalAnswer, not at each attempt's.
+	if st.route.retry != nil && st.timeout.timedOut() || st.route.retry == nil && !st.timeout.gotHeaders() {
 		if err == nil {
 			resp.Body.Close()
 		}

@@ -37,6 +37,7 @@ import (
 // 10,000 endpoints may see none between two reloads.
 type endpointPolicies struct {
 	limit    *concurrencyLimit // nil without max_concurrent
+	retry    failsafe.Policy[*http.Response]
 	executor atomic.Pointer[failsafeExecutor]
 	// extra are policies composed outside the gateway's own (tests use
 	// them to stand for the retries and hedges still to come).
@@ -52,11 +53,14 @@ type failsafeExecutor struct {
 // without an executor.
 var noPolicies = &endpointPolicies{}
 
-func newEndpointPolicies(maxConcurrent int, extra []failsafe.Policy[*http.Response]) *endpointPolicies {
-	if maxConcurrent <= 0 && len(extra) == 0 {
+func newEndpointPolicies(maxConcurrent int, retry *retryPlan, extra []failsafe.Policy[*http.Response]) *endpointPolicies {
+	if maxConcurrent <= 0 && retry == nil && len(extra) == 0 {
 		return noPolicies
 	}
 	p := &endpointPolicies{extra: extra}
+	if retry != nil {
+		p.retry = retry.policy
+	}
 	if maxConcurrent > 0 {
 		p.limit = &concurrencyLimit{bulkhead: bulkhead.New[any](uint(maxConcurrent))}
 	}
@@ -64,20 +68,24 @@ func newEndpointPolicies(maxConcurrent int, extra []failsafe.Policy[*http.Respon
 }
 
 // none reports whether there is no policy to run the try in.
-func (p *endpointPolicies) none() bool { return p.limit == nil && len(p.extra) == 0 }
+func (p *endpointPolicies) none() bool { return p.limit == nil && p.retry == nil && len(p.extra) == 0 }
 
 // get returns the executor, composing it on first use: the extra policies
-// outermost, then the concurrency limit. The limit is asked before any
+// outermost, then the concurrency limit, then retries. The limit is asked before any
 // target's breaker (in the try) so that a request it refuses never takes
 // one of a breaker's half-open trial permits.
 func (p *endpointPolicies) get() failsafe.Executor[*http.Response] {
 	if e := p.executor.Load(); e != nil {
 		return e.Executor
 	}
-	policies := make([]failsafe.Policy[*http.Response], 0, len(p.extra)+1)
+	policies := make([]failsafe.Policy[*http.Response], 0, len(p.extra)+2)
 	policies = append(policies, p.extra...)
 	if p.limit != nil {
 		policies = append(policies, p.limit)
+	}
+	if p.retry != nil {
+		// Inside the limit: a request holds one permit across its retries.
+		policies = append(policies, p.retry)
 	}
 	// Two first requests at once may both compose one; the first stored
 	// is kept.

@@ -30,6 +30,7 @@ type route struct {
 	// outlier_detection), so such a route pays for no selection.
 	targets []*upstream
 	set     *targetSet
+	retry   *retryPlan // nil without retries
 	timeout time.Duration
 
 	allowAll     bool   // no methods listed (the list is ep.Methods)

@@ -200,7 +200,8 @@ func (o *Orchestrator) buildRoute(reg Registration, old *route) (*route, error) 
 	if err := o.buildTargets(rt, old, breakerCfg); err != nil {
 		return nil, err
 	}
-	rt.policies = newEndpointPolicies(ep.MaxConcurrent, o.extraPolicies)
+	rt.retry = newRetryPlan(ep.Retry, rt.timeout)
+	rt.policies = newEndpointPolicies(ep.MaxConcurrent, rt.retry, o.extraPolicies)
 	if old != nil && old.sameUpstreams(rt) {
 		rt.traffic = old.traffic
 	} else {
