@@ -139,16 +139,6 @@ func (s *targetSet) pick(r *http.Request, exclude balance.Exclude) int {
 	return i
 }
 
-// anyEligible reports whether some target could take a request.
-func (s *targetSet) anyEligible(targets []*upstream) bool {
-	for _, u := range targets {
-		if u.Weight() > 0 && u.usable() {
-			return true
-		}
-	}
-	return false
-}
-
 // buildTargets gives rt its targets, carrying over the observed state of
 // each target old (the route before a config change) had with the same id,
 // URL and TLS: its health, its breaker when the breaker settings are the
