@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/orchestrator-go/orchestrator/internal/balance"
 	"github.com/orchestrator-go/orchestrator/internal/framing"
 	"github.com/orchestrator-go/orchestrator/internal/problem"
 	"github.com/orchestrator-go/orchestrator/internal/requestid"
@@ -183,7 +182,7 @@ func (o *Orchestrator) dispatch(w http.ResponseWriter, r *http.Request, rt *rout
 func (o *Orchestrator) forward(w http.ResponseWriter, r *http.Request, rt *route, rest string, ids reqIDs, allowFallback bool) int {
 	target := rt.targets[0]
 	if set := rt.set; set != nil {
-		i := set.pick(r, balance.Exclude{})
+		i := set.first(r)
 		if i < 0 {
 			return o.noEligibleTarget(w, r, rt, rest, ids, allowFallback)
 		}

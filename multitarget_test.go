@@ -329,3 +329,32 @@ func TestDrainThroughTheViewsJSON(t *testing.T) {
 		assert.True(t, strings.Contains(string(raw), field), "view lacks %s: %s", field, raw)
 	}
 }
+
+// TestStickySessionsPinAClient: the gateway sets a cookie naming the target
+// that answered, and a request carrying it goes back there, until that
+// target cannot serve.
+func TestStickySessionsPinAClient(t *testing.T) {
+	bs := mtBackends(t, 3, http.StatusOK)
+	o := polNew(t, orchestrator.WithEndpoints(orchestrator.Endpoint{Name: "svc", Targets: mtTargets(bs),
+		LoadBalancing: &orchestrator.LoadBalancingConfig{Sticky: &orchestrator.StickyConfig{Cookie: "lb", HTTPOnly: true}}}))
+	first := polGet(o, "/orchestrator/svc/x")
+	set := first.Header.Get("Set-Cookie")
+	require.NotEmpty(t, set, "the first answer pins the client")
+	assert.Contains(t, set, "Path=/orchestrator/svc")
+	assert.Contains(t, set, "HttpOnly")
+	cookie, _, _ := strings.Cut(set, ";")
+	pinned := first.Header.Get("X-Backend")
+	for range 10 {
+		req := httptest.NewRequest(http.MethodGet, "/orchestrator/svc/x", nil)
+		req.Header.Set("Cookie", cookie)
+		res := polServe(o, req)
+		assert.Equal(t, pinned, res.Header.Get("X-Backend"))
+		assert.Empty(t, res.Header.Get("Set-Cookie"), "the cookie already names the target")
+	}
+	require.NoError(t, o.DrainTarget("svc", pinned))
+	req := httptest.NewRequest(http.MethodGet, "/orchestrator/svc/x", nil)
+	req.Header.Set("Cookie", cookie)
+	res := polServe(o, req)
+	assert.NotEqual(t, pinned, res.Header.Get("X-Backend"), "a drained target gets no new sticky requests")
+	assert.NotEmpty(t, res.Header.Get("Set-Cookie"), "the client is pinned anew")
+}

@@ -376,6 +376,11 @@ func (st *proxyState) received(resp *http.Response, err error) (*http.Response, 
 		resp.Header = make(http.Header)
 	}
 	resp.Header["X-Request-Id"] = st.reqIDValue[:1:1]
+	if set := st.route.set; set != nil && set.sticky != nil && !set.sticky.Has(st.in, st.target.index) {
+		// Pin the client to the target that answered (Traefik's and
+		// Caddy's sticky cookie).
+		resp.Header["Set-Cookie"] = append(resp.Header["Set-Cookie"], set.sticky.SetCookie(st.target.index))
+	}
 	return resp, nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -123,6 +124,18 @@ type targetSet struct {
 	pending    []balance.Candidate // pendingView of each; nil when no target was pending
 	panics     []balance.Candidate // panicView of each; nil without panic mode
 	outlier    *outlier.Detector   // nil when outlier detection is off
+	sticky     *balance.Sticky     // nil without sticky sessions
+}
+
+// first returns the target of a request's first attempt: the one its
+// sticky cookie names when that one can take it, else pick's.
+func (s *targetSet) first(r *http.Request) int {
+	if s.sticky != nil {
+		if i := s.sticky.Pick(r, s.candidates, balance.Exclude{}); i >= 0 {
+			return i
+		}
+	}
+	return s.pick(r, balance.Exclude{})
 }
 
 // pick returns the target r goes to, skipping exclude, or -1. A target
@@ -312,8 +325,29 @@ func (o *Orchestrator) buildTargetSet(rt, old *route, from []int) error {
 			set.panics[i] = panicView{up}
 		}
 	}
+	if st := lb.Sticky; st != nil {
+		path := st.Path
+		if path == "" {
+			path = o.prefix + rt.path
+		}
+		set.sticky = balance.NewSticky(balance.StickyOptions{Cookie: st.Cookie, MaxAge: st.MaxAge.Std(),
+			Secure: st.Secure, HTTPOnly: st.HTTPOnly, SameSite: sameSite(st.SameSite), Path: path}, set.candidates)
+	}
 	rt.set = set
 	return nil
+}
+
+// sameSite maps a sticky cookie's same_site onto net/http's.
+func sameSite(s string) http.SameSite {
+	switch strings.ToLower(s) {
+	case "lax":
+		return http.SameSiteLaxMode
+	case "strict":
+		return http.SameSiteStrictMode
+	case "none":
+		return http.SameSiteNoneMode
+	}
+	return 0
 }
 
 // sameUpstreams reports whether rt sends to the same targets as old, by
