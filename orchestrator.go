@@ -31,6 +31,7 @@ type Orchestrator struct {
 	registry        Registry
 	transport       http.RoundTripper
 	ownTransport    *http.Transport // closed on Close when New made it
+	tls             tlsTransports   // the transports of targets' tls sections
 	prober          Prober
 	logger          *slog.Logger
 	loggerKey       string // WithLoggerKey: the key component loggers name themselves under
@@ -215,6 +216,7 @@ func (o *Orchestrator) Close() error {
 	o.mu.Unlock()
 	o.checker.Close()
 	o.wg.Wait()
+	o.tls.closeIdle()
 	if o.ownTransport != nil {
 		o.ownTransport.CloseIdleConnections()
 	}

@@ -290,6 +290,13 @@ func (c *TargetTLS) validate(path, rawURL string, errs *ValidationError) {
 	}
 	if (c.CertFile == "") != (c.KeyFile == "") {
 		errs.add(path, "cert_file and key_file go together: set both or neither")
+		return
+	}
+	// The files are read here too, so that a config naming a missing or
+	// broken one is refused at its field, before it replaces a good one.
+	if _, _, err := loadTargetTLS(c); err != nil {
+		name, msg, _ := strings.Cut(err.Error(), ": ")
+		errs.add(path+"."+name, msg)
 	}
 }
 

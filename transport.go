@@ -2,6 +2,7 @@ package orchestrator
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"strconv"
@@ -31,9 +32,24 @@ func upstreamDialer() *net.Dialer {
 	return &net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
 }
 
-// checkUpstream refuses an upstream the guard forbids, resolving its host.
+// checkUpstream refuses an endpoint with a target the guard forbids,
+// resolving its host.
 func (o *Orchestrator) checkUpstream(ctx context.Context, ep Endpoint) error {
-	u, err := parseUpstreamURL(ep.URL)
+	if len(ep.Targets) == 0 {
+		return o.checkTargetURL(ctx, ep.URL, "url")
+	}
+	for i, t := range ep.Targets {
+		if err := o.checkTargetURL(ctx, t.URL, fmt.Sprintf("targets[%d].url", i)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkTargetURL refuses one upstream URL the guard forbids; field names
+// it in the error.
+func (o *Orchestrator) checkTargetURL(ctx context.Context, raw, field string) error {
+	u, err := parseUpstreamURL(raw)
 	if err != nil {
 		return nil // Validate reports it
 	}
@@ -46,7 +62,7 @@ func (o *Orchestrator) checkUpstream(ctx context.Context, ep Endpoint) error {
 	}
 	p, _ := strconv.Atoi(port)
 	if err := o.guard.CheckHost(ctx, u.Hostname(), uint16(p)); err != nil {
-		return &ValidationError{Errors: []FieldError{{Field: "url", Message: err.Error()}}}
+		return &ValidationError{Errors: []FieldError{{Field: field, Message: err.Error()}}}
 	}
 	return nil
 }
