@@ -320,6 +320,7 @@ type endpointMetrics struct {
 	upstreamError [len(upstreamErrorKinds)]counter
 	breakerOpens  counter
 	healthFlips   counter
+	retries       atomic.Pointer[retryStats] // made on the first retry; see retryCounters
 }
 
 // gatewayMetrics is the Orchestrator's metrics.Set with its gateway-wide
@@ -542,6 +543,7 @@ func (g *gatewayMetrics) writeEndpoints(w io.Writer) {
 			e.uint(metricRequests, "", rt.id, r.n, `,method="`, r.method, `",status="`, r.status, `"`)
 		}
 	})
+	g.writeTargetFamilies(e, routes)
 	each(metricUpstreamErrors, func(rt *route, m *endpointMetrics) {
 		for _, i := range upstreamErrorOrder {
 			e.uint(metricUpstreamErrors, "", rt.id, m.upstreamError[i].Get(), `,kind="`, upstreamErrorKinds[i], `"`)

@@ -298,7 +298,9 @@ func (t *upstreamTransport) roundTrip(st *proxyState, up *upstream, req *http.Re
 		base = up.transport
 	}
 	resp, err := st.received(base.RoundTrip(req))
-	switch o := attemptOutcome(st, b, resp, err); o {
+	outcome := attemptOutcome(st, b, resp, err)
+	up.countAttempt(st.attempts > 1, err, outcome == outcomeFailure)
+	switch o := outcome; o {
 	case outcomeSuccess, outcomeFailure:
 		failed := o == outcomeFailure
 		st.route.traffic.record(failed)

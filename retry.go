@@ -258,15 +258,17 @@ var errNotReplayable = errors.New("the request body cannot be replayed for a ret
 // The header timeout, which counted across attempts, stops here.
 func (st *proxyState) finalAnswer(resp *http.Response, err error) (*http.Response, error) {
 	var last *retryableAttempt
+	budgetRefused := errors.Is(err, budget.ErrExceeded)
 	switch {
 	case errors.As(err, &last):
-	case errors.Is(err, budget.ErrExceeded) && st.lastAttempt != nil:
+	case budgetRefused && st.lastAttempt != nil:
 		last = st.lastAttempt
 	}
 	if last != nil {
 		resp, err = last.resp, last.err
 		st.lastAttempt = nil
 	}
+	st.countRetried(budgetRefused, resp, err)
 	if err == nil && !st.timeout.gotHeaders() {
 		resp.Body.Close()
 		return nil, errUpstreamTimeout

@@ -44,6 +44,9 @@ type upstream struct {
 	drained  atomic.Bool  // an operator's drain override
 	pending  atomic.Bool  // added by a reload, with probes, none passed yet
 	inFlight atomic.Int64 // attempts from the round trip to the body's close
+	// stats are the target's counters, for a route with a target set or
+	// retries; nil otherwise (the url shorthand's are the endpoint's).
+	stats *targetStats
 	// release ends an attempt's count in inFlight; built once, so that
 	// handing it to a response body allocates no closure per request.
 	release func()
@@ -193,6 +196,12 @@ func (o *Orchestrator) buildTargets(rt, old *route, breakerCfg CircuitBreakerCon
 			from[i] = j
 		}
 		o.carryTargetState(rt, old, up, prev, breakerCfg)
+		if multi || ep.Retry != nil && ep.Retry.Attempts > 0 {
+			up.stats = &targetStats{}
+			if prev != nil && prev.stats != nil {
+				up.stats = prev.stats
+			}
+		}
 		if _, drained := o.overrides[drainOverrideKey(ep.ID, up.id)]; drained {
 			up.drained.Store(true)
 		}
