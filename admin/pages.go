@@ -154,6 +154,24 @@ type statusRow struct {
 	LastFailure         *time.Time
 	HealthError         string
 	Traffic             trafficRates
+	// Targets are the rows of an endpoint with a targets list, one per
+	// target, under the endpoint's.
+	Targets []targetRow
+}
+
+// targetRow is one target of an endpoint on the status page.
+type targetRow struct {
+	ID, URL          string
+	Status           orchestrator.HealthStatus
+	Breaker          orchestrator.BreakerState
+	Weight           int
+	Drained, Ejected bool
+	AwaitingProbe    bool
+	InFlight         int64
+	Failures         int
+	Ejections        uint64
+	LastHealthCheck  *time.Time
+	HealthError      string
 }
 
 // trafficRates is the request rate and mean latency of one status row.
@@ -305,10 +323,22 @@ func (h *Handler) getStatusPage(w http.ResponseWriter, r *http.Request) error {
 		if ep.Config.Version != "" {
 			route += "/" + ep.Config.Version
 		}
+		upstream := ep.Config.URL
+		var targets []targetRow
+		if len(ep.Targets) > 0 {
+			upstream = strconv.Itoa(len(ep.Targets)) + " targets"
+			for _, t := range ep.Targets {
+				targets = append(targets, targetRow{ID: t.ID, URL: t.URL, Status: t.Status, Breaker: t.CircuitBreakerState,
+					Weight: t.Weight, Drained: t.Drained, Ejected: t.Ejected, AwaitingProbe: t.AwaitingProbe,
+					InFlight: t.InFlight, Failures: t.ConsecutiveRequestFailures, Ejections: t.Ejections,
+					LastHealthCheck: t.LastCheckTime, HealthError: h.redact(t.Health.LastError)})
+			}
+		}
 		page.Endpoints = append(page.Endpoints, statusRow{
 			ID:                  ep.ID,
 			Route:               route,
-			Upstream:            ep.Config.URL,
+			Upstream:            upstream,
+			Targets:             targets,
 			Source:              ep.Source,
 			Status:              ep.Status,
 			Breaker:             ep.CircuitBreakerState,

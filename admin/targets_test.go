@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -73,3 +74,27 @@ func TestRegisterTargetsThroughTheAPI(t *testing.T) {
 	assert.Equal(t, 2, got.Targets[0].Weight)
 	assert.Equal(t, "b", got.Targets[1].ID)
 }
+
+// TestStatusPageShowsTargets: an endpoint with a targets list has a row per
+// target under its own, with the target's state.
+func TestStatusPageShowsTargets(t *testing.T) {
+	f := newFixture(t)
+	_, err := f.o.Register(context.Background(), orchestrator.Endpoint{Name: "multi", Targets: []orchestrator.Target{
+		{ID: "a", URL: f.backend.URL + "/a", Weight: intp(3)},
+		{ID: "b", URL: f.backend.URL + "/b"},
+	}})
+	require.NoError(t, err)
+	require.NoError(t, f.o.DrainTarget("multi", "b"))
+	page := statusPage(t, f)
+	assertCell(t, requireRow(t, page, "multi"), "upstream", "2 targets")
+	rows := regexp.MustCompile(`(?s)<tr class="target" data-endpoint="multi" data-target="([^"]*)">(.*?)</tr>`).FindAllStringSubmatch(page, -1)
+	require.Len(t, rows, 2)
+	assert.Equal(t, "a", rows[0][1])
+	assert.Contains(t, rows[0][2], "weight 3")
+	assert.Contains(t, rows[0][2], f.backend.URL+"/a")
+	assert.Equal(t, "b", rows[1][1])
+	assert.Contains(t, rows[1][2], `st-drained`)
+	assert.NotContains(t, page, `data-endpoint="orders" data-target`, "the url shorthand has no target rows")
+}
+
+func intp(n int) *int { return &n }
