@@ -39,7 +39,7 @@ func (o *Orchestrator) observe(r *http.Request, rt *route, ids reqIDs, status in
 	}
 	endpointID := ""
 	if rt != nil {
-		endpointID = rt.id
+		endpointID = rt.ep.ID
 	}
 	// Headers and the query string are never logged: they carry
 	// credentials (Authorization, X-API-Key, Cookie, tokens in queries).

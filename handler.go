@@ -158,8 +158,9 @@ func (o *Orchestrator) dispatch(w http.ResponseWriter, r *http.Request, rt *rout
 	if !rt.allows(r.Method) {
 		h := w.Header()
 		h["X-Request-Id"] = []string{ids.request}
-		h["Allow"] = []string{rt.allow}
-		o.writeProblem(w, r, ids.request, rt, http.StatusMethodNotAllowed, "method-not-allowed", "Method Not Allowed", "method "+r.Method+" is not allowed; allowed: "+rt.allow, 0)
+		allow := rt.allowHeader()
+		h["Allow"] = []string{allow}
+		o.writeProblem(w, r, ids.request, rt, http.StatusMethodNotAllowed, "method-not-allowed", "Method Not Allowed", "method "+r.Method+" is not allowed; allowed: "+allow, 0)
 		return http.StatusMethodNotAllowed
 	}
 	if rt.ep.Disabled {
@@ -262,7 +263,7 @@ func (o *Orchestrator) unavailable(w http.ResponseWriter, r *http.Request, rt *r
 			// be replayed: it gets the error response instead.
 			if fb := o.table.Load().route(plan.endpointID); fb != nil && !fb.ep.Disabled && !bodyConsumed && fb.allows(r.Method) {
 				o.routerLog.LogAttrs(r.Context(), slog.LevelDebug, "serving from fallback endpoint",
-					slog.String("request_id", ids.request), slog.String("endpoint_id", rt.id), slog.String("fallback_endpoint_id", fb.id))
+					slog.String("request_id", ids.request), slog.String("endpoint_id", rt.ep.ID), slog.String("fallback_endpoint_id", fb.ep.ID))
 				return o.forward(w, r, fb, rest, ids, false)
 			}
 		}
@@ -284,7 +285,7 @@ func (o *Orchestrator) writeProblem(w http.ResponseWriter, r *http.Request, reqI
 		RequestID: reqID,
 	}
 	if rt != nil {
-		d.EndpointID = rt.id
+		d.EndpointID = rt.ep.ID
 	}
 	problem.Write(w, d, retryAfter)
 }

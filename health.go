@@ -326,10 +326,10 @@ func (o *Orchestrator) probeRoute(id string) *route {
 func (o *Orchestrator) runProbe(ctx context.Context, rt *route, up *upstream) HealthStatus {
 	pctx, cancel := context.WithTimeout(ctx, rt.health.Timeout.Std())
 	defer cancel()
-	host, port := probeHostPort(up.scheme, up.host)
+	host, port := probeHostPort(up.scheme(), up.host)
 	start := time.Now()
-	err := o.prober.Probe(pctx, ProbeTarget{EndpointID: rt.id, URL: up.probeURL, Host: host, Port: port,
-		Endpoint: rt.ep, TargetID: up.id, Transport: up.transport})
+	err := o.prober.Probe(pctx, ProbeTarget{EndpointID: rt.ep.ID, URL: rt.probeURL(up), Host: host, Port: port,
+		Endpoint: rt.ep, TargetID: up.id, Transport: up.transport()})
 	took := time.Since(start)
 	if ctx.Err() != nil {
 		// Shutting down: a cancelled probe says nothing about the endpoint.
@@ -347,7 +347,7 @@ func (o *Orchestrator) runProbe(ctx context.Context, rt *route, up *upstream) He
 	}
 	if from != to {
 		level := slog.LevelInfo
-		attrs := []any{slog.String("endpoint_id", rt.id)}
+		attrs := []any{slog.String("endpoint_id", rt.ep.ID)}
 		if len(rt.ep.Targets) > 0 {
 			attrs = append(attrs, slog.String("target", up.id))
 		}

@@ -320,7 +320,6 @@ type endpointMetrics struct {
 	upstreamError [len(upstreamErrorKinds)]counter
 	breakerOpens  counter
 	healthFlips   counter
-	retries       atomic.Pointer[retryStats] // made on the first retry; see retryCounters
 }
 
 // gatewayMetrics is the Orchestrator's metrics.Set with its gateway-wide
@@ -479,7 +478,7 @@ func (g *gatewayMetrics) writeEndpoints(w io.Writer) {
 	if len(routes) == 0 {
 		return
 	}
-	slices.SortFunc(routes, func(a, b *route) int { return strings.Compare(a.id, b.id) })
+	slices.SortFunc(routes, func(a, b *route) int { return strings.Compare(a.ep.ID, b.ep.ID) })
 	e := &expositionWriter{buf: make([]byte, 0, 40<<10)}
 	if m, ok := w.(*metadataWriter); ok {
 		e.meta, e.labels, w = m, m.labels, m.direct()
@@ -495,7 +494,7 @@ func (g *gatewayMetrics) writeEndpoints(w io.Writer) {
 	}
 	// The families in name order.
 	each(metricBreakerOpens, func(rt *route, m *endpointMetrics) {
-		e.uint(metricBreakerOpens, "", rt.id, m.breakerOpens.Get())
+		e.uint(metricBreakerOpens, "", rt.ep.ID, m.breakerOpens.Get())
 	})
 	each(metricBreakerState, func(rt *route, m *endpointMetrics) {
 		var v int64
@@ -505,26 +504,26 @@ func (g *gatewayMetrics) writeEndpoints(w io.Writer) {
 		case BreakerOpen:
 			v = 2
 		}
-		e.int(metricBreakerState, rt.id, v)
+		e.int(metricBreakerState, rt.ep.ID, v)
 	})
 	each(metricEndpointHealth, func(rt *route, m *endpointMetrics) {
 		var v int64
 		if rt.status() == StatusHealthy {
 			v = 1
 		}
-		e.int(metricEndpointHealth, rt.id, v)
+		e.int(metricEndpointHealth, rt.ep.ID, v)
 	})
 	each(metricHealthFlips, func(rt *route, m *endpointMetrics) {
-		e.uint(metricHealthFlips, "", rt.id, m.healthFlips.Get())
+		e.uint(metricHealthFlips, "", rt.ep.ID, m.healthFlips.Get())
 	})
 	each(metricProbeDuration, func(rt *route, m *endpointMetrics) {
-		e.histogram(metricProbeDuration, rt.id, m.probeDuration.p.Load(), probeLE)
+		e.histogram(metricProbeDuration, rt.ep.ID, m.probeDuration.p.Load(), probeLE)
 	})
 	each(metricDuration, func(rt *route, m *endpointMetrics) {
-		e.histogram(metricDuration, rt.id, m.duration.p.Load(), requestLE)
+		e.histogram(metricDuration, rt.ep.ID, m.duration.p.Load(), requestLE)
 	})
 	each(metricInFlight, func(rt *route, m *endpointMetrics) {
-		e.int(metricInFlight, rt.id, rt.traffic.inFlight.Load())
+		e.int(metricInFlight, rt.ep.ID, rt.traffic.inFlight.Load())
 	})
 	var reqs []requestSeries
 	each(metricRequests, func(rt *route, m *endpointMetrics) {
@@ -540,13 +539,13 @@ func (g *gatewayMetrics) writeEndpoints(w io.Writer) {
 			return strings.Compare(a.status, b.status)
 		})
 		for _, r := range reqs {
-			e.uint(metricRequests, "", rt.id, r.n, `,method="`, r.method, `",status="`, r.status, `"`)
+			e.uint(metricRequests, "", rt.ep.ID, r.n, `,method="`, r.method, `",status="`, r.status, `"`)
 		}
 	})
 	g.writeTargetFamilies(e, routes)
 	each(metricUpstreamErrors, func(rt *route, m *endpointMetrics) {
 		for _, i := range upstreamErrorOrder {
-			e.uint(metricUpstreamErrors, "", rt.id, m.upstreamError[i].Get(), `,kind="`, upstreamErrorKinds[i], `"`)
+			e.uint(metricUpstreamErrors, "", rt.ep.ID, m.upstreamError[i].Get(), `,kind="`, upstreamErrorKinds[i], `"`)
 		}
 	})
 }

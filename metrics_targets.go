@@ -49,28 +49,16 @@ type targetStats struct {
 	errors   [len(upstreamErrorKinds)]atomic.Uint64
 }
 
-// retryStats are an endpoint's retry counters, kept with its metrics.
+// retryStats are an endpoint's retry counters. They live on its retry plan
+// and carry over a config change that keeps retries on.
 type retryStats struct {
 	succeeded, exhausted, budget atomic.Uint64
-}
-
-// retries returns m's retry counters, made on first use; nil when metrics
-// are off.
-func (m *endpointMetrics) retryCounters() *retryStats {
-	if m == nil {
-		return nil
-	}
-	if r := m.retries.Load(); r != nil {
-		return r
-	}
-	m.retries.CompareAndSwap(nil, &retryStats{})
-	return m.retries.Load()
 }
 
 // countAttempt counts an attempt to up, a retry when retry is set, and its
 // failure kind when err is a failure of the upstream's.
 func (up *upstream) countAttempt(retry bool, err error, failed bool) {
-	s := up.stats
+	s := up.stats()
 	if s == nil {
 		return
 	}
@@ -85,10 +73,7 @@ func (up *upstream) countAttempt(retry bool, err error, failed bool) {
 
 // countRetried counts a request's retry outcome.
 func (st *proxyState) countRetried(budgetRefused bool, resp *http.Response, err error) {
-	r := st.route.metrics.retryCounters()
-	if r == nil {
-		return
-	}
+	r := st.route.retry.stats
 	if budgetRefused {
 		r.budget.Add(1)
 	}
@@ -118,9 +103,9 @@ func (g *gatewayMetrics) writeTargetFamilies(e *expositionWriter, routes []*rout
 	if len(retrying) > 0 {
 		e.describe(metricRetried)
 		for _, rt := range retrying {
-			r := rt.metrics.retryCounters()
-			e.uint(metricRetried, "", rt.id, r.exhausted.Load(), `,outcome="exhausted"`)
-			e.uint(metricRetried, "", rt.id, r.succeeded.Load(), `,outcome="succeeded"`)
+			r := rt.retry.stats
+			e.uint(metricRetried, "", rt.ep.ID, r.exhausted.Load(), `,outcome="exhausted"`)
+			e.uint(metricRetried, "", rt.ep.ID, r.succeeded.Load(), `,outcome="succeeded"`)
 		}
 	}
 	targets := func(family string, list []*route, write func(rt *route, i int, up *upstream, target string)) {
@@ -136,12 +121,12 @@ func (g *gatewayMetrics) writeTargetFamilies(e *expositionWriter, routes []*rout
 		}
 	}
 	targets(metricRetryAttempts, retrying, func(rt *route, _ int, up *upstream, target string) {
-		e.uint(metricRetryAttempts, "", rt.id, up.stats.retries.Load(), `,target=`, target)
+		e.uint(metricRetryAttempts, "", rt.ep.ID, up.stats().retries.Load(), `,target=`, target)
 	})
 	if len(retrying) > 0 {
 		e.describe(metricRetryBudget)
 		for _, rt := range retrying {
-			e.uint(metricRetryBudget, "", rt.id, rt.metrics.retryCounters().budget.Load())
+			e.uint(metricRetryBudget, "", rt.ep.ID, rt.retry.stats.budget.Load())
 		}
 	}
 	targets(metricTargetEligible, multi, func(rt *route, _ int, up *upstream, target string) {
@@ -149,7 +134,7 @@ func (g *gatewayMetrics) writeTargetFamilies(e *expositionWriter, routes []*rout
 		if up.Weight() > 0 && up.Eligible() {
 			v = 1
 		}
-		e.uint(metricTargetEligible, "", rt.id, v, `,target=`, target)
+		e.uint(metricTargetEligible, "", rt.ep.ID, v, `,target=`, target)
 	})
 	now := time.Now()
 	targets(metricTargetEject, multi, func(rt *route, i int, up *upstream, target string) {
@@ -157,17 +142,17 @@ func (g *gatewayMetrics) writeTargetFamilies(e *expositionWriter, routes []*rout
 		if d := rt.set.outlier; d != nil {
 			n = d.State(i, now).Ejections
 		}
-		e.uint(metricTargetEject, "", rt.id, n, `,target=`, target)
+		e.uint(metricTargetEject, "", rt.ep.ID, n, `,target=`, target)
 	})
 	targets(metricTargetInFlight, multi, func(rt *route, _ int, up *upstream, target string) {
-		e.uint(metricTargetInFlight, "", rt.id, uint64(max(up.inFlight.Load(), 0)), `,target=`, target)
+		e.uint(metricTargetInFlight, "", rt.ep.ID, uint64(max(up.inFlight.Load(), 0)), `,target=`, target)
 	})
 	targets(metricTargetRequests, multi, func(rt *route, _ int, up *upstream, target string) {
-		e.uint(metricTargetRequests, "", rt.id, up.stats.requests.Load(), `,target=`, target)
+		e.uint(metricTargetRequests, "", rt.ep.ID, up.stats().requests.Load(), `,target=`, target)
 	})
 	targets(metricTargetErrors, multi, func(rt *route, _ int, up *upstream, target string) {
 		for _, k := range upstreamErrorOrder {
-			e.uint(metricTargetErrors, "", rt.id, up.stats.errors[k].Load(), `,kind="`, upstreamErrorKinds[k], `",target=`, target)
+			e.uint(metricTargetErrors, "", rt.ep.ID, up.stats().errors[k].Load(), `,kind="`, upstreamErrorKinds[k], `",target=`, target)
 		}
 	})
 }

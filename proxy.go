@@ -294,8 +294,8 @@ func (t *upstreamTransport) roundTrip(st *proxyState, up *upstream, req *http.Re
 		up.inFlight.Add(1)
 	}
 	base := t.base
-	if up.transport != nil {
-		base = up.transport
+	if t := up.transport(); t != nil {
+		base = t
 	}
 	resp, err := st.received(base.RoundTrip(req))
 	outcome := attemptOutcome(st, b, resp, err)
@@ -308,7 +308,7 @@ func (t *upstreamTransport) roundTrip(st *proxyState, up *upstream, req *http.Re
 			b.record(failed)
 		}
 		if set != nil && set.outlier != nil {
-			set.outlier.Record(up.index, failed)
+			set.outlier.Record(int(up.index), failed)
 		}
 	default:
 		if !b.disabled {
@@ -317,9 +317,9 @@ func (t *upstreamTransport) roundTrip(st *proxyState, up *upstream, req *http.Re
 	}
 	if set != nil {
 		if err == nil {
-			resp.Body = onClose(resp.Body, up.release)
+			resp.Body = onClose(resp.Body, up.more.release)
 		} else {
-			up.release()
+			up.more.release()
 		}
 	}
 	return resp, err
@@ -335,7 +335,7 @@ func (st *proxyState) attemptTarget(req *http.Request) (*upstream, *http.Request
 	if st.attempts == 1 || set == nil {
 		return st.target, req, nil
 	}
-	st.tried.Add(st.target.index)
+	st.tried.Add(int(st.target.index))
 	i := set.pick(st.in, st.tried)
 	if i < 0 {
 		i = set.pick(st.in, balance.Exclude{})
@@ -378,10 +378,10 @@ func (st *proxyState) received(resp *http.Response, err error) (*http.Response, 
 		resp.Header = make(http.Header)
 	}
 	resp.Header["X-Request-Id"] = st.reqIDValue[:1:1]
-	if set := st.route.set; set != nil && set.sticky != nil && !set.sticky.Has(st.in, st.target.index) {
+	if set := st.route.set; set != nil && set.sticky != nil && !set.sticky.Has(st.in, int(st.target.index)) {
 		// Pin the client to the target that answered (Traefik's and
 		// Caddy's sticky cookie).
-		resp.Header["Set-Cookie"] = append(resp.Header["Set-Cookie"], set.sticky.SetCookie(st.target.index))
+		resp.Header["Set-Cookie"] = append(resp.Header["Set-Cookie"], set.sticky.SetCookie(int(st.target.index)))
 	}
 	return resp, nil
 }
@@ -440,7 +440,7 @@ func (o *Orchestrator) proxyError(w http.ResponseWriter, outreq *http.Request, e
 		kind, detail = "upstream-timeout", "the upstream timed out"
 	}
 	o.routerLog.LogAttrs(st.in.Context(), slog.LevelWarn, "upstream request failed",
-		slog.String("request_id", st.ids.request), slog.String("endpoint_id", st.route.id),
+		slog.String("request_id", st.ids.request), slog.String("endpoint_id", st.route.ep.ID),
 		slog.Int("status_code", st.status), slog.String("error", err.Error()))
 	if m := st.route.metrics; m != nil {
 		m.upstreamError[classifyUpstreamError(err, st.timeout.timedOut())].Inc()

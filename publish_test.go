@@ -58,7 +58,7 @@ func TestIncrementalPublishFollowsVersionChangesAndRenames(t *testing.T) {
 		if rt == nil {
 			return ""
 		}
-		return rt.id
+		return rt.ep.ID
 	}
 	require.Equal(t, "moving", find("/a/v1/x"))
 
@@ -98,7 +98,7 @@ func TestShadowedRouteTakesOverItsPathWhenTheWinnerGoes(t *testing.T) {
 	o.mu.Unlock()
 	rt, _ := o.table.Load().lookup("/dup/v1/x")
 	require.NotNil(t, rt)
-	assert.Equal(t, "first", rt.id, "the earlier registration serves the path")
+	assert.Equal(t, "first", rt.ep.ID, "the earlier registration serves the path")
 
 	o.mu.Lock()
 	o.deleteEntryLocked("first")
@@ -106,5 +106,5 @@ func TestShadowedRouteTakesOverItsPathWhenTheWinnerGoes(t *testing.T) {
 	o.mu.Unlock()
 	rt, _ = o.table.Load().lookup("/dup/v1/x")
 	require.NotNil(t, rt, "the shadowed route must take over the path")
-	assert.Equal(t, "second", rt.id)
+	assert.Equal(t, "second", rt.ep.ID)
 }

@@ -41,6 +41,7 @@ type retryPlan struct {
 	statuses  statusSet
 	policy    failsafe.Policy[*http.Response]
 	budget    budget.Budget
+	stats     *retryStats // the endpoint's retry counters
 }
 
 // newRetryPlan resolves cfg (validated) for a route whose whole-request
@@ -49,7 +50,7 @@ func newRetryPlan(cfg *RetryConfig, timeout time.Duration) *retryPlan {
 	if cfg == nil || cfg.Attempts <= 0 {
 		return nil
 	}
-	p := &retryPlan{attempts: cfg.Attempts, perTry: cfg.PerTryTimeout.Std(), maxReplay: cfg.MaxReplayBytes}
+	p := &retryPlan{attempts: cfg.Attempts, perTry: cfg.PerTryTimeout.Std(), maxReplay: cfg.MaxReplayBytes, stats: &retryStats{}}
 	if p.perTry >= timeout {
 		p.perTry = 0
 	}

@@ -16,8 +16,7 @@ import (
 // change builds a new one. The observed state (healthState, breaker) is
 // shared by pointer.
 type route struct {
-	id  string
-	reg registration // the registry's bookkeeping; the config is ep
+	reg registration // the registry's bookkeeping; the config is ep (whose ID is the route's id)
 	ep  Endpoint
 
 	// path is the route path it serves under the prefix: "/name/version",
@@ -33,9 +32,8 @@ type route struct {
 	retry   *retryPlan // nil without retries
 	timeout time.Duration
 
-	allowAll     bool   // no methods listed (the list is ep.Methods)
-	healthActive bool   // probed: checks on, not disabled, and a health_check_path or a custom prober
-	allow        string // the Allow header of a 405
+	allowAll     bool // no methods listed (the list is ep.Methods)
+	healthActive bool // probed: checks on, not disabled, and a health_check_path or a custom prober
 
 	policies *endpointPolicies
 	traffic  *trafficState
@@ -98,6 +96,15 @@ type registration struct {
 	Source       Source
 	Revision     uint64
 	RegisteredAt time.Time
+}
+
+// allowHeader is the Allow header of the route's 405 answers: built when
+// one is sent, not kept, since few requests get one.
+func (rt *route) allowHeader() string {
+	if rt.allowAll {
+		return allowAllHeader
+	}
+	return allowHeader(rt.ep.Methods)
 }
 
 func (rt *route) allows(method string) bool {
@@ -246,7 +253,7 @@ func earlier(a, b *route) bool {
 	if !a.reg.RegisteredAt.Equal(b.reg.RegisteredAt) {
 		return a.reg.RegisteredAt.Before(b.reg.RegisteredAt)
 	}
-	return a.id < b.id
+	return a.ep.ID < b.ep.ID
 }
 
 // RouteInfo describes one route of the current table, for the admin API.
@@ -272,7 +279,7 @@ func (o *Orchestrator) Routes() []RouteInfo {
 	out := make([]RouteInfo, 0, t.ids.Len())
 	for _, rt := range t.paths.All() {
 		out = append(out, RouteInfo{
-			EndpointID: rt.id,
+			EndpointID: rt.ep.ID,
 			Path:       o.prefix + rt.path,
 			Upstream:   rt.ep.URL,
 			Methods:    slices.Clone(rt.ep.Methods),
@@ -308,12 +315,12 @@ func (o *Orchestrator) Resolve(pathAndQuery string) Resolution {
 	if rt == nil {
 		return Resolution{Reason: "no endpoint matches " + o.prefix + p}
 	}
-	res := Resolution{Matched: true, EndpointID: rt.id}
+	res := Resolution{Matched: true, EndpointID: rt.ep.ID}
 	if urlpath.HasDotSegment(rest) {
-		return Resolution{EndpointID: rt.id, Reason: "the path holds a dot segment and would be answered 400"}
+		return Resolution{EndpointID: rt.ep.ID, Reason: "the path holds a dot segment and would be answered 400"}
 	}
 	up := rt.targets[0]
-	u := url.URL{Scheme: up.scheme, Host: up.host}
+	u := url.URL{Scheme: up.scheme(), Host: up.host}
 	u.RawPath = urlpath.Join(up.basePath, rest)
 	u.Path, _ = url.PathUnescape(u.RawPath)
 	if hasQuery {

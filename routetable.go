@@ -64,7 +64,7 @@ func (o *Orchestrator) setEntryLocked(id string, rt *route) {
 	o.entries[id] = rt
 	o.setProbeRoute(id, rt)
 	named := o.byName[rt.ep.Name]
-	if i := slices.IndexFunc(named, func(r *route) bool { return r.id == id }); i >= 0 {
+	if i := slices.IndexFunc(named, func(r *route) bool { return r.ep.ID == id }); i >= 0 {
 		named[i] = rt
 	} else {
 		o.byName[rt.ep.Name] = append(named, rt)
@@ -83,7 +83,7 @@ func (o *Orchestrator) deleteEntryLocked(id string) {
 }
 
 func (o *Orchestrator) unindexLocked(rt *route) {
-	named := slices.DeleteFunc(o.byName[rt.ep.Name], func(r *route) bool { return r.id == rt.id })
+	named := slices.DeleteFunc(o.byName[rt.ep.Name], func(r *route) bool { return r.ep.ID == rt.ep.ID })
 	if len(named) == 0 {
 		delete(o.byName, rt.ep.Name)
 	} else {
@@ -139,7 +139,7 @@ func (o *Orchestrator) publishLocked() {
 	}
 	for _, rt := range shadowed {
 		o.routerLog.Warn("two endpoints claim the same route; the earlier registration serves it",
-			slog.String("endpoint_id", rt.id), slog.String("route", o.prefix+routeKeyString(rt.ep.Name, rt.ep.Version)))
+			slog.String("endpoint_id", rt.ep.ID), slog.String("route", o.prefix+routeKeyString(rt.ep.Name, rt.ep.Version)))
 	}
 	o.table.Store(t)
 }
@@ -149,7 +149,7 @@ func (o *Orchestrator) routesNamedLocked(name string) map[string]*route {
 	named := o.byName[name]
 	m := make(map[string]*route, len(named))
 	for _, rt := range named {
-		m[rt.id] = rt
+		m[rt.ep.ID] = rt
 	}
 	return m
 }
@@ -160,7 +160,6 @@ func (o *Orchestrator) buildRoute(reg Registration, old *route) (*route, error) 
 	// Normalized: a registry written by others may hold "get" for GET.
 	ep := reg.Endpoint.Normalized()
 	rt := &route{
-		id:       ep.ID,
 		reg:      registration{Source: reg.Source, Revision: reg.Revision, RegisteredAt: reg.RegisteredAt},
 		ep:       ep,
 		path:     routeKeyString(ep.Name, ep.Version),
@@ -169,11 +168,6 @@ func (o *Orchestrator) buildRoute(reg Registration, old *route) (*route, error) 
 	}
 	if rt.timeout == 0 {
 		rt.timeout = DefaultTimeout
-	}
-	if rt.allowAll {
-		rt.allow = allowAllHeader
-	} else {
-		rt.allow = allowHeader(ep.Methods)
 	}
 
 	breakerCfg := o.breakerDefaults
@@ -201,6 +195,9 @@ func (o *Orchestrator) buildRoute(reg Registration, old *route) (*route, error) 
 		return nil, err
 	}
 	rt.retry = newRetryPlan(ep.Retry, rt.timeout)
+	if rt.retry != nil && old != nil && old.retry != nil {
+		rt.retry.stats = old.retry.stats // counters keep counting across config changes
+	}
 	rt.policies = newEndpointPolicies(ep.MaxConcurrent, rt.retry, o.extraPolicies)
 	if old != nil && old.sameUpstreams(rt) {
 		rt.traffic = old.traffic

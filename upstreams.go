@@ -23,33 +23,84 @@ import (
 // observed state (health, breaker, in-flight count), which lives on the
 // Orchestrator and carries over a config change that keeps the target.
 // It is a balance.Candidate.
+//
+// It is kept small (96 bytes): an endpoint with one url has one, and a
+// gateway may hold 10,000 of them. What only targets lists, tls sections or
+// retries need is behind more.
 type upstream struct {
 	id string
 	// The target's base URL, as the parts forwarding needs.
-	scheme   string
 	host     string
 	basePath string // escaped path
-	probeURL string // empty: no HTTP probe
-	weight   int    // configured; Weight() says 0 while drained
-	index    int    // in the route's targets
+	// The small fields side by side, so that they pack into 16 bytes.
+	weight  int32       // configured; Weight() says 0 while drained
+	drained atomic.Bool // an operator's drain override
+	pending atomic.Bool // added by a reload, with probes, none passed yet
+	index   int16       // in the route's targets (at most maxTargets)
+	https   bool
 
+	inFlight atomic.Int64 // attempts from the round trip to the body's close
+
+	breaker *breaker
+	health  *healthState   // idleHealth when nothing probes it
+	more    *upstreamExtra // nil for the url shorthand without retries
+}
+
+// upstreamExtra is the part of a target only some routes need.
+type upstreamExtra struct {
 	// transport is the target's own RoundTripper (a tls section), nil for
 	// the gateway's shared one.
 	transport http.RoundTripper
-
-	breaker *breaker
-	health  *healthState // idleHealth when nothing probes it
-	set     *targetSet   // nil for a single-target route
-
-	drained  atomic.Bool  // an operator's drain override
-	pending  atomic.Bool  // added by a reload, with probes, none passed yet
-	inFlight atomic.Int64 // attempts from the round trip to the body's close
-	// stats are the target's counters, for a route with a target set or
-	// retries; nil otherwise (the url shorthand's are the endpoint's).
+	set       *targetSet // nil for a route without one
+	// stats are the target's counters (metrics_targets.go).
 	stats *targetStats
 	// release ends an attempt's count in inFlight; built once, so that
 	// handing it to a response body allocates no closure per request.
 	release func()
+}
+
+// probeURL is the URL the HTTP prober checks on target u: its scheme and
+// host with the endpoint's health_check_path; empty when u is not probed
+// by URL. Built when needed (a probe, a view), not kept: an endpoint's
+// bytes are counted in tens of thousands.
+func (rt *route) probeURL(u *upstream) string {
+	if !rt.healthActive || rt.ep.HealthCheckPath == "" {
+		return ""
+	}
+	// url.URL escapes what the host needs (an IPv6 zone's %).
+	return (&url.URL{Scheme: u.scheme(), Host: u.host}).String() + rt.ep.HealthCheckPath
+}
+
+// scheme is the target URL's scheme.
+func (u *upstream) scheme() string {
+	if u.https {
+		return "https"
+	}
+	return "http"
+}
+
+// transport is the target's own RoundTripper, or nil for the shared one.
+func (u *upstream) transport() http.RoundTripper {
+	if u.more == nil {
+		return nil
+	}
+	return u.more.transport
+}
+
+// set is the route's target set, or nil.
+func (u *upstream) set() *targetSet {
+	if u.more == nil {
+		return nil
+	}
+	return u.more.set
+}
+
+// stats are the target's counters, or nil.
+func (u *upstream) stats() *targetStats {
+	if u == nil || u.more == nil {
+		return nil
+	}
+	return u.more.stats
 }
 
 // ID is the target's id (balance.Candidate).
@@ -60,7 +111,7 @@ func (u *upstream) Weight() int {
 	if u.drained.Load() {
 		return 0
 	}
-	return u.weight
+	return int(u.weight)
 }
 
 // InFlight is the target's attempts in flight (balance.Candidate).
@@ -78,7 +129,7 @@ func (u *upstream) usable() bool {
 	if u.health.current() == StatusUnhealthy || u.breaker.state() == BreakerOpen {
 		return false
 	}
-	if s := u.set; s != nil && s.outlier != nil && s.outlier.Ejected(u.index, time.Now()) {
+	if s := u.set(); s != nil && s.outlier != nil && s.outlier.Ejected(int(u.index), time.Now()) {
 		return false
 	}
 	return true
@@ -102,7 +153,7 @@ func (u *upstream) status(probed bool) HealthStatus {
 // setURL points out at the target: its scheme, host and base path joined
 // with rest, and the inbound query.
 func (u *upstream) setURL(out *url.URL, rest string, in *url.URL) {
-	setUpstreamURL(out, u.scheme, u.host, u.basePath, rest, in)
+	setUpstreamURL(out, u.scheme(), u.host, u.basePath, rest, in)
 }
 
 // pendingView and panicView are the targets as the second and third
@@ -174,33 +225,29 @@ func (o *Orchestrator) buildTargets(rt, old *route, breakerCfg CircuitBreakerCon
 		if err != nil {
 			return err
 		}
-		up := &upstream{id: t.TargetID(), scheme: u.Scheme, host: u.Host, basePath: u.EscapedPath(), weight: 1, index: i}
-		if multi {
-			up.release = func() { up.inFlight.Add(-1) }
-		}
+		up := &upstream{id: t.TargetID(), https: u.Scheme == "https", host: u.Host, basePath: u.EscapedPath(), weight: 1, index: int16(i)}
 		if t.Weight != nil {
-			up.weight = *t.Weight
+			up.weight = int32(*t.Weight)
 		}
-		if t.TLS != nil {
-			if up.transport, err = o.targetTransport(t.TLS); err != nil {
-				return err
+		retries := ep.Retry != nil && ep.Retry.Attempts > 0
+		if multi || retries || t.TLS != nil {
+			up.more = &upstreamExtra{stats: &targetStats{}}
+			if multi {
+				up.more.release = func() { up.inFlight.Add(-1) }
 			}
 		}
-		if rt.healthActive && ep.HealthCheckPath != "" {
-			probe := *u
-			probe.Path, probe.RawPath = "", ""
-			up.probeURL = probe.String() + ep.HealthCheckPath
+		if t.TLS != nil {
+			if up.more.transport, err = o.targetTransport(t.TLS); err != nil {
+				return err
+			}
 		}
 		prev, j := old.sameTarget(t, up)
 		if from != nil {
 			from[i] = j
 		}
 		o.carryTargetState(rt, old, up, prev, breakerCfg)
-		if multi || ep.Retry != nil && ep.Retry.Attempts > 0 {
-			up.stats = &targetStats{}
-			if prev != nil && prev.stats != nil {
-				up.stats = prev.stats
-			}
+		if up.more != nil && prev.stats() != nil {
+			up.more.stats = prev.stats()
 		}
 		if _, drained := o.overrides[drainOverrideKey(ep.ID, up.id)]; drained {
 			up.drained.Store(true)
@@ -273,7 +320,7 @@ func (o *Orchestrator) carryTargetState(rt, old *route, up, prev *upstream, brea
 		// Nothing probes it: a status its probes left (unhealthy, say)
 		// must not keep failing its requests.
 		up.health = idleHealth
-	case prev != nil && old.healthActive && prev.probeURL == up.probeURL:
+	case prev != nil && old.healthActive && old.ep.HealthCheckPath == ep.HealthCheckPath:
 		up.health = prev.health
 		up.pending.Store(prev.pending.Load())
 	default:
@@ -318,7 +365,7 @@ func (o *Orchestrator) buildTargetSet(rt, old *route, from []int) error {
 	set.candidates = make([]balance.Candidate, len(rt.targets))
 	anyPending := false
 	for i, up := range rt.targets {
-		up.set = set
+		up.more.set = set
 		set.candidates[i] = up
 		anyPending = anyPending || up.pending.Load()
 	}
@@ -367,7 +414,7 @@ func (old *route) sameUpstreams(rt *route) bool {
 	}
 	oldList, newList := old.ep.TargetList(), rt.ep.TargetList()
 	for i, u := range rt.targets {
-		if oldList[i].URL != newList[i].URL || old.targets[i].probeURL != u.probeURL {
+		if oldList[i].URL != newList[i].URL || old.probeURL(old.targets[i]) != rt.probeURL(u) {
 			return false
 		}
 	}

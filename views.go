@@ -115,19 +115,19 @@ type TargetReport struct {
 
 func (o *Orchestrator) view(rt *route) RegisteredEndpoint {
 	up := rt.targets[0]
-	report, last := up.health.report(rt.healthActive, up.probeURL)
+	report, last := up.health.report(rt.healthActive, rt.probeURL(up))
 	var targets []TargetReport
 	if len(rt.ep.Targets) > 0 {
 		targets = rt.targetReports()
 		report, last = sumUp(rt.healthActive, targets)
 	}
 	v := RegisteredEndpoint{
-		EndpointID:                 rt.id,
+		EndpointID:                 rt.ep.ID,
 		LastCheckTime:              last,
 		ResponseTime:               report.ResponseTime,
 		ConsecutiveFailures:        report.ConsecutiveFailures,
 		ConsecutiveSuccesses:       report.ConsecutiveSuccesses,
-		ID:                         rt.id,
+		ID:                         rt.ep.ID,
 		Config:                     rt.ep,
 		Source:                     rt.reg.Source,
 		Revision:                   rt.reg.Revision,
@@ -162,9 +162,9 @@ func (rt *route) targetReports() []TargetReport {
 	list := rt.ep.TargetList()
 	out := make([]TargetReport, len(rt.targets))
 	for i, u := range rt.targets {
-		health, last := u.health.report(rt.healthActive, u.probeURL)
+		health, last := u.health.report(rt.healthActive, rt.probeURL(u))
 		r := TargetReport{
-			ID: u.id, URL: list[i].URL, Weight: u.weight, Drained: u.drained.Load(),
+			ID: u.id, URL: list[i].URL, Weight: int(u.weight), Drained: u.drained.Load(),
 			Eligible: u.Weight() > 0 && u.Eligible(), AwaitingProbe: u.pending.Load(),
 			Status: u.status(rt.healthActive), LastCheckTime: last, Health: health,
 			CircuitBreakerState: u.breaker.state(), InFlight: u.inFlight.Load(),
