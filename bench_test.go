@@ -87,6 +87,25 @@ func BenchmarkProxy(b *testing.B) {
 	b.Run("orchestrator", func(b *testing.B) { run(b, o, "/orchestrator/bench/v1/items/1") })
 	b.Run("orchestrator_unobserved", func(b *testing.B) { run(b, plain, "/orchestrator/bench/v1/items/1") })
 	b.Run("orchestrator_metrics_accesslog", func(b *testing.B) { run(b, observed, "/orchestrator/bench/v1/items/1") })
+
+	// The same backend as three targets (under three base paths) balanced
+	// round robin, without and with retries configured: what several
+	// targets cost a request that needs no retry.
+	threeTargets := []orchestrator.Target{{ID: "a", URL: backend.URL + "/a"}, {ID: "b", URL: backend.URL + "/b"}, {ID: "c", URL: backend.URL + "/c"}}
+	newMulti := func(retry *orchestrator.RetryConfig) *orchestrator.Orchestrator {
+		o, err := orchestrator.New(orchestrator.WithTransport(transport),
+			orchestrator.WithEndpoints(orchestrator.Endpoint{Name: "bench", Version: "v1", Targets: threeTargets, Retry: retry}))
+		if err != nil {
+			b.Fatal(err)
+		}
+		return o
+	}
+	multi := newMulti(nil)
+	defer multi.Close()
+	retrying := newMulti(&orchestrator.RetryConfig{Attempts: 2})
+	defer retrying.Close()
+	b.Run("orchestrator_3targets", func(b *testing.B) { run(b, multi, "/orchestrator/bench/v1/items/1") })
+	b.Run("orchestrator_3targets_retry", func(b *testing.B) { run(b, retrying, "/orchestrator/bench/v1/items/1") })
 }
 
 // chanPool is a minimal httputil.BufferPool.

@@ -45,7 +45,11 @@ type breaker struct {
 	held atomic.Bool
 	// quiet silences the state listener while abandon re-arms half-open.
 	quiet atomic.Bool
-	cb    atomic.Pointer[failsafeBreaker] // nil until first needed
+	// open mirrors the failsafe-go breaker's open state, kept by its state
+	// listener, so that a target's eligibility (asked for every target on
+	// every request) reads an atomic, not the breaker's lock.
+	open atomic.Bool
+	cb   atomic.Pointer[failsafeBreaker] // nil until first needed
 
 	// What the failsafe-go breaker is built with.
 	failureThreshold, halfOpenRequests uint32
@@ -119,13 +123,13 @@ func (b *breaker) get() circuitbreaker.CircuitBreaker[any] {
 		WithFailureThreshold(uint(b.failureThreshold)).
 		WithSuccessThreshold(uint(b.halfOpenRequests)).
 		WithDelay(b.resetTimeout)
-	if onChange := b.onChange; onChange != nil {
-		builder = builder.OnStateChanged(func(e circuitbreaker.StateChangedEvent) {
-			if !b.quiet.Load() {
-				onChange(fromFailsafe(e.OldState), fromFailsafe(e.NewState))
-			}
-		})
-	}
+	onChange := b.onChange
+	builder = builder.OnStateChanged(func(e circuitbreaker.StateChangedEvent) {
+		b.open.Store(e.NewState == circuitbreaker.OpenState)
+		if onChange != nil && !b.quiet.Load() {
+			onChange(fromFailsafe(e.OldState), fromFailsafe(e.NewState))
+		}
+	})
 	// Two first requests at once may both build one; the first stored is
 	// the breaker, the other, never used, is dropped.
 	b.cb.CompareAndSwap(nil, &failsafeBreaker{builder.Build()})
@@ -198,6 +202,19 @@ func (b *breaker) abandon() {
 		cb.HalfOpen()
 		b.quiet.Store(false)
 	}
+}
+
+// refusing reports whether the breaker refuses new requests now: held by
+// an operator, or open with its delay not yet passed. It reads atomics
+// only, but for a breaker that is open.
+func (b *breaker) refusing() bool {
+	if b.disabled {
+		return false
+	}
+	if b.held.Load() {
+		return true
+	}
+	return b.open.Load() && b.state() == BreakerOpen
 }
 
 // state reports the breaker's state as a user would read it: an open breaker

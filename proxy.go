@@ -54,6 +54,9 @@ type proxyState struct {
 	// a body only); lastAttempt is the latest attempt that may be retried.
 	replay      *replay.Body
 	lastAttempt *retryableAttempt
+	// inFlight counts the current attempt in its target's in-flight
+	// requests until its body is closed (routes with a target set).
+	inFlight inFlightBody
 
 	// status is the upstream's status.
 	status int
@@ -118,6 +121,9 @@ type outcome uint8
 func (st *proxyState) clientFault(err error) bool {
 	if st.in.Context().Err() != nil || st.bodyTooLarge.Load() || st.bodyBroken.Load() {
 		return true
+	}
+	if err == nil {
+		return false
 	}
 	var tooLarge *http.MaxBytesError
 	return errors.As(err, &tooLarge)
@@ -317,9 +323,9 @@ func (t *upstreamTransport) roundTrip(st *proxyState, up *upstream, req *http.Re
 	}
 	if set != nil {
 		if err == nil {
-			resp.Body = onClose(resp.Body, up.more.release)
+			resp.Body = st.trackInFlight(resp.Body, up)
 		} else {
-			up.more.release()
+			up.inFlight.Add(-1)
 		}
 	}
 	return resp, err

@@ -92,8 +92,10 @@ func newRetryPlan(cfg *RetryConfig, timeout time.Duration) *retryPlan {
 	p.budget = budget.NewBuilder().WithMaxRate(float64(percent) / 100).WithMinConcurrency(uint(minConcurrency)).Build()
 	p.policy = retrypolicy.NewBuilder[*http.Response]().
 		HandleIf(func(_ *http.Response, err error) bool {
-			var again *retryableAttempt
-			return errors.As(err, &again)
+			// The try returns the wrapper itself, never wrapped again; a
+			// type assertion costs no allocation, unlike errors.As.
+			_, again := err.(*retryableAttempt)
+			return again
 		}).
 		WithMaxRetries(cfg.Attempts).
 		WithBackoff(backoff.Std(), maxBackoff.Std()).
@@ -258,11 +260,9 @@ var errNotReplayable = errors.New("the request body cannot be replayed for a ret
 // error. The budget refusing a retry leaves the last attempt's answer too.
 // The header timeout, which counted across attempts, stops here.
 func (st *proxyState) finalAnswer(resp *http.Response, err error) (*http.Response, error) {
-	var last *retryableAttempt
-	budgetRefused := errors.Is(err, budget.ErrExceeded)
-	switch {
-	case errors.As(err, &last):
-	case budgetRefused && st.lastAttempt != nil:
+	last, _ := err.(*retryableAttempt)
+	budgetRefused := err != nil && last == nil && errors.Is(err, budget.ErrExceeded)
+	if budgetRefused {
 		last = st.lastAttempt
 	}
 	if last != nil {

@@ -143,6 +143,9 @@ func TestExhaustedRetriesGiveTheLastResponseAsItCame(t *testing.T) {
 	assert.Equal(t, "iii", res.Header.Get("X-Attempt"), "the third attempt's answer")
 	assert.Equal(t, "7", res.Header.Get("Retry-After"))
 	assert.Equal(t, int64(3), hits.Load())
+	for _, tr := range polView(t, o, "svc").Targets {
+		assert.Zero(t, tr.InFlight, "target %s: every attempt's body was closed", tr.ID)
+	}
 }
 
 func TestNoRetryOnceTheResponseStarted(t *testing.T) {
@@ -281,4 +284,81 @@ func TestRetryKeepsTheBodyIntactForAFirstAttemptThatSucceeds(t *testing.T) {
 	req := httptest.NewRequest(http.MethodPut, "/orchestrator/svc/x", bytes.NewReader(body))
 	polRequireCode(t, polServe(o, req), http.StatusOK)
 	assert.Equal(t, []string{string(body)}, good.got())
+}
+
+// TestKillingOneOfThreeTargetsUnderLoad: with retries on, clients see no
+// failure once outlier detection has ejected a target that died under
+// load; before that, its refused connections are retried on another target.
+func TestKillingOneOfThreeTargetsUnderLoad(t *testing.T) {
+	var servers [3]*httptest.Server
+	var targets []orchestrator.Target
+	for i := range servers {
+		servers[i] = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.WriteString(w, "ok")
+		}))
+		t.Cleanup(servers[i].Close)
+		targets = append(targets, orchestrator.Target{ID: string(rune('a' + i)), URL: servers[i].URL})
+	}
+	ep := rtryEndpoint(targets, orchestrator.RetryConfig{Attempts: 2, Backoff: polDuration(time.Millisecond)})
+	ep.OutlierDetection = &orchestrator.OutlierDetectionConfig{BaseEjectionTime: polDuration(time.Hour), MaxEjectionPercent: 34}
+	o := polNew(t, orchestrator.WithEndpoints(ep))
+	gw := httptest.NewServer(o)
+	t.Cleanup(gw.Close)
+
+	var sent, failed, failedAfterEjection atomic.Int64
+	var ejected atomic.Bool
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	client := gw.Client()
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				after := ejected.Load()
+				sent.Add(1)
+				resp, err := client.Get(gw.URL + "/orchestrator/svc/x")
+				ok := err == nil && resp.StatusCode == http.StatusOK
+				if err == nil {
+					io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+				if !ok {
+					failed.Add(1)
+					if after {
+						failedAfterEjection.Add(1)
+					}
+				}
+			}
+		}()
+	}
+	t.Cleanup(func() {
+		select {
+		case <-stop:
+		default:
+			close(stop)
+		}
+		wg.Wait()
+	})
+	require.Eventually(t, func() bool { return sent.Load() > 200 }, polWait, polTick)
+	servers[2].CloseClientConnections()
+	servers[2].Close() // refused from now on
+	require.Eventually(t, func() bool {
+		return mtTarget(t, o, "svc", "c").Ejected
+	}, polWait, polTick)
+	ejected.Store(true)
+	atEjection := sent.Load()
+	require.Eventually(t, func() bool { return sent.Load() > atEjection+500 }, polWait, polTick)
+	close(stop)
+	wg.Wait()
+	assert.Zero(t, failedAfterEjection.Load(), "requests failed after the ejection")
+	// Before it, a request whose response was already streaming when the
+	// target died may fail (that is never retried); refused connections
+	// are retried elsewhere.
+	t.Logf("%d requests, %d failed before the ejection", sent.Load(), failed.Load())
 }

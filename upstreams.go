@@ -1,13 +1,13 @@
 package orchestrator
 
 import (
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
 	"sync/atomic"
-	"time"
 
 	"github.com/orchestrator-go/orchestrator/internal/balance"
 	"github.com/orchestrator-go/orchestrator/internal/outlier"
@@ -54,9 +54,6 @@ type upstreamExtra struct {
 	set       *targetSet // nil for a route without one
 	// stats are the target's counters (metrics_targets.go).
 	stats *targetStats
-	// release ends an attempt's count in inFlight; built once, so that
-	// handing it to a response body allocates no closure per request.
-	release func()
 }
 
 // probeURL is the URL the HTTP prober checks on target u: its scheme and
@@ -126,10 +123,10 @@ func (u *upstream) Eligible() bool {
 
 // usable is Eligible without the pending rule.
 func (u *upstream) usable() bool {
-	if u.health.current() == StatusUnhealthy || u.breaker.state() == BreakerOpen {
+	if u.health.current() == StatusUnhealthy || u.breaker.refusing() {
 		return false
 	}
-	if s := u.set(); s != nil && s.outlier != nil && s.outlier.Ejected(int(u.index), time.Now()) {
+	if s := u.set(); s != nil && s.outlier != nil && s.outlier.EjectedNow(int(u.index)) {
 		return false
 	}
 	return true
@@ -154,6 +151,35 @@ func (u *upstream) status(probed bool) HealthStatus {
 // with rest, and the inbound query.
 func (u *upstream) setURL(out *url.URL, rest string, in *url.URL) {
 	setUpstreamURL(out, u.scheme(), u.host, u.basePath, rest, in)
+}
+
+// inFlightBody ends an attempt's count in its target's inFlight when the
+// response body is closed. A request keeps one in its proxyState, so that
+// counting allocates nothing: its attempts run one after another, and each
+// one's body is closed before the next starts.
+type inFlightBody struct {
+	io.ReadCloser
+	up   *upstream
+	done atomic.Bool
+}
+
+// Close closes the body and ends the count, once.
+func (b *inFlightBody) Close() error {
+	err := b.ReadCloser.Close()
+	if b.done.CompareAndSwap(false, true) {
+		b.up.inFlight.Add(-1)
+	}
+	return err
+}
+
+// trackInFlight hands resp's body the end of its attempt's count on up.
+func (st *proxyState) trackInFlight(body io.ReadCloser, up *upstream) io.ReadCloser {
+	if _, upgraded := body.(io.ReadWriteCloser); upgraded {
+		// An upgraded connection's body must stay writable.
+		return onClose(body, func() { up.inFlight.Add(-1) })
+	}
+	st.inFlight = inFlightBody{ReadCloser: body, up: up}
+	return &st.inFlight
 }
 
 // pendingView and panicView are the targets as the second and third
@@ -232,9 +258,6 @@ func (o *Orchestrator) buildTargets(rt, old *route, breakerCfg CircuitBreakerCon
 		retries := ep.Retry != nil && ep.Retry.Attempts > 0
 		if multi || retries || t.TLS != nil {
 			up.more = &upstreamExtra{stats: &targetStats{}}
-			if multi {
-				up.more.release = func() { up.inFlight.Add(-1) }
-			}
 		}
 		if t.TLS != nil {
 			if up.more.transport, err = o.targetTransport(t.TLS); err != nil {

@@ -88,9 +88,13 @@ func bench(ctx context.Context, cfg config, stdout, stderr io.Writer) ([]scenari
 				return nil, err
 			}
 			t.url = "http://" + t.proxy.addr
-		case targetGateway, targetGatewayLog, targetBaseline:
+		case targetGateway, targetGatewayLog, targetGateway3, targetBaseline:
 			confPath := filepath.Join(dir, strings.ReplaceAll(name, "+", "-")+".yaml")
-			if err := os.WriteFile(confPath, gatewayConfig(backendURL, name == targetGatewayLog), 0o600); err != nil {
+			conf := gatewayConfig(backendURL, name == targetGatewayLog)
+			if name == targetGateway3 {
+				conf = threeTargetConfig(backendURL)
+			}
+			if err := os.WriteFile(confPath, conf, 0o600); err != nil {
 				return nil, err
 			}
 			bin := bins.orchestratord
@@ -152,6 +156,32 @@ endpoints:
     version: v1
     url: %q
 `, accessLog, backendURL)
+}
+
+// threeTargetConfig is gatewayConfig with the one url as three targets,
+// the backend under /t/a, /t/b and /t/c (it strips the prefix), balanced
+// round robin, with retries (two attempts) and outlier detection on:
+// everything an endpoint of several targets pays for per request.
+func threeTargetConfig(backendURL string) []byte {
+	return fmt.Appendf(nil, `# written by cmd/loadbench
+server:
+  host: 127.0.0.1
+logging:
+  level: info
+  format: json
+  access_log: false
+health_check:
+  enabled: false
+endpoints:
+  - name: bench
+    version: v1
+    targets:
+      - {id: a, url: %q}
+      - {id: b, url: %q}
+      - {id: c, url: %q}
+    retry:
+      attempts: 2
+`, backendURL+"/t/a", backendURL+"/t/b", backendURL+"/t/c")
 }
 
 // waitReady polls the target with the fast request until it answers 200,
@@ -452,7 +482,12 @@ func printMedians(w io.Writer, rep scenarioReport, names []string, addedP99 func
 // spread (lowest and highest), since two targets of one round share the
 // machine's state of the moment while rounds do not.
 func printPairedCPU(w io.Writer, rep scenarioReport, names []string) {
-	for _, ref := range []string{targetBarePool, targetBare, targetBaseline} {
+	refs := []string{targetBarePool, targetBare, targetBaseline}
+	if _, ok := rep.samples[targetGateway3]; ok {
+		// Three targets with retries against one url, in the same rounds.
+		refs = append(refs, targetGateway)
+	}
+	for _, ref := range refs {
 		base, ok := rep.samples[ref]
 		if !ok {
 			continue

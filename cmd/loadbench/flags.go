@@ -42,7 +42,7 @@ var errHelp = errors.New("help")
 // optional.
 var (
 	defaultTargets = []string{targetDirect, targetBare, targetGateway, targetGatewayLog}
-	knownTargets   = []string{targetDirect, targetBare, targetBarePool, targetGateway, targetGatewayLog, targetBaseline}
+	knownTargets   = []string{targetDirect, targetBare, targetBarePool, targetGateway, targetGatewayLog, targetGateway3, targetBaseline}
 )
 
 const (
@@ -51,6 +51,10 @@ const (
 	targetBarePool   = "bare-pool"
 	targetGateway    = "orchestratord"
 	targetGatewayLog = "orchestratord+accesslog"
+	// targetGateway3 is orchestratord with the endpoint's one url as three
+	// targets (the same backend under three base paths) and retries on:
+	// the cost of balancing and retries against targetGateway.
+	targetGateway3 = "orchestratord-3targets"
 	// targetBaseline is another orchestratord build (-baseline), run like
 	// targetGateway: before and after a change, in one interleaved run.
 	targetBaseline = "baseline"

@@ -11,6 +11,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/orchestrator-go/orchestrator"
@@ -51,7 +52,21 @@ func serveBackend(ctx context.Context, cfg config, stdout io.Writer) error {
 		io.Copy(w, r.Body)
 	})
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {})
-	return serveRole(ctx, mux, stdout)
+	return serveRole(ctx, stripTarget(mux), stdout)
+}
+
+// stripTarget serves /t/NAME/rest as /rest, so that one backend can stand
+// for several targets of an endpoint (target URLs must differ).
+func stripTarget(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rest, ok := strings.CutPrefix(r.URL.Path, "/t/"); ok {
+			if i := strings.IndexByte(rest, '/'); i >= 0 {
+				r.URL.Path = rest[i:]
+				r.URL.RawPath = ""
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // serveBare is the bare proxy: httputil.ReverseProxy as the standard

@@ -149,6 +149,16 @@ func (d *Detector) Ejected(i int, now time.Time) bool {
 	return false
 }
 
+// EjectedNow is Ejected at the detector's clock's now, read only when
+// target i is ejected: the common case, a target in service, costs one
+// atomic load.
+func (d *Detector) EjectedNow(i int) bool {
+	if d.threshold == 0 || !d.targets[i].ejected.Load() {
+		return false
+	}
+	return d.Ejected(i, d.now())
+}
+
 // since is now as ns since the detector's epoch; with time.Now's monotonic
 // reading a wall-clock step does not shorten or stretch an ejection.
 func (d *Detector) since(now time.Time) int64 { return int64(now.Sub(d.epoch)) }
