@@ -23,6 +23,9 @@ type config struct {
 	baseline      string
 	quiet         bool
 
+	// The kill mode (kill.go).
+	kill bool
+
 	// The scale mode (scale.go).
 	scale          bool
 	scaleEndpoints int
@@ -73,6 +76,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.orchestratord, "orchestratord", "", "an orchestratord binary to measure instead of building ./cmd/orchestratord")
 	fs.StringVar(&cfg.baseline, "baseline", "", "another orchestratord binary (say, built from an earlier commit) measured as the extra target \"baseline\", configured like orchestratord: before and after a change in one interleaved run")
 	fs.BoolVar(&cfg.quiet, "quiet", false, "leave out the per-round rows")
+	fs.BoolVar(&cfg.kill, "kill", false, "run the kill mode instead: one endpoint of three targets with retries, one backend killed under load; reports the requests failed before and after its ejection")
 	fs.BoolVar(&cfg.scale, "scale", false, "run the scale mode instead: orchestratord with -scale-endpoints endpoints (RSS, reload, registration, health checks)")
 	fs.IntVar(&cfg.scaleEndpoints, "scale-endpoints", 10000, "endpoints in the scale mode's config")
 	fs.IntVar(&cfg.scaleRequests, "scale-requests", 20000, "requests the scale mode spreads over its endpoints")

@@ -194,3 +194,32 @@ func TestFlags(t *testing.T) {
 		}
 	}
 }
+
+// TestKillMode runs the kill mode briefly: the killed target is ejected,
+// and no request fails after the ejection.
+func TestKillMode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and starts processes")
+	}
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("needs the go command to build the targets")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	cfg, err := parseFlags([]string{"-kill", "-duration=1s"}, &stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := killRun(ctx, cfg, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("%v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+	}
+	t.Logf("report:\n%s", stdout.String())
+	if !rep.ejected || rep.requests == 0 {
+		t.Fatalf("ejected %v after %d requests", rep.ejected, rep.requests)
+	}
+	if rep.failedAfter != 0 {
+		t.Errorf("%d requests failed after the ejection (first: %s)", rep.failedAfter, rep.firstFailure)
+	}
+}

@@ -68,9 +68,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "bare":
 		err = serveBare(ctx, cfg, stdout)
 	case "":
-		if cfg.scale {
+		switch {
+		case cfg.kill:
+			_, err = killRun(ctx, cfg, stdout, stderr)
+		case cfg.scale:
 			_, err = scale(ctx, cfg, stdout, stderr)
-		} else {
+		default:
 			_, err = bench(ctx, cfg, stdout, stderr)
 		}
 	default:
