@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/failsafe-go/failsafe-go"
+	"github.com/failsafe-go/failsafe-go/budget"
 	"github.com/failsafe-go/failsafe-go/bulkhead"
 	"github.com/failsafe-go/failsafe-go/common"
 )
@@ -120,13 +121,32 @@ func (l *concurrencyLimit) Apply(attempt attemptFunc) attemptFunc {
 			return refused(bulkhead.ErrFull)
 		}
 		result := attempt(exec)
-		if resp := result.Result; result.Error == nil && resp != nil && resp.Body != nil {
+		if resp := clientAnswer(exec, result); resp != nil && resp.Body != nil {
 			resp.Body = onClose(resp.Body, l.bulkhead.ReleasePermit)
 		} else {
 			l.bulkhead.ReleasePermit()
 		}
 		return result
 	}
+}
+
+// clientAnswer is the upstream response the client will get from result,
+// which holds a permit while it streams: the result's own, or when the
+// retry policy ends with a failure, the last attempt's that finalAnswer
+// hands on (retries ran out, or the budget refused one).
+func clientAnswer(exec failsafe.Execution[*http.Response], result *common.PolicyResult[*http.Response]) *http.Response {
+	if result.Error == nil {
+		return result.Result
+	}
+	if last, ok := result.Error.(*retryableAttempt); ok {
+		return last.resp
+	}
+	if errors.Is(result.Error, budget.ErrExceeded) {
+		if st := stateOf(exec.Context()); st != nil && st.lastAttempt != nil {
+			return st.lastAttempt.resp
+		}
+	}
+	return nil
 }
 
 // circuitOpenError is the breaker's refusal.

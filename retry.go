@@ -3,7 +3,6 @@ package orchestrator
 import (
 	"context"
 	"errors"
-	"io"
 	"net"
 	"net/http"
 	"strconv"
@@ -184,8 +183,9 @@ func (st *proxyState) mayRetry(plan *retryPlan, resp *http.Response, err error, 
 // try still read it).
 func (st *proxyState) startRetryAttempt(req *http.Request) (*http.Request, bool) {
 	if prev := st.lastAttempt; prev != nil && prev.resp != nil {
-		// Drain a little, so that the connection can be reused.
-		io.CopyN(io.Discard, prev.resp.Body, 4<<10)
+		// Closed unread: draining it would wait on a backend that sends its
+		// body slowly, or never. The transport drops that connection; a
+		// retry is rare enough for that not to matter.
 		prev.resp.Body.Close()
 	}
 	st.lastAttempt = nil

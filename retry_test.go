@@ -2,6 +2,7 @@ package orchestrator_test
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net"
 	"net/http"
@@ -361,4 +362,55 @@ func TestKillingOneOfThreeTargetsUnderLoad(t *testing.T) {
 	// target died may fail (that is never retried); refused connections
 	// are retried elsewhere.
 	t.Logf("%d requests, %d failed before the ejection", sent.Load(), failed.Load())
+}
+
+// TestMaxConcurrentHoldsAcrossRetries: a request holds one max_concurrent
+// permit across its retries, and while the last answer of exhausted retries
+// streams to the client; a retried answer whose body never ends does not
+// hold the retry up (it is closed unread, never drained).
+func TestMaxConcurrentHoldsAcrossRetries(t *testing.T) {
+	release := make(chan struct{})
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	a, b := httptest.NewServer(h), httptest.NewServer(h)
+	released := false
+	t.Cleanup(func() {
+		if !released {
+			close(release)
+		}
+		a.Close()
+		b.Close()
+	})
+	ep := rtryEndpoint([]orchestrator.Target{{URL: a.URL}, {URL: b.URL}}, orchestrator.RetryConfig{Attempts: 1, Backoff: polDuration(time.Millisecond)})
+	ep.MaxConcurrent = 1
+	o := polNew(t, orchestrator.WithEndpoints(ep))
+	gw := httptest.NewServer(o)
+	t.Cleanup(gw.Close)
+
+	resp, err := gw.Client().Get(gw.URL + "/orchestrator/svc/x")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode, "the last answer, as it came")
+	// While its body streams, the permit is held: a second request is
+	// refused at once. (Were it let through, its own answer would stream
+	// until its context ends, and it would fail the check below.)
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	second := httptest.NewRequestWithContext(ctx, http.MethodGet, "/orchestrator/svc/x", nil)
+	polRequireProblem(t, polServe(o, second), http.StatusServiceUnavailable, "bulkhead-full", "svc")
+	close(release)
+	released = true
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	// Closing the body gives the permit back.
+	require.Eventually(t, func() bool {
+		res := rtrySend(o, http.MethodGet, "")
+		return !strings.Contains(res.Body, "bulkhead-full")
+	}, polWait, polTick)
 }
