@@ -304,15 +304,20 @@ func TestLeastRequestsAvoidsTheBusyTarget(t *testing.T) {
 		LoadBalancing: &orchestrator.LoadBalancingConfig{Policy: orchestrator.PolicyLeastRequests}}))
 	var wg sync.WaitGroup
 	t.Cleanup(func() { close(release); wg.Wait() })
-	// Send until one request is held by the slow target.
+	// Send one request at a time until one is held by the slow target:
+	// each either comes back (it went to fast) or enters slow.
 	for held := false; !held; {
+		answered := make(chan struct{})
 		wg.Add(1)
-		go func() { defer wg.Done(); polGet(o, "/orchestrator/svc/x") }()
+		go func() {
+			defer wg.Done()
+			defer close(answered)
+			polGet(o, "/orchestrator/svc/x")
+		}()
 		select {
 		case <-entered:
 			held = true
-		case <-time.After(50 * time.Millisecond):
-			// the request went to fast: try again
+		case <-answered:
 		}
 	}
 	require.Equal(t, int64(1), mtTarget(t, o, "svc", "slow").InFlight)
