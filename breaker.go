@@ -51,9 +51,14 @@ type breaker struct {
 	open atomic.Bool
 	cb   atomic.Pointer[failsafeBreaker] // nil until first needed
 
-	// What the failsafe-go breaker is built with.
+	// What the failsafe-go breaker is built with. With failureRate set
+	// (a percentage) the breaker is in failure-rate mode and
+	// failureThreshold is the fewest requests in thresholdingPeriod before
+	// the rate is judged; otherwise it counts consecutive failures.
+	failureRate                        uint8
 	failureThreshold, halfOpenRequests uint32
 	resetTimeout                       time.Duration
+	thresholdingPeriod                 time.Duration
 	onChange                           func(from, to BreakerState)
 
 	// failureStatus marks the upstream statuses that are failures. Shared:
@@ -102,6 +107,11 @@ func newBreaker(cfg CircuitBreakerConfig, onChange func(from, to BreakerState)) 
 		return b
 	}
 	b.failureThreshold = uint32(min(cfg.FailureThreshold, math.MaxUint32))
+	if cfg.FailureRateThreshold > 0 {
+		b.failureRate = uint8(min(cfg.FailureRateThreshold, 100))
+		b.failureThreshold = uint32(min(cfg.FailureExecutionThreshold, math.MaxUint32))
+		b.thresholdingPeriod = cfg.FailureThresholdingPeriod.Std()
+	}
 	b.halfOpenRequests = uint32(min(cfg.HalfOpenRequests, math.MaxUint32))
 	b.resetTimeout = cfg.ResetTimeout.Std()
 	b.onChange = onChange
@@ -120,9 +130,15 @@ func (b *breaker) get() circuitbreaker.CircuitBreaker[any] {
 		return cb.CircuitBreaker
 	}
 	builder := circuitbreaker.NewBuilder[any]().
-		WithFailureThreshold(uint(b.failureThreshold)).
 		WithSuccessThreshold(uint(b.halfOpenRequests)).
 		WithDelay(b.resetTimeout)
+	if b.failureRate > 0 {
+		// failsafe-go takes the rate as a ratio and, once it is set, leaves
+		// the consecutive-failures count out entirely.
+		builder = builder.WithFailureRateThreshold(float64(b.failureRate)/100, uint(b.failureThreshold), b.thresholdingPeriod)
+	} else {
+		builder = builder.WithFailureThreshold(uint(b.failureThreshold))
+	}
 	onChange := b.onChange
 	builder = builder.OnStateChanged(func(e circuitbreaker.StateChangedEvent) {
 		b.open.Store(e.NewState == circuitbreaker.OpenState)
@@ -301,6 +317,7 @@ func (o *Orchestrator) logBreakerChange(id, target string, m *endpointMetrics) f
 func (b *breaker) builtFrom(cfg CircuitBreakerConfig) bool {
 	n := newBreaker(cfg, nil)
 	return b.disabled == n.disabled && b.failureThreshold == n.failureThreshold &&
+		b.failureRate == n.failureRate && b.thresholdingPeriod == n.thresholdingPeriod &&
 		b.halfOpenRequests == n.halfOpenRequests && b.resetTimeout == n.resetTimeout &&
 		*b.failureStatus == *n.failureStatus
 }

@@ -72,6 +72,9 @@ func boolsEqual(a, b *bool) bool {
 
 func breakerConfigsEqual(a, b *CircuitBreakerConfig) bool {
 	return boolsEqual(a.Disabled, b.Disabled) && a.FailureThreshold == b.FailureThreshold &&
+		a.FailureRateThreshold == b.FailureRateThreshold &&
+		a.FailureExecutionThreshold == b.FailureExecutionThreshold &&
+		a.FailureThresholdingPeriod == b.FailureThresholdingPeriod &&
 		a.ResetTimeout == b.ResetTimeout && a.HalfOpenRequests == b.HalfOpenRequests &&
 		slices.Equal(a.FailureStatuses, b.FailureStatuses) && a.FallbackStrategy == b.FallbackStrategy
 }

@@ -14,8 +14,24 @@ type CircuitBreakerConfig struct {
 	// Nil inherits; the default is enabled.
 	Disabled *bool `json:"disabled,omitempty" yaml:"disabled,omitempty"`
 	// FailureThreshold is the number of consecutive failures that opens the
-	// breaker. Default 5.
+	// breaker. Default 5. It and FailureRateThreshold are two modes of one
+	// breaker: a section sets one or the other, and an endpoint that sets
+	// one does not inherit the other from the global section.
 	FailureThreshold int `json:"failure_threshold,omitempty" yaml:"failure_threshold,omitempty"`
+	// FailureRateThreshold, a percentage from 1 to 100, switches the breaker
+	// to failure-rate mode (failsafe-go's time-based thresholding): it opens
+	// when at least this share of the requests of the last
+	// FailureThresholdingPeriod failed, once that period has seen at least
+	// FailureExecutionThreshold requests. Zero (the default) keeps the
+	// consecutive-failures mode.
+	FailureRateThreshold int `json:"failure_rate_threshold,omitempty" yaml:"failure_rate_threshold,omitempty"`
+	// FailureExecutionThreshold is the fewest requests in the period before
+	// the failure rate is judged, so that two failures of the first three
+	// requests do not open the breaker. Failure-rate mode only; default 10.
+	FailureExecutionThreshold int `json:"failure_execution_threshold,omitempty" yaml:"failure_execution_threshold,omitempty"`
+	// FailureThresholdingPeriod is the rolling window the failure rate is
+	// measured over. Failure-rate mode only; default 1m.
+	FailureThresholdingPeriod Duration `json:"failure_thresholding_period,omitempty" yaml:"failure_thresholding_period,omitempty"`
 	// ResetTimeout is how long the breaker stays open before it lets trial
 	// requests through (half-open). Default 60s.
 	ResetTimeout Duration `json:"reset_timeout,omitempty" yaml:"reset_timeout,omitempty"`
@@ -35,8 +51,23 @@ func (c CircuitBreakerConfig) merge(base CircuitBreakerConfig) CircuitBreakerCon
 	if c.Disabled == nil {
 		c.Disabled = base.Disabled
 	}
-	if c.FailureThreshold == 0 {
+	// The two modes replace each other: a section that chooses one does
+	// not take the other's threshold from base, so that an endpoint can ask
+	// for a failure rate under a global failure_threshold (and back).
+	switch {
+	case c.FailureThreshold != 0, c.FailureRateThreshold != 0:
+	default:
 		c.FailureThreshold = base.FailureThreshold
+		c.FailureRateThreshold = base.FailureRateThreshold
+	}
+	// The rate's window and minimum only ever apply to a rate, so they are
+	// inherited in either mode: a global section may set them for the
+	// endpoints that choose a rate.
+	if c.FailureExecutionThreshold == 0 {
+		c.FailureExecutionThreshold = base.FailureExecutionThreshold
+	}
+	if c.FailureThresholdingPeriod == 0 {
+		c.FailureThresholdingPeriod = base.FailureThresholdingPeriod
 	}
 	if c.ResetTimeout == 0 {
 		c.ResetTimeout = base.ResetTimeout
@@ -54,17 +85,38 @@ func (c CircuitBreakerConfig) merge(base CircuitBreakerConfig) CircuitBreakerCon
 }
 
 func (c CircuitBreakerConfig) withDefaults() CircuitBreakerConfig {
-	return c.merge(CircuitBreakerConfig{
+	c = c.merge(CircuitBreakerConfig{
 		FailureThreshold: DefaultFailureThreshold,
 		ResetTimeout:     Duration(DefaultResetTimeout),
 		HalfOpenRequests: DefaultHalfOpenRequests,
 		FallbackStrategy: FallbackErrorResponse,
 	})
+	if c.FailureExecutionThreshold == 0 {
+		c.FailureExecutionThreshold = DefaultFailureExecutionThreshold
+	}
+	if c.FailureThresholdingPeriod == 0 {
+		c.FailureThresholdingPeriod = Duration(DefaultFailureThresholdingPeriod)
+	}
+	return c
 }
 
 func (c CircuitBreakerConfig) validate(path string, errs *ValidationError) {
 	if c.FailureThreshold < 0 {
 		errs.add(path+".failure_threshold", "must be > 0")
+	}
+	if c.FailureRateThreshold < 0 || c.FailureRateThreshold > 100 {
+		errs.add(path+".failure_rate_threshold", fmt.Sprintf("%d is not a percentage; want 1 to 100", c.FailureRateThreshold))
+	}
+	if c.FailureThreshold != 0 && c.FailureRateThreshold != 0 {
+		errs.add(path+".failure_rate_threshold", "set together with failure_threshold: a breaker counts either consecutive failures (failure_threshold) or a failure rate (failure_rate_threshold), not both")
+	}
+	if c.FailureExecutionThreshold < 0 {
+		errs.add(path+".failure_execution_threshold", "must be > 0")
+	}
+	if c.FailureThresholdingPeriod < 0 {
+		errs.add(path+".failure_thresholding_period", "must not be negative")
+	} else if c.FailureThresholdingPeriod != 0 && c.FailureThresholdingPeriod.Std() < time.Second {
+		errs.add(path+".failure_thresholding_period", "must be at least 1s")
 	}
 	if c.HalfOpenRequests < 0 {
 		errs.add(path+".half_open_requests", "must be > 0")
@@ -160,4 +212,10 @@ const (
 	DefaultUnhealthyThreshold = 3
 	DefaultHealthyThreshold   = 2
 	DefaultMaxHeaderCount     = 100
+	// DefaultFailureExecutionThreshold and DefaultFailureThresholdingPeriod
+	// apply to a breaker in failure-rate mode: at least 10 requests in a
+	// rolling minute before a rate is judged (Resilience4j's and
+	// failsafe-go's examples use windows of this order).
+	DefaultFailureExecutionThreshold = 10
+	DefaultFailureThresholdingPeriod = time.Minute
 )

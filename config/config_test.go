@@ -313,6 +313,14 @@ metrics:
 		want := []string{"m.yaml:2:7: endpoints[0].url: is required"}
 		assert.Equal(t, want, got, "got %q; want %q", got, want)
 	})
+	t.Run("a breaker section with both a count and a rate is located at the rate", func(t *testing.T) {
+		data := "circuit_breaker:\n  failure_threshold: 3\nendpoints:\n  - name: a\n    url: http://127.0.0.1:1\n    circuit_breaker:\n      failure_threshold: 4\n      failure_rate_threshold: 50\n  - name: b\n    url: http://127.0.0.1:2\n    circuit_breaker:\n      failure_rate_threshold: 50\n"
+		ce := cfError(t, data, "cb.yaml")
+		got := cfLines(ce)
+		// Endpoint b's rate under the global count is a valid choice of mode.
+		want := []string{"cb.yaml:8:31: endpoints[0].circuit_breaker.failure_rate_threshold: set together with failure_threshold: a breaker counts either consecutive failures (failure_threshold) or a failure rate (failure_rate_threshold), not both"}
+		assert.Equal(t, want, got, "got %q; want %q", got, want)
+	})
 	t.Run("a YAML syntax error is located", func(t *testing.T) {
 		ce := cfError(t, "endpoints:\n  - name: a\n    url: [http://x\n", "syntax.yaml")
 		require.Len(t, ce.Errors, 1)
