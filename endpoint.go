@@ -111,6 +111,12 @@ type Endpoint struct {
 	HealthCheck *HealthCheckConfig `json:"health_check,omitempty" yaml:"health_check,omitempty"`
 	// Fallback says what to answer when the endpoint cannot serve.
 	Fallback *FallbackConfig `json:"fallback,omitempty" yaml:"fallback,omitempty"`
+	// RequestHeaders edits the headers of requests to the upstream, after
+	// the gateway's own handling (see HeaderRules).
+	RequestHeaders *HeaderRules `json:"request_headers,omitempty" yaml:"request_headers,omitempty"`
+	// ResponseHeaders edits the headers of the upstream's responses to the
+	// client, after the gateway's own handling (see HeaderRules).
+	ResponseHeaders *HeaderRules `json:"response_headers,omitempty" yaml:"response_headers,omitempty"`
 }
 
 // EndpointID returns the endpoint's id: ID when set, else Name, or
@@ -227,6 +233,12 @@ func (e Endpoint) validate(path string, errs *ValidationError) {
 	}
 	if e.HealthCheck != nil {
 		e.HealthCheck.validate(field("health_check"), errs)
+	}
+	if e.RequestHeaders != nil {
+		e.RequestHeaders.validate(field("request_headers"), true, errs)
+	}
+	if e.ResponseHeaders != nil {
+		e.ResponseHeaders.validate(field("response_headers"), false, errs)
 	}
 	if f := e.Fallback; f != nil {
 		if f.Strategy != "" && !validStrategy(f.Strategy) {

@@ -27,7 +27,13 @@ func endpointsEqual(a, b Endpoint) bool {
 		slices.EqualFunc(a.Targets, b.Targets, targetsEqual) &&
 		equalThrough(a.LoadBalancing, b.LoadBalancing, loadBalancingEqual) &&
 		equalThrough(a.OutlierDetection, b.OutlierDetection, outlierConfigsEqual) &&
-		equalThrough(a.Retry, b.Retry, retryConfigsEqual)
+		equalThrough(a.Retry, b.Retry, retryConfigsEqual) &&
+		equalThrough(a.RequestHeaders, b.RequestHeaders, headerRulesEqual) &&
+		equalThrough(a.ResponseHeaders, b.ResponseHeaders, headerRulesEqual)
+}
+
+func headerRulesEqual(a, b *HeaderRules) bool {
+	return maps.Equal(a.Set, b.Set) && maps.Equal(a.Add, b.Add) && slices.Equal(a.Remove, b.Remove)
 }
 
 func intsEqual(a, b *int) bool {

@@ -171,11 +171,12 @@ var errReadAfterClose = errors.New("read of a request body after the proxy close
 
 func (o *Orchestrator) newReverseProxy() *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
-		Rewrite:      o.rewrite,
-		Transport:    &upstreamTransport{base: o.transport},
-		ErrorHandler: o.proxyError,
-		BufferPool:   bufferPool{},
-		ErrorLog:     slog.NewLogLogger(o.routerLog.Handler(), slog.LevelWarn),
+		Rewrite:        o.rewrite,
+		ModifyResponse: modifyResponse,
+		Transport:      &upstreamTransport{base: o.transport},
+		ErrorHandler:   o.proxyError,
+		BufferPool:     bufferPool{},
+		ErrorLog:       slog.NewLogLogger(o.routerLog.Handler(), slog.LevelWarn),
 	}
 }
 
@@ -190,6 +191,12 @@ func (o *Orchestrator) rewrite(pr *httputil.ProxyRequest) {
 	in, out := pr.In, pr.Out
 	st.target.setURL(out.URL, st.rest, in.URL)
 	o.setOutboundFields(st, in, out)
+	if plan := st.route.headers; plan != nil && plan.request != nil {
+		plan.request.apply(out.Header)
+		if plan.request.setHost {
+			out.Host = plan.request.host
+		}
+	}
 	if out.Body != nil {
 		st.body = timedBody{rc: out.Body, st: st}
 		out.Body = &st.body
@@ -197,6 +204,17 @@ func (o *Orchestrator) rewrite(pr *httputil.ProxyRequest) {
 			st.teeBody(plan, out)
 		}
 	}
+}
+
+// modifyResponse applies the route's response_headers to the upstream's
+// response, after httputil has removed its hop-by-hop headers.
+func modifyResponse(res *http.Response) error {
+	if st := stateOf(res.Request.Context()); st != nil {
+		if plan := st.route.headers; plan != nil && plan.response != nil {
+			plan.response.apply(res.Header)
+		}
+	}
+	return nil
 }
 
 // upstreamTransport is the ReverseProxy's Transport. It runs the try (one

@@ -349,6 +349,14 @@ func (o *Orchestrator) syncWrite(ctx context.Context, source Source, eps []Endpo
 	}
 	var errs ValidationError
 	validateSet(norm, "endpoints", &errs)
+	for i, ep := range norm {
+		var tokenErr *ValidationError
+		if errors.As(o.checkHeaderRulesForToken(ep), &tokenErr) {
+			for _, fe := range tokenErr.Errors {
+				errs.add(fmt.Sprintf("endpoints[%d].%s", i, fe.Field), fe.Message)
+			}
+		}
+	}
 	if err := errs.orNil(); err != nil {
 		return err
 	}

@@ -42,6 +42,8 @@ type route struct {
 	health *HealthCheckConfig // merged; shared by routes without an override
 
 	fallback *fallbackPlan // never nil; shared by routes without their own
+
+	headers *headerPlan // request_headers and response_headers; nil without
 }
 
 // fallbackPlan is what a route answers with when it cannot serve. Few

@@ -206,5 +206,6 @@ func (o *Orchestrator) buildRoute(reg Registration, old *route) (*route, error) 
 	}
 
 	rt.fallback = newFallbackPlan(breakerCfg.FallbackStrategy, ep.Fallback)
+	rt.headers = newHeaderPlan(ep)
 	return rt, nil
 }

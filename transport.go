@@ -33,8 +33,13 @@ func upstreamDialer() *net.Dialer {
 }
 
 // checkUpstream refuses an endpoint with a target the guard forbids,
-// resolving its host.
+// resolving its host, or with a header rule that would send the admin
+// token out: the checks that need this gateway's settings, beyond
+// Validate's.
 func (o *Orchestrator) checkUpstream(ctx context.Context, ep Endpoint) error {
+	if err := o.checkHeaderRulesForToken(ep); err != nil {
+		return err
+	}
 	if len(ep.Targets) == 0 {
 		return o.checkTargetURL(ctx, ep.URL, "url")
 	}

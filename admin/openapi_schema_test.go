@@ -26,6 +26,7 @@ var schemaTypes = map[string]reflect.Type{
 	"CircuitBreakerConfig":   reflect.TypeFor[orchestrator.CircuitBreakerConfig](),
 	"HealthCheckConfig":      reflect.TypeFor[orchestrator.HealthCheckConfig](),
 	"FallbackConfig":         reflect.TypeFor[orchestrator.FallbackConfig](),
+	"HeaderRules":            reflect.TypeFor[orchestrator.HeaderRules](),
 	"Endpoint":               reflect.TypeFor[orchestrator.Endpoint](),
 	"HealthReport":           reflect.TypeFor[orchestrator.HealthReport](),
 	"TrafficReport":          reflect.TypeFor[orchestrator.TrafficReport](),

@@ -321,6 +321,17 @@ metrics:
 		want := []string{"cb.yaml:8:31: endpoints[0].circuit_breaker.failure_rate_threshold: set together with failure_threshold: a breaker counts either consecutive failures (failure_threshold) or a failure rate (failure_rate_threshold), not both"}
 		assert.Equal(t, want, got, "got %q; want %q", got, want)
 	})
+	t.Run("header rules that touch the hop or carry the admin token are located", func(t *testing.T) {
+		data := "admin:\n  token: s3cret-admin-token\nendpoints:\n  - name: a\n    url: http://127.0.0.1:1\n    request_headers:\n      set:\n        X-Token: \"Bearer s3cret-admin-token\"\n      remove: [TE]\n    response_headers:\n      add:\n        X-Ok: fine\n"
+		ce := cfError(t, data, "hr.yaml")
+		got := cfLines(ce)
+		want := []string{
+			"hr.yaml:8:18: endpoints[0].request_headers.set.X-Token: holds the admin token, which never leaves the gateway",
+			"hr.yaml:9:16: endpoints[0].request_headers.remove[0]: TE is a hop-by-hop header, which belongs to one connection; a rule cannot remove it",
+		}
+		assert.Equal(t, want, got, "got %q; want %q", got, want)
+		assert.NotContains(t, ce.Error(), "s3cret", "the token is not echoed")
+	})
 	t.Run("a YAML syntax error is located", func(t *testing.T) {
 		ce := cfError(t, "endpoints:\n  - name: a\n    url: [http://x\n", "syntax.yaml")
 		require.Len(t, ce.Errors, 1)

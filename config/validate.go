@@ -69,6 +69,16 @@ func (c Config) Validate() error {
 			errs.add(fmt.Sprintf("endpoints[%d].fallback.endpoint", i), fmt.Sprintf("no endpoint in this file has id %q", f.Endpoint))
 		}
 	}
+	// A header rule must not send the admin token out; the gateway checks
+	// again with the token it runs with (which the environment may set).
+	for i, ep := range c.Endpoints {
+		for _, f := range ep.RequestHeaders.FieldsHolding(c.Admin.Token) {
+			errs.add(fmt.Sprintf("endpoints[%d].request_headers.%s", i, f), orchestrator.AdminTokenMessage)
+		}
+		for _, f := range ep.ResponseHeaders.FieldsHolding(c.Admin.Token) {
+			errs.add(fmt.Sprintf("endpoints[%d].response_headers.%s", i, f), orchestrator.AdminTokenMessage)
+		}
+	}
 	return errs.orNil()
 }
 
