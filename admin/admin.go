@@ -273,7 +273,7 @@ func New(o *orchestrator.Orchestrator, opts Options) *Handler {
 		{Route{http.MethodPost, "/circuit-breaker/reset-all", "Close every circuit breaker", false}, h.postResetAllBreakers},
 
 		{Route{http.MethodGet, "/router/routes", "The current route table", false}, h.getRoutes},
-		{Route{http.MethodGet, "/router/test/{id}", "Resolve an endpoint's own route", false}, h.getRouteTest},
+		{Route{http.MethodGet, "/router/test/{id}", "Resolve an endpoint's own route and test each target's connectivity", false}, h.getRouteTest},
 		{Route{http.MethodGet, "/router/debug/{path...}", "Resolve a path as if it followed the gateway prefix", false}, h.getRouteDebug},
 		{Route{http.MethodPost, "/router/refresh", "Rebuild the route table from the registry", false}, h.postRouterRefresh},
 

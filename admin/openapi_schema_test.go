@@ -52,6 +52,7 @@ var schemaTypes = map[string]reflect.Type{
 	"RouteList":              reflect.TypeFor[routeList](),
 	"Resolution":             reflect.TypeFor[resolution](),
 	"RouteTest":              reflect.TypeFor[routeTest](),
+	"TargetCheck":            reflect.TypeFor[orchestrator.TargetCheck](),
 }
 
 // scalarSchemas are the component schemas that describe a Go type encoded

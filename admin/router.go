@@ -31,6 +31,10 @@ type routeTest struct {
 	Path                string                    `json:"path"`
 	Status              orchestrator.HealthStatus `json:"status"`
 	CircuitBreakerState orchestrator.BreakerState `json:"circuit_breaker_state"`
+	// Reachable is true when at least one target answered over HTTP.
+	Reachable bool `json:"reachable"`
+	// Targets holds one connectivity test per target.
+	Targets []orchestrator.TargetCheck `json:"targets"`
 }
 
 func resolutionOf(r orchestrator.Resolution) resolution {
@@ -51,7 +55,9 @@ func (h *Handler) getRoutes(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, h.routeList())
 }
 
-// getRouteTest resolves the endpoint's own route ({prefix}/{name}[/{version}]).
+// getRouteTest resolves the endpoint's own route ({prefix}/{name}[/{version}])
+// and tests each target's connectivity (Orchestrator.CheckTargets): the
+// route resolving says nothing of whether anything listens behind it.
 func (h *Handler) getRouteTest(w http.ResponseWriter, r *http.Request) error {
 	id := r.PathValue("id")
 	ep, err := h.o.Endpoint(id)
@@ -66,11 +72,21 @@ func (h *Handler) getRouteTest(w http.ResponseWriter, r *http.Request) error {
 	if res.EndpointID != id && res.Reason == "" {
 		res.Reason = fmt.Sprintf("the route is served by endpoint %q, which claimed it first", res.EndpointID)
 	}
+	checks, err := h.o.CheckTargets(r.Context(), id)
+	if err != nil {
+		return err
+	}
+	reachable := false
+	for _, c := range checks {
+		reachable = reachable || c.Reachable
+	}
 	return writeJSON(w, http.StatusOK, routeTest{
 		resolution:          res,
 		Path:                h.o.Prefix() + path,
 		Status:              ep.Status,
 		CircuitBreakerState: ep.CircuitBreakerState,
+		Reachable:           reachable,
+		Targets:             checks,
 	})
 }
 

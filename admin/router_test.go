@@ -1,6 +1,8 @@
 package admin_test
 
 import (
+	"context"
+	"net"
 	"net/http"
 	"testing"
 
@@ -50,11 +52,40 @@ func TestRouterRoutes(t *testing.T) {
 func TestRouterTest(t *testing.T) {
 	type routeTest struct {
 		resolution
-		Path                string                    `json:"path"`
-		Status              orchestrator.HealthStatus `json:"status"`
-		CircuitBreakerState orchestrator.BreakerState `json:"circuit_breaker_state"`
+		Path                string                     `json:"path"`
+		Status              orchestrator.HealthStatus  `json:"status"`
+		CircuitBreakerState orchestrator.BreakerState  `json:"circuit_breaker_state"`
+		Reachable           bool                       `json:"reachable"`
+		Targets             []orchestrator.TargetCheck `json:"targets"`
 	}
 	f := newFixture(t)
+	t.Run("tests each target with a HEAD to its health_check_path", func(t *testing.T) {
+		got := decode[routeTest](t, call(f.h, http.MethodGet, "/router/test/users_v1", ""), http.StatusOK)
+		assert.True(t, got.Reachable)
+		require.Len(t, got.Targets, 1)
+		c := got.Targets[0]
+		assert.True(t, c.Reachable)
+		assert.Equal(t, http.StatusOK, c.Status)
+		assert.Equal(t, http.MethodHead, c.Method)
+		assert.Equal(t, f.backend.URL+"/health", c.URL)
+		assert.Empty(t, c.ErrorKind)
+	})
+	t.Run("an endpoint on a closed port matches but is not reachable", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		require.NoError(t, err)
+		closed := "http://" + ln.Addr().String()
+		require.NoError(t, ln.Close())
+		_, err = f.o.Register(context.Background(), orchestrator.Endpoint{Name: "gone", URL: closed + "/api"})
+		require.NoError(t, err)
+
+		got := decode[routeTest](t, call(f.h, http.MethodGet, "/router/test/gone", ""), http.StatusOK)
+		assert.True(t, got.Matched, "the route resolves")
+		assert.False(t, got.Reachable, "but nothing listens behind it")
+		require.Len(t, got.Targets, 1)
+		assert.Equal(t, "refused", got.Targets[0].ErrorKind)
+		assert.Equal(t, closed+"/api", got.Targets[0].URL)
+		assert.Zero(t, got.Targets[0].Status)
+	})
 	t.Run("resolves the endpoint's own route", func(t *testing.T) {
 		got := decode[routeTest](t, call(f.h, http.MethodGet, "/router/test/users_v1", ""), http.StatusOK)
 		assert.True(t, got.Matched)
