@@ -349,14 +349,7 @@ func (o *Orchestrator) syncWrite(ctx context.Context, source Source, eps []Endpo
 	}
 	var errs ValidationError
 	validateSet(norm, "endpoints", &errs)
-	for i, ep := range norm {
-		var tokenErr *ValidationError
-		if errors.As(o.checkHeaderRulesForToken(ep), &tokenErr) {
-			for _, fe := range tokenErr.Errors {
-				errs.add(fmt.Sprintf("endpoints[%d].%s", i, fe.Field), fe.Message)
-			}
-		}
-	}
+	o.checkHeaderRulesForTokens(norm, &errs)
 	if err := errs.orNil(); err != nil {
 		return err
 	}

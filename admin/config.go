@@ -8,6 +8,7 @@ import (
 
 	"github.com/orchestrator-go/orchestrator"
 	"github.com/orchestrator-go/orchestrator/config"
+	"github.com/orchestrator-go/orchestrator/internal/jsondiff"
 )
 
 // configEndpointList is the body of GET /config/endpoints.
@@ -22,6 +23,50 @@ type validateResult struct {
 	Valid     bool   `json:"valid"`
 	Endpoints int    `json:"endpoints"`
 	Path      string `json:"path,omitempty"`
+	// Plan is what applying the config would change in the running
+	// gateway (Orchestrator.PlanApply).
+	Plan orchestrator.Plan `json:"plan"`
+	// RestartRequired lists the changed settings outside endpoints,
+	// circuit_breaker and health_check, which a reload does not apply:
+	// they take effect when the server restarts. Empty without a config
+	// manager to compare with.
+	RestartRequired []orchestrator.FieldChange `json:"restart_required"`
+}
+
+// preview adds to a valid config's answer what applying it would do.
+func (h *Handler) preview(r *http.Request, cfg *config.Config, res *validateResult) error {
+	plan, err := h.o.PlanApply(r.Context(), cfg.Desired())
+	if err != nil {
+		if errors.Is(err, orchestrator.ErrInvalid) {
+			return asConfigError(err, res.Path)
+		}
+		return err
+	}
+	res.Plan = plan
+	res.RestartRequired = []orchestrator.FieldChange{}
+	if h.opts.Config != nil {
+		res.RestartRequired = restartRequired(h.opts.Config.Config(), *cfg)
+	}
+	return nil
+}
+
+// restartRequired compares the sections a reload leaves alone. Values are
+// compared redacted, so the admin token is never echoed: a changed token
+// reads as [redacted] on both sides.
+func restartRequired(applied, next config.Config) []orchestrator.FieldChange {
+	tokenChanged := applied.Admin.Token != next.Admin.Token
+	a, b := applied.Redacted(), next.Redacted()
+	a.Endpoints, b.Endpoints = nil, nil
+	a.CircuitBreaker, b.CircuitBreaker = orchestrator.CircuitBreakerConfig{}, orchestrator.CircuitBreakerConfig{}
+	a.HealthCheck, b.HealthCheck = orchestrator.HealthCheckConfig{}, orchestrator.HealthCheckConfig{}
+	out := []orchestrator.FieldChange{}
+	for _, c := range jsondiff.Leaves("", a, b) {
+		out = append(out, orchestrator.FieldChange{Field: c.Field, Old: c.Old, New: c.New})
+	}
+	if tokenChanged && a.Admin.Token == b.Admin.Token {
+		out = append(out, orchestrator.FieldChange{Field: "admin.token", Old: a.Admin.Token, New: b.Admin.Token})
+	}
+	return out
 }
 
 // configStatus returns the manager's status with the admin token scrubbed
@@ -96,7 +141,11 @@ func (h *Handler) postConfigValidate(w http.ResponseWriter, r *http.Request) err
 	if err != nil {
 		return asConfigError(err, "")
 	}
-	return writeJSON(w, http.StatusOK, validateResult{Valid: true, Endpoints: len(cfg.Endpoints)})
+	res := validateResult{Valid: true, Endpoints: len(cfg.Endpoints)}
+	if err := h.preview(r, cfg, &res); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, res)
 }
 
 // validateConfigFile answers POST /config/validate without a body: the
@@ -120,7 +169,11 @@ func (h *Handler) validateConfigFile(w http.ResponseWriter, r *http.Request) err
 	case err != nil:
 		return err
 	}
-	return writeJSON(w, http.StatusOK, validateResult{Valid: true, Endpoints: len(cfg.Endpoints), Path: path})
+	res := validateResult{Valid: true, Endpoints: len(cfg.Endpoints), Path: path}
+	if err := h.preview(r, cfg, &res); err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, res)
 }
 
 // asConfigError keeps every parse failure of a config a 400 listing its

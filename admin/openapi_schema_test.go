@@ -53,6 +53,12 @@ var schemaTypes = map[string]reflect.Type{
 	"Resolution":             reflect.TypeFor[resolution](),
 	"RouteTest":              reflect.TypeFor[routeTest](),
 	"TargetCheck":            reflect.TypeFor[orchestrator.TargetCheck](),
+	"Plan":                   reflect.TypeFor[orchestrator.Plan](),
+	"PlannedEndpoint":        reflect.TypeFor[orchestrator.PlannedEndpoint](),
+	"PlannedTarget":          reflect.TypeFor[orchestrator.PlannedTarget](),
+	"EndpointChange":         reflect.TypeFor[orchestrator.EndpointChange](),
+	"TargetChange":           reflect.TypeFor[orchestrator.TargetChange](),
+	"FieldChange":            reflect.TypeFor[orchestrator.FieldChange](),
 }
 
 // scalarSchemas are the component schemas that describe a Go type encoded

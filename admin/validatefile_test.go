@@ -41,6 +41,23 @@ func located(errs []testutil.FieldError) []string {
 	return out
 }
 
+// validateAnswer is the body of a successful POST /config/validate.
+type validateAnswer struct {
+	Valid           bool                       `json:"valid"`
+	Endpoints       int                        `json:"endpoints"`
+	Path            string                     `json:"path"`
+	Plan            orchestrator.Plan          `json:"plan"`
+	RestartRequired []orchestrator.FieldChange `json:"restart_required"`
+}
+
+func plannedIDs(eps []orchestrator.PlannedEndpoint) []string {
+	ids := []string{}
+	for _, ep := range eps {
+		ids = append(ids, ep.ID)
+	}
+	return ids
+}
+
 // writeConfig writes content to a config file in a temporary directory and
 // points the fixture's manager at it.
 func writeConfig(t *testing.T, f *fixture, content string) string {
@@ -60,7 +77,14 @@ func TestConfigValidateTheFileOnDisk(t *testing.T) {
 		path := writeConfig(t, f, "endpoints:\n  - name: a\n    url: http://127.0.0.1:1\n  - name: b\n    url: http://127.0.0.1:2\n")
 		rec := call(f.h, http.MethodPost, "/config/validate", "")
 		require.Equal(t, http.StatusOK, rec.Code, "body %s", rec.Body)
-		assert.JSONEq(t, fmt.Sprintf(`{"valid":true,"endpoints":2,"path":%q}`, path), rec.Body.String())
+		got := decode[validateAnswer](t, rec, http.StatusOK)
+		assert.True(t, got.Valid)
+		assert.Equal(t, 2, got.Endpoints)
+		assert.Equal(t, path, got.Path)
+		// The plan against the running gateway: a and b added, the
+		// fixture's three config endpoints removed.
+		assert.Equal(t, []string{"a", "b"}, plannedIDs(got.Plan.Added))
+		assert.Equal(t, []string{"legacy", "orders", "users_v1"}, plannedIDs(got.Plan.Removed))
 		assert.Equal(t, int64(0), f.conf.Status().ReloadCount, "validating applies nothing")
 	})
 	t.Run("an invalid file answers 400 naming the file and listing every problem at its line", func(t *testing.T) {
@@ -78,8 +102,11 @@ func TestConfigValidateTheFileOnDisk(t *testing.T) {
 		f := newFixture(t)
 		writeConfig(t, f, fourProblems(t))
 		rec := call(f.h, http.MethodPost, "/config/validate", "endpoints: []\n", contentType("application/yaml"))
-		require.Equal(t, http.StatusOK, rec.Code, "body %s", rec.Body)
-		assert.JSONEq(t, `{"valid":true,"endpoints":0}`, rec.Body.String())
+		got := decode[validateAnswer](t, rec, http.StatusOK)
+		assert.True(t, got.Valid)
+		assert.Zero(t, got.Endpoints)
+		assert.Empty(t, got.Path)
+		assert.Len(t, got.Plan.Removed, 3)
 	})
 	t.Run("answers 409 without a config file", func(t *testing.T) {
 		f := newFixture(t, withoutConfig)
