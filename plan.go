@@ -16,11 +16,13 @@ import (
 // touched by Apply and are left out; an id or a route of the desired state
 // that one of them holds makes PlanApply fail as Apply would.
 type Plan struct {
-	// Added are the endpoints Apply would register.
+	// Added are the endpoints Apply would register, in the desired
+	// state's order.
 	Added []PlannedEndpoint `json:"added"`
-	// Removed are the config-owned endpoints Apply would deregister.
+	// Removed are the config-owned endpoints Apply would deregister, by id.
 	Removed []PlannedEndpoint `json:"removed"`
-	// Changed are the endpoints whose configuration would change.
+	// Changed are the endpoints whose configuration would change, in the
+	// desired state's order.
 	Changed []EndpointChange `json:"changed"`
 	// Unchanged counts the endpoints Apply would leave as they are.
 	Unchanged int `json:"unchanged"`

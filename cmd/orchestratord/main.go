@@ -3,7 +3,7 @@
 // shutdown.
 //
 //	orchestratord [--config PATH] [--host H] [--port P] [--log-level L] [--watch=true]
-//	orchestratord validate PATH
+//	orchestratord validate [--diff ADMIN_URL] PATH
 //	orchestratord version
 //
 // Settings come from flags, then the environment (HOST, PORT, CONFIG_PATH,
@@ -18,6 +18,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"os/signal"
 	"runtime"
@@ -53,7 +54,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	logLevel := fs.String("log-level", "", "debug, info, warn or error; env LOG_LEVEL; default info")
 	watch := fs.Bool("watch", true, "reload the config file when it changes")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage:\n  orchestratord [flags]\n  orchestratord validate PATH\n  orchestratord version\n\nflags:\n")
+		fmt.Fprintf(stderr, "usage:\n  orchestratord [flags]\n  orchestratord validate [--diff ADMIN_URL] PATH\n  orchestratord version\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -95,17 +96,43 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 // validate checks a config file: exit 0, or 1 with one
-// "file:line:column: message" line per error.
+// "file:line:column: message" line per error. With --diff URL it then asks
+// the running gateway at URL what applying the file would change and
+// prints the plan; a gateway it cannot ask exits 2.
 func validate(args []string, stdout, stderr io.Writer) int {
-	if len(args) != 1 {
-		fmt.Fprintln(stderr, "usage: orchestratord validate PATH")
+	const usage = "usage: orchestratord validate [--diff ADMIN_URL] PATH"
+	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	diff := fs.String("diff", "", "")
+	if err := fs.Parse(args); err != nil || fs.NArg() != 1 {
+		fmt.Fprintln(stderr, usage)
 		return 2
 	}
-	if _, err := config.Load(args[0]); err != nil {
+	path := fs.Arg(0)
+	if _, err := config.Load(path); err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "%s: ok\n", args[0])
+	fmt.Fprintf(stdout, "%s: ok\n", path)
+	if *diff == "" {
+		return 0
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	preview, err := server.FetchPreview(context.Background(), http.DefaultClient, *diff, os.Getenv("ORCHESTRATOR_ADMIN_TOKEN"), path, data)
+	var invalid *server.RemoteInvalidError
+	switch {
+	case errors.As(err, &invalid):
+		fmt.Fprintln(stderr, invalid)
+		return 1
+	case err != nil:
+		fmt.Fprintf(stderr, "orchestratord validate --diff: %v\n", err)
+		return 2
+	}
+	server.WritePlan(stdout, preview)
 	return 0
 }
 

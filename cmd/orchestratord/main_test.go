@@ -154,7 +154,7 @@ logging:
 	t.Run("no path or two paths is a usage error", func(t *testing.T) {
 		code, _, stderr := runSync("validate")
 		assert.Equal(t, 2, code)
-		assert.Contains(t, stderr, "usage: orchestratord validate PATH")
+		assert.Contains(t, stderr, "usage: orchestratord validate [--diff ADMIN_URL] PATH")
 		code, _, _ = runSync("validate", "a.yaml", "b.yaml")
 		assert.Equal(t, 2, code)
 	})
@@ -175,7 +175,7 @@ func TestUsageErrors(t *testing.T) {
 	t.Run("-h prints the usage and exits 0", func(t *testing.T) {
 		code, _, stderr := runSync("-h")
 		assert.Equal(t, 0, code)
-		for _, want := range []string{"orchestratord validate PATH", "orchestratord version", "-config", "-host", "-port", "-log-level", "-watch"} {
+		for _, want := range []string{"orchestratord validate [--diff ADMIN_URL] PATH", "orchestratord version", "-config", "-host", "-port", "-log-level", "-watch"} {
 			assert.Contains(t, stderr, want)
 		}
 	})
