@@ -19,6 +19,7 @@ func (o *Orchestrator) observe(r *http.Request, rt *route, ids reqIDs, status in
 		if status >= 500 {
 			t.serverErrors.Add(1)
 		}
+		rt.timeline.record(start.Add(took), took, status >= 500)
 	}
 	if m := rt.endpointMetrics(); m != nil {
 		m.requests.inc(r.Method, status)

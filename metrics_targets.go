@@ -47,6 +47,7 @@ type targetStats struct {
 	requests atomic.Uint64
 	retries  atomic.Uint64
 	errors   [len(upstreamErrorKinds)]atomic.Uint64
+	timeline lazyTimeline // attempts of the last 15 minutes (targets lists only)
 }
 
 // retryStats are an endpoint's retry counters. They live on its retry plan

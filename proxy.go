@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/failsafe-go/failsafe-go"
 	"github.com/failsafe-go/failsafe-go/policy"
@@ -321,12 +322,22 @@ func (t *upstreamTransport) roundTrip(st *proxyState, up *upstream, req *http.Re
 	if t := up.transport(); t != nil {
 		base = t
 	}
+	var start time.Time
+	if set != nil {
+		start = time.Now() // for the target's timeline
+	}
 	resp, err := st.received(base.RoundTrip(req))
 	outcome := attemptOutcome(st, b, resp, err)
 	up.countAttempt(st.attempts > 1, err, outcome == outcomeFailure)
 	switch o := outcome; o {
 	case outcomeSuccess, outcomeFailure:
 		failed := o == outcomeFailure
+		if set != nil {
+			if s := up.stats(); s != nil {
+				now := time.Now()
+				s.timeline.record(now, now.Sub(start), failed)
+			}
+		}
 		st.route.traffic.record(failed)
 		if !b.disabled {
 			b.record(failed)

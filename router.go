@@ -44,6 +44,11 @@ type route struct {
 	fallback *fallbackPlan // never nil; shared by routes without their own
 
 	headers *headerPlan // request_headers and response_headers; nil without
+
+	// timeline is the last 15 minutes of traffic, for the status page.
+	// It lives here rather than in traffic, whose 48 bytes it would push
+	// a size class up, and every rebuilt route carries it over.
+	timeline lazyTimeline
 }
 
 // fallbackPlan is what a route answers with when it cannot serve. Few

@@ -204,6 +204,9 @@ func (o *Orchestrator) buildRoute(reg Registration, old *route) (*route, error) 
 	} else {
 		rt.traffic = &trafficState{}
 	}
+	if old != nil {
+		rt.timeline.carry(&old.timeline)
+	}
 
 	rt.fallback = newFallbackPlan(breakerCfg.FallbackStrategy, ep.Fallback)
 	rt.headers = newHeaderPlan(ep)

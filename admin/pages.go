@@ -154,6 +154,8 @@ type statusRow struct {
 	LastFailure         *time.Time
 	HealthError         string
 	Traffic             trafficRates
+	// Chart is the last 15 minutes; nil without traffic.
+	Chart *chart
 	// Targets are the rows of an endpoint with a targets list, one per
 	// target, under the endpoint's.
 	Targets []targetRow
@@ -172,6 +174,9 @@ type targetRow struct {
 	Ejections        uint64
 	LastHealthCheck  *time.Time
 	HealthError      string
+	// Chart is the target's attempts of the last 15 minutes; nil
+	// without any.
+	Chart *chart
 }
 
 // trafficRates is the request rate and mean latency of one status row.
@@ -319,6 +324,8 @@ func (h *Handler) getStatusPage(w http.ResponseWriter, r *http.Request) error {
 		Config:    h.configStatus(),
 	}
 	for _, ep := range eps {
+		// The endpoint may have gone since the snapshot: no chart then.
+		tl, _ := h.o.Timeline(ep.ID)
 		route := h.o.Prefix() + "/" + ep.Config.Name
 		if ep.Config.Version != "" {
 			route += "/" + ep.Config.Version
@@ -331,7 +338,8 @@ func (h *Handler) getStatusPage(w http.ResponseWriter, r *http.Request) error {
 				targets = append(targets, targetRow{ID: t.ID, URL: t.URL, Status: t.Status, Breaker: t.CircuitBreakerState,
 					Weight: t.Weight, Drained: t.Drained, Ejected: t.Ejected, AwaitingProbe: t.AwaitingProbe,
 					InFlight: t.InFlight, Failures: t.ConsecutiveRequestFailures, Ejections: t.Ejections,
-					LastHealthCheck: t.LastCheckTime, HealthError: h.redact(t.Health.LastError)})
+					LastHealthCheck: t.LastCheckTime, HealthError: h.redact(t.Health.LastError),
+					Chart: newChart(tl.Targets[t.ID], now)})
 			}
 		}
 		page.Endpoints = append(page.Endpoints, statusRow{
@@ -349,6 +357,7 @@ func (h *Handler) getStatusPage(w http.ResponseWriter, r *http.Request) error {
 			LastFailure:         ep.LastFailureTime,
 			HealthError:         h.redact(ep.Health.LastError),
 			Traffic:             traffic[ep.ID],
+			Chart:               newChart(tl.Points, now),
 		})
 	}
 	var buf bytes.Buffer

@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/orchestrator-go/orchestrator"
 	"github.com/orchestrator-go/orchestrator/admin"
 )
 
@@ -301,6 +302,32 @@ func TestStatusPageRows(t *testing.T) {
 		legacy := requireRow(t, page, "legacy")
 		assertCell(t, legacy, "breaker", "disabled")
 		assert.Equal(t, "disabled", legacy["breaker"].attrs["data-state"])
+	})
+
+	t.Run("an endpoint with traffic has a chart of its last 15 minutes; an idle one says so", func(t *testing.T) {
+		f := newFixture(t)
+		for range 4 {
+			rec := f.proxied(t, "/orchestrator/orders/x")
+			require.Equal(t, http.StatusOK, rec.Code)
+		}
+		require.NoError(t, f.o.TripBreaker("orders"))
+		rec := f.proxied(t, "/orchestrator/orders/x")
+		require.Equal(t, http.StatusServiceUnavailable, rec.Code)
+
+		page := statusPage(t, f)
+		orders := requireRow(t, page, "orders")
+		assert.Regexp(t, `peak \d+(\.\d+)? req/s, p99 up to [^,]+, 1 errors`, orders["chart"].text, "the chart's title")
+		assert.Regexp(t, ` \d+(\.\d+)? req/s p99 \S+ (µs|ms|s) 1 err$`, orders["chart"].text, "the legend")
+		// One SVG with three polylines of one point per minute.
+		svg := regexp.MustCompile(`(?s)<tr data-endpoint="orders">.*?<svg class="spark".*?</svg>`).FindString(page)
+		require.NotEmpty(t, svg, "the orders row has a chart")
+		for _, class := range []string{"rate", "p99", "errors"} {
+			points := regexp.MustCompile(`<polyline class="`+class+`" points="([^"]*)"`).FindStringSubmatch(svg)
+			require.Len(t, points, 2, "the %s line", class)
+			assert.Len(t, strings.Fields(points[1]), orchestrator.TimelineMinutes, "%s: one point a minute", class)
+		}
+		assert.NotContains(t, svg, "style=", "no inline style under the CSP")
+		assertCell(t, requireRow(t, page, "legacy"), "chart", "no traffic")
 	})
 
 	t.Run("a tripped breaker and its 503s show on the next render", func(t *testing.T) {

@@ -20,6 +20,9 @@ import (
 	"errors"
 	"fmt"
 	"html"
+	"image"
+	"image/png"
+	"math"
 	"net/http"
 	"os"
 	"os/exec"
@@ -76,10 +79,35 @@ type page struct {
 // after --dump-dom; the context kills its whole process group if it hangs.
 func load(t *testing.T, chromium, url string, budget time.Duration) page {
 	t.Helper()
+	stdout, stderr := runChromium(t, chromium, url, "--dump-dom", fmt.Sprintf("--virtual-time-budget=%d", budget.Milliseconds()))
+	dom := stdout
+	require.Contains(t, dom, "</html>", "chromium %s: got no document; stderr:\n%s", url, tail(stderr, 40))
+	return page{dom: dom, log: stderr}
+}
+
+// screenshot opens url in a fresh headless Chromium of the given size and
+// returns what it painted, with Chromium's log.
+func screenshot(t *testing.T, chromium, url string, width, height int) (image.Image, string) {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "shot.png")
+	_, stderr := runChromium(t, chromium, url, "--screenshot="+out, fmt.Sprintf("--window-size=%d,%d", width, height), "--hide-scrollbars")
+	f, err := os.Open(out)
+	require.NoError(t, err, "chromium %s: got no screenshot; stderr:\n%s", url, tail(stderr, 40))
+	defer f.Close()
+	img, err := png.Decode(f)
+	require.NoError(t, err, "decoding the screenshot of %s", url)
+	return img, stderr
+}
+
+// runChromium runs a fresh headless Chromium on url with the extra
+// arguments and returns its stdout and stderr. The context kills its whole
+// process group if it hangs.
+func runChromium(t *testing.T, chromium, url string, extra ...string) (string, string) {
+	t.Helper()
 	home := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), chromiumTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, chromium,
+	args := []string{
 		"--headless=new",
 		"--no-sandbox", // CI runs as root
 		"--disable-gpu",
@@ -94,11 +122,10 @@ func load(t *testing.T, chromium, url string, budget time.Duration) page {
 		"--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
 		// Console messages (CSP violations among them) go to stderr.
 		"--enable-logging=stderr", "--v=0",
-		"--user-data-dir="+filepath.Join(home, "profile"),
-		"--dump-dom",
-		fmt.Sprintf("--virtual-time-budget=%d", budget.Milliseconds()),
-		url,
-	)
+		"--user-data-dir=" + filepath.Join(home, "profile"),
+	}
+	args = append(append(args, extra...), url)
+	cmd := exec.CommandContext(ctx, chromium, args...)
 	cmd.Env = append(os.Environ(), "HOME="+home, "XDG_CONFIG_HOME="+filepath.Join(home, ".config"), "XDG_CACHE_HOME="+filepath.Join(home, ".cache"))
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
@@ -112,12 +139,44 @@ func load(t *testing.T, chromium, url string, budget time.Duration) page {
 		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 	}
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-		t.Fatalf("chromium %s: got no exit within %v; want the DOM dumped\nstderr:\n%s", url, chromiumTimeout, tail(stderr.String(), 40))
+		t.Fatalf("chromium %s: got no exit within %v; want it done\nstderr:\n%s", url, chromiumTimeout, tail(stderr.String(), 40))
 	}
 	require.NoError(t, err, "chromium %s: exit after %v; stderr:\n%s", url, time.Since(start), tail(stderr.String(), 40))
-	dom := stdout.String()
-	require.Contains(t, dom, "</html>", "chromium %s: got no document; stderr:\n%s", url, tail(stderr.String(), 40))
-	return page{dom: dom, log: stderr.String()}
+	return stdout.String(), stderr.String()
+}
+
+// countColor counts the pixels of img painted in the colour rgb
+// (0xRRGGBB) on a white background: the colour itself, or an
+// antialiased tint of it at least half strong (every channel moved from
+// white towards the colour by the same share, give or take 6 levels).
+func countColor(img image.Image, rgb uint32) int {
+	want := [3]float64{float64(rgb >> 16 & 0xff), float64(rgb >> 8 & 0xff), float64(rgb & 0xff)}
+	widest := 0
+	for i := range want {
+		if want[i] < want[widest] {
+			widest = i
+		}
+	}
+	n := 0
+	b := img.Bounds()
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			r, g, bl, _ := img.At(x, y).RGBA()
+			got := [3]float64{float64(r >> 8), float64(g >> 8), float64(bl >> 8)}
+			share := (255 - got[widest]) / (255 - want[widest])
+			if share < 0.5 || share > 1.02 {
+				continue
+			}
+			tint := true
+			for i := range got {
+				tint = tint && math.Abs(got[i]-(255-share*(255-want[i]))) <= 6
+			}
+			if tint {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // consoleProblems are Chromium log lines that mean the page did not work
@@ -253,6 +312,27 @@ endpoints:
 		assertText(t, row, "failures", "0")
 		assert.Regexp(t, `(?s)<dl id="config"[^>]*>.*`+regexp.QuoteMeta(configPath), p.dom, "the config status block names the file")
 		assertOffline(t, p)
+	})
+
+	step("status page draws the last 15 minutes as a chart, within its CSP", func(t *testing.T) {
+		for range 3 {
+			r := g.do(t, http.MethodGet, "/orchestrator/echo/v1/hello", nil)
+			require.Equal(t, http.StatusOK, r.status, "proxied GET: got %s; want 200", r)
+		}
+		p := load(t, chromium, g.base+"/status", statusBudget)
+		row := p.row(t, "echo_v1")
+		assert.Regexp(t, ` \d+(\.\d+)? req/s p99 \d+(\.\d+)? (µs|ms|s) 0 err$`, row["chart"].text, "the chart's legend")
+		assert.Regexp(t, `<svg class="spark"[^>]*role="img"[^>]*><title>last 15 minutes: peak \d+(\.\d+)? req/s, p99 up to [^<]+, 0 errors</title><polyline class="rate" points="(\d+\.\d,\d+\.\d ?){15}"`, p.dom)
+		assertOffline(t, p)
+
+		// Painted: the chart's lines take their colours from the page's
+		// hashed stylesheet, so a CSP that refused it would leave them
+		// unpainted (an SVG stroke is none by default).
+		img, log := screenshot(t, chromium, g.base+"/status", 1600, 700)
+		assert.Empty(t, page{log: log}.consoleProblems(), "chromium's console while painting")
+		assert.Greater(t, countColor(img, 0x8250df), 20, "pixels of the request-rate line")
+		assert.Greater(t, countColor(img, 0xe16f24), 20, "pixels of the p99 line")
+		assert.Greater(t, countColor(img, 0xbf3989), 20, "pixels of the errors line")
 	})
 
 	step("after a trip a fresh load shows the breaker open", func(t *testing.T) {
