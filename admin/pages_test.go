@@ -322,7 +322,7 @@ func TestStatusPageRows(t *testing.T) {
 		svg := regexp.MustCompile(`(?s)<tr data-endpoint="orders">.*?<svg class="spark".*?</svg>`).FindString(page)
 		require.NotEmpty(t, svg, "the orders row has a chart")
 		for _, class := range []string{"rate", "p99", "errors"} {
-			points := regexp.MustCompile(`<polyline class="`+class+`" points="([^"]*)"`).FindStringSubmatch(svg)
+			points := regexp.MustCompile(`<polyline class="` + class + `" points="([^"]*)"`).FindStringSubmatch(svg)
 			require.Len(t, points, 2, "the %s line", class)
 			assert.Len(t, strings.Fields(points[1]), orchestrator.TimelineMinutes, "%s: one point a minute", class)
 		}
