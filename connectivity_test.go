@@ -47,6 +47,10 @@ func (b *ctRecorder) requests() []string {
 	return append([]string(nil), b.seen...)
 }
 
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
 // ctClosedURL returns an http URL on a loopback port nothing listens on.
 func ctClosedURL(t *testing.T) string {
 	t.Helper()
@@ -142,6 +146,19 @@ func TestCheckTargets(t *testing.T) {
 		require.NoError(t, err)
 		assert.False(t, checks[0].Reachable)
 		assert.Equal(t, "tls", checks[0].ErrorKind, "error: %s", checks[0].Error)
+	})
+
+	t.Run("a name that does not resolve is a dns error", func(t *testing.T) {
+		// The transport fails as a dial to an unknown host does, so that
+		// no test sends a DNS query.
+		failing := roundTripFunc(func(*http.Request) (*http.Response, error) {
+			return nil, &net.OpError{Op: "dial", Net: "tcp", Err: &net.DNSError{Err: "no such host", Name: "svc.invalid", IsNotFound: true}}
+		})
+		o := polNew(t, orchestrator.WithTransport(failing), orchestrator.WithEndpoints(orchestrator.Endpoint{Name: "svc", URL: "http://127.0.0.1:9"}))
+		checks, err := o.CheckTargets(context.Background(), "svc")
+		require.NoError(t, err)
+		assert.False(t, checks[0].Reachable)
+		assert.Equal(t, "dns", checks[0].ErrorKind, "error: %s", checks[0].Error)
 	})
 
 	t.Run("an unknown id is ErrNotFound", func(t *testing.T) {
