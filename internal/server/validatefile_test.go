@@ -24,7 +24,9 @@ func TestValidateTheFileOnDisk(t *testing.T) {
 	t.Run("a valid file answers 200 with its path and endpoints", func(t *testing.T) {
 		code, body := s.do(http.MethodPost, "/config/validate", "")
 		require.Equal(t, http.StatusOK, code, body)
-		assert.JSONEq(t, fmt.Sprintf(`{"valid":true,"endpoints":1,"path":%q}`, path), body)
+		// The file is what the server runs: its plan changes nothing.
+		assert.JSONEq(t, fmt.Sprintf(`{"valid":true,"endpoints":1,"path":%q,
+			"plan":{"added":[],"removed":[],"changed":[],"unchanged":1,"defaults":[]},"restart_required":[]}`, path), body)
 	})
 	t.Run("an edited file with four problems answers 400 listing all four, and nothing changes", func(t *testing.T) {
 		four, err := os.ReadFile("../../testdata/four-problems.yaml")
