@@ -63,6 +63,8 @@ func sampleValues(t *testing.T, name string, typ reflect.Type) []reflect.Value {
 		v.SetString("x")
 	case reflect.Bool:
 		v.SetBool(true)
+	case reflect.Float64:
+		v.SetFloat(2.5)
 	case reflect.Int, reflect.Int64:
 		if typ == reflect.TypeOf(Duration(0)) {
 			v.SetInt(int64(5 * time.Second))

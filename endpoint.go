@@ -117,6 +117,9 @@ type Endpoint struct {
 	// ResponseHeaders edits the headers of the upstream's responses to the
 	// client, after the gateway's own handling (see HeaderRules).
 	ResponseHeaders *HeaderRules `json:"response_headers,omitempty" yaml:"response_headers,omitempty"`
+	// RateLimit is one rate limit or several, all of which apply; it
+	// replaces the global rate_limit section (WithRateLimit) whole.
+	RateLimit RateLimits `json:"rate_limit,omitempty" yaml:"rate_limit,omitempty"`
 }
 
 // EndpointID returns the endpoint's id: ID when set, else Name, or
@@ -234,6 +237,7 @@ func (e Endpoint) validate(path string, errs *ValidationError) {
 	if e.HealthCheck != nil {
 		e.HealthCheck.validate(field("health_check"), errs)
 	}
+	e.RateLimit.validate(field("rate_limit"), errs)
 	if e.RequestHeaders != nil {
 		e.RequestHeaders.validate(field("request_headers"), true, errs)
 	}

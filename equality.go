@@ -29,7 +29,8 @@ func endpointsEqual(a, b Endpoint) bool {
 		equalThrough(a.OutlierDetection, b.OutlierDetection, outlierConfigsEqual) &&
 		equalThrough(a.Retry, b.Retry, retryConfigsEqual) &&
 		equalThrough(a.RequestHeaders, b.RequestHeaders, headerRulesEqual) &&
-		equalThrough(a.ResponseHeaders, b.ResponseHeaders, headerRulesEqual)
+		equalThrough(a.ResponseHeaders, b.ResponseHeaders, headerRulesEqual) &&
+		slices.Equal(a.RateLimit, b.RateLimit)
 }
 
 func headerRulesEqual(a, b *HeaderRules) bool {

@@ -168,6 +168,20 @@ func (o *Orchestrator) dispatch(w http.ResponseWriter, r *http.Request, rt *rout
 		o.writeProblem(w, r, ids.request, rt, http.StatusServiceUnavailable, "endpoint-disabled", "Service Unavailable", "endpoint is disabled", 0)
 		return http.StatusServiceUnavailable
 	}
+	if plan := rt.rateLimits; plan != nil {
+		// First in the admission order; a 429 never falls back.
+		v := plan.admit(o, r, time.Now())
+		h := w.Header()
+		setRateLimitHeaders(h, v)
+		if !v.allowed {
+			plan.limited.Add(1)
+			h["X-Request-Id"] = []string{ids.request}
+			wait := max(int((v.worst.RetryAfter+time.Second-1)/time.Second), 1)
+			o.writeProblem(w, r, ids.request, rt, http.StatusTooManyRequests, "rate-limited", "Too Many Requests",
+				"the endpoint's rate limit is exhausted; retry after "+strconv.Itoa(wait)+"s", wait)
+			return http.StatusTooManyRequests
+		}
+	}
 	if o.maxBodyBytes > 0 && r.ContentLength > o.maxBodyBytes {
 		w.Header()["X-Request-Id"] = []string{ids.request}
 		w.Header()["Connection"] = []string{"close"}

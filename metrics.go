@@ -519,6 +519,14 @@ func (g *gatewayMetrics) writeEndpoints(w io.Writer) {
 	each(metricProbeDuration, func(rt *route, m *endpointMetrics) {
 		e.histogram(metricProbeDuration, rt.ep.ID, m.probeDuration.p.Load(), probeLE)
 	})
+	// Only for the endpoints with a rate limit: a seed user's endpoints
+	// show no new series.
+	if limited := slices.DeleteFunc(slices.Clone(routes), func(rt *route) bool { return rt.rateLimits == nil }); len(limited) > 0 {
+		e.describe(metricRateLimited)
+		for _, rt := range limited {
+			e.uint(metricRateLimited, "", rt.ep.ID, rt.rateLimits.limited.Load())
+		}
+	}
 	each(metricDuration, func(rt *route, m *endpointMetrics) {
 		e.histogram(metricDuration, rt.ep.ID, m.duration.p.Load(), requestLE)
 	})

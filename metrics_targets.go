@@ -24,6 +24,7 @@ const (
 	metricRetryAttempts  = "orchestrator_retry_attempts_total"
 	metricRetried        = "orchestrator_retried_requests_total"
 	metricRetryBudget    = "orchestrator_retry_budget_exceeded_total"
+	metricRateLimited    = "orchestrator_rate_limited_total"
 )
 
 func init() {
@@ -36,6 +37,7 @@ func init() {
 		metricRetryAttempts:  {"counter", "Retries sent, by endpoint and the target they went to."},
 		metricRetried:        {"counter", "Requests that were retried, by endpoint and outcome: succeeded (the final answer was not a retry condition) or exhausted (it still was)."},
 		metricRetryBudget:    {"counter", "Retries the retry budget refused, by endpoint."},
+		metricRateLimited:    {"counter", "Requests an endpoint's rate limit refused (answered 429), by endpoint; only for endpoints with a rate limit."},
 	} {
 		gatewayFamilies[name] = f
 	}

@@ -66,7 +66,34 @@ func TestTheURLShorthandHasNoNewSeries(t *testing.T) {
 	obsRequireCode(t, obsServe(o, http.MethodGet, "/orchestrator/svc/x", nil), http.StatusOK)
 	var b bytes.Buffer
 	o.WritePrometheus(&b)
-	for _, family := range []string{"orchestrator_target_", "orchestrator_retr"} {
+	for _, family := range []string{"orchestrator_target_", "orchestrator_retr", "orchestrator_rate_limited"} {
 		assert.False(t, strings.Contains(b.String(), family), "the url shorthand shows %s families:\n%s", family, b.String())
+	}
+}
+
+// The rate limit's refusals are counted, only for endpoints with a limit,
+// and the exposition stays clean for promtool.
+func TestRateLimitedIsCounted(t *testing.T) {
+	o := obsNew(t, orchestrator.WithEndpoints(
+		orchestrator.Endpoint{Name: "svc", URL: obsBackend(t).URL, RateLimit: orchestrator.RateLimits{{RequestsPerSecond: 0.001, Burst: 1}}},
+		orchestrator.Endpoint{Name: "free", URL: obsBackend(t).URL},
+	))
+	obsRequireCode(t, obsServe(o, http.MethodGet, "/orchestrator/svc/x", nil), http.StatusOK)
+	for range 2 {
+		obsRequireCode(t, obsServe(o, http.MethodGet, "/orchestrator/svc/x", nil), http.StatusTooManyRequests)
+	}
+	s := obsScrapeOf(t, o)
+	s.expect(t, 2, "orchestrator_rate_limited_total", "endpoint", "svc")
+	for _, smp := range s.named("orchestrator_rate_limited_total") {
+		assert.Equal(t, "svc", smp.labels["endpoint"], "a series for an endpoint without a limit")
+	}
+	var b bytes.Buffer
+	o.WritePrometheus(&b)
+	assert.Empty(t, testutil.ExpositionMetadataProblems(b.String()))
+	findings, _ := runPromtoolCheck(t, testutil.Promtool(t), b.String())
+	for _, f := range findings {
+		if !slices.Contains(promtoolToleratedLints, f) {
+			t.Errorf("promtool check metrics: %q", f)
+		}
 	}
 }

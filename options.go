@@ -28,6 +28,7 @@ type options struct {
 	logger           *slog.Logger
 	loggerKey        string
 	breaker          CircuitBreakerConfig
+	rateLimit        RateLimits
 	health           HealthCheckConfig
 	trustedProxies   []netip.Prefix
 	probeWorkers     int
@@ -203,6 +204,22 @@ func WithCircuitBreaker(c CircuitBreakerConfig) Option {
 			return invalidSection("WithCircuitBreaker", string(mustJSON(c)), err)
 		}
 		o.breaker = c
+		return nil
+	}
+}
+
+// WithRateLimit sets the global rate limits: each endpoint without a
+// rate_limit of its own gets them, with buckets of its own (a limit for
+// the whole endpoint is per endpoint, not shared by all). An endpoint's
+// own rate_limit replaces them whole.
+func WithRateLimit(limits ...RateLimitConfig) Option {
+	return func(o *options) error {
+		var errs ValidationError
+		RateLimits(limits).validate("rate_limit", &errs)
+		if err := errs.orNil(); err != nil {
+			return invalidSection("WithRateLimit", string(mustJSON(RateLimits(limits))), err)
+		}
+		o.rateLimit = limits
 		return nil
 	}
 }

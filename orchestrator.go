@@ -39,19 +39,22 @@ type Orchestrator struct {
 	healthLog       *slog.Logger
 	breakerLog      *slog.Logger
 	breakerDefaults CircuitBreakerConfig
-	healthDefaults  *HealthCheckConfig // never changed in place: routes share it
-	trustedProxies  []netip.Prefix
-	maxBodyBytes    int64
-	maxHeaderCount  int    // 0: no limit
-	adminAuth       string // "Bearer <admin token>", or "" when none is set
-	proxy           *httputil.ReverseProxy
-	guard           *netguard.Guard
-	metrics         *gatewayMetrics // nil when metrics are off
-	metricsSet      *metrics.Set    // metrics.set, or an empty set when they are off
-	metricsLabels   string          // WithMetricsLabels, rendered for a series' braces
-	accessLog       *slog.Logger    // nil when the access log is off
-	startTraces     bool
-	extraPolicies   []failsafe.Policy[*http.Response]
+	// rateLimitDefaults apply to each endpoint without its own rate_limit,
+	// with buckets of its own (WithRateLimit, Desired.RateLimit).
+	rateLimitDefaults RateLimits
+	healthDefaults    *HealthCheckConfig // never changed in place: routes share it
+	trustedProxies    []netip.Prefix
+	maxBodyBytes      int64
+	maxHeaderCount    int    // 0: no limit
+	adminAuth         string // "Bearer <admin token>", or "" when none is set
+	proxy             *httputil.ReverseProxy
+	guard             *netguard.Guard
+	metrics           *gatewayMetrics // nil when metrics are off
+	metricsSet        *metrics.Set    // metrics.set, or an empty set when they are off
+	metricsLabels     string          // WithMetricsLabels, rendered for a series' braces
+	accessLog         *slog.Logger    // nil when the access log is off
+	startTraces       bool
+	extraPolicies     []failsafe.Policy[*http.Response]
 
 	// table is the published route snapshot read by every request.
 	table atomic.Pointer[routeTable]
@@ -108,26 +111,27 @@ func New(opts ...Option) (*Orchestrator, error) {
 	}
 	healthDefaults := cfg.health.withDefaults()
 	o := &Orchestrator{
-		healthDefaults:  &healthDefaults,
-		prefix:          cfg.prefix,
-		registry:        cfg.registry,
-		transport:       cfg.transport,
-		prober:          cfg.prober,
-		logger:          cfg.logger,
-		breakerDefaults: cfg.breaker.withDefaults(),
-		trustedProxies:  cfg.trustedProxies,
-		maxBodyBytes:    cfg.maxBodyBytes,
-		maxHeaderCount:  cfg.maxHeaderCount,
-		adminAuth:       bearer(cfg.adminToken),
-		extraPolicies:   cfg.extraPolicies,
-		startTraces:     cfg.startTraces,
-		byName:          make(map[string][]*route),
-		dirtyIDs:        make(map[string]struct{}),
-		dirtyNames:      make(map[string]struct{}),
-		entries:         make(map[string]*route),
-		tombs:           make(map[string]uint64),
-		overrides:       make(map[string]Override),
-		probeRoutes:     make(map[string]*route),
+		healthDefaults:    &healthDefaults,
+		prefix:            cfg.prefix,
+		registry:          cfg.registry,
+		transport:         cfg.transport,
+		prober:            cfg.prober,
+		logger:            cfg.logger,
+		breakerDefaults:   cfg.breaker.withDefaults(),
+		rateLimitDefaults: cfg.rateLimit,
+		trustedProxies:    cfg.trustedProxies,
+		maxBodyBytes:      cfg.maxBodyBytes,
+		maxHeaderCount:    cfg.maxHeaderCount,
+		adminAuth:         bearer(cfg.adminToken),
+		extraPolicies:     cfg.extraPolicies,
+		startTraces:       cfg.startTraces,
+		byName:            make(map[string][]*route),
+		dirtyIDs:          make(map[string]struct{}),
+		dirtyNames:        make(map[string]struct{}),
+		entries:           make(map[string]*route),
+		tombs:             make(map[string]uint64),
+		overrides:         make(map[string]Override),
+		probeRoutes:       make(map[string]*route),
 	}
 	if o.registry == nil {
 		o.registry = NewMemoryRegistry()

@@ -26,8 +26,8 @@ type Plan struct {
 	Changed []EndpointChange `json:"changed"`
 	// Unchanged counts the endpoints Apply would leave as they are.
 	Unchanged int `json:"unchanged"`
-	// Defaults are the changes to the global circuit_breaker and
-	// health_check sections, as fields with their defaults applied. When
+	// Defaults are the changes to the global circuit_breaker,
+	// health_check and rate_limit sections, as fields with their defaults applied. When
 	// there are any, every route is rebuilt with them (its breaker and
 	// health state start afresh).
 	Defaults []FieldChange `json:"defaults"`
@@ -104,6 +104,7 @@ func (o *Orchestrator) PlanApply(ctx context.Context, d Desired) (Plan, error) {
 	var errs ValidationError
 	d.CircuitBreaker.validate("circuit_breaker", &errs)
 	d.HealthCheck.validate("health_check", &errs)
+	d.RateLimit.validate("rate_limit", &errs)
 	norm := make([]Endpoint, len(d.Endpoints))
 	for i, ep := range d.Endpoints {
 		norm[i] = ep.Normalized()
@@ -124,7 +125,7 @@ func (o *Orchestrator) PlanApply(ctx context.Context, d Desired) (Plan, error) {
 	for id, rt := range o.entries {
 		current[id] = rt.ep
 	}
-	breakerDefaults, healthDefaults := o.breakerDefaults, *o.healthDefaults
+	breakerDefaults, healthDefaults, rateLimitDefaults := o.breakerDefaults, *o.healthDefaults, o.rateLimitDefaults
 	o.mu.Unlock()
 
 	p := Plan{Added: []PlannedEndpoint{}, Removed: []PlannedEndpoint{}, Changed: []EndpointChange{}, Defaults: []FieldChange{}}
@@ -147,6 +148,7 @@ func (o *Orchestrator) PlanApply(ctx context.Context, d Desired) (Plan, error) {
 	p.Unchanged = len(norm) - len(p.Added) - touched
 	p.Defaults = append(p.Defaults, diffValues("circuit_breaker", breakerDefaults, d.CircuitBreaker.withDefaults())...)
 	p.Defaults = append(p.Defaults, diffValues("health_check", healthDefaults, d.HealthCheck.withDefaults())...)
+	p.Defaults = append(p.Defaults, diffValues("rate_limit", rateLimitDefaults, d.RateLimit)...)
 	return p, nil
 }
 

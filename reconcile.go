@@ -287,6 +287,8 @@ type Desired struct {
 	CircuitBreaker CircuitBreakerConfig
 	// HealthCheck holds the global health-check defaults (WithHealthCheck).
 	HealthCheck HealthCheckConfig
+	// RateLimit holds the global rate limits (WithRateLimit).
+	RateLimit RateLimits
 	// Endpoints are the endpoints of source "config".
 	Endpoints []Endpoint
 }
@@ -302,6 +304,7 @@ func (d Desired) Validate() error {
 	var errs ValidationError
 	d.CircuitBreaker.validate("circuit_breaker", &errs)
 	d.HealthCheck.validate("health_check", &errs)
+	d.RateLimit.validate("rate_limit", &errs)
 	validateSet(d.Endpoints, "endpoints", &errs)
 	return errs.orNil()
 }
@@ -319,19 +322,21 @@ func (o *Orchestrator) Apply(ctx context.Context, d Desired) error {
 	var errs ValidationError
 	d.CircuitBreaker.validate("circuit_breaker", &errs)
 	d.HealthCheck.validate("health_check", &errs)
+	d.RateLimit.validate("rate_limit", &errs)
 	if err := errs.orNil(); err != nil {
 		return err
 	}
 	o.writeMu.Lock()
 	defer o.writeMu.Unlock()
-	pd := &policyDefaults{breaker: d.CircuitBreaker.withDefaults(), health: d.HealthCheck.withDefaults()}
+	pd := &policyDefaults{breaker: d.CircuitBreaker.withDefaults(), health: d.HealthCheck.withDefaults(), rateLimit: d.RateLimit}
 	return o.syncWrite(ctx, SourceConfig, d.Endpoints, pd)
 }
 
 // policyDefaults are the global defaults Apply installs with its endpoints.
 type policyDefaults struct {
-	breaker CircuitBreakerConfig
-	health  HealthCheckConfig
+	breaker   CircuitBreakerConfig
+	health    HealthCheckConfig
+	rateLimit RateLimits
 }
 
 // syncWrite makes the endpoints of source exactly eps, and installs the
@@ -380,10 +385,11 @@ func (o *Orchestrator) syncWrite(ctx context.Context, source Source, eps []Endpo
 		}
 		rebuildAll := false
 		if d != nil {
-			rebuildAll = string(mustJSON(d.breaker)) != string(mustJSON(o.breakerDefaults)) || string(mustJSON(d.health)) != string(mustJSON(o.healthDefaults))
+			rebuildAll = string(mustJSON(d.breaker)) != string(mustJSON(o.breakerDefaults)) || string(mustJSON(d.health)) != string(mustJSON(o.healthDefaults)) ||
+				!slices.Equal(d.rateLimit, o.rateLimitDefaults)
 			if rebuildAll {
 				hc := d.health
-				o.breakerDefaults, o.healthDefaults = d.breaker, &hc
+				o.breakerDefaults, o.healthDefaults, o.rateLimitDefaults = d.breaker, &hc, d.rateLimit
 			}
 		}
 		changed := o.applyOwnLocked(ev, checked)

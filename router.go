@@ -43,7 +43,8 @@ type route struct {
 
 	fallback *fallbackPlan // never nil; shared by routes without their own
 
-	headers *headerPlan // request_headers and response_headers; nil without
+	headers    *headerPlan    // request_headers and response_headers; nil without
+	rateLimits *rateLimitPlan // rate_limit (the endpoint's, else the global); nil without
 
 	// timeline is the last 15 minutes of traffic, for the status page.
 	// It lives here rather than in traffic, whose 48 bytes it would push

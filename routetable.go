@@ -210,5 +210,14 @@ func (o *Orchestrator) buildRoute(reg Registration, old *route) (*route, error) 
 
 	rt.fallback = newFallbackPlan(breakerCfg.FallbackStrategy, ep.Fallback)
 	rt.headers = newHeaderPlan(ep)
+	limits := ep.RateLimit
+	if len(limits) == 0 {
+		limits = o.rateLimitDefaults
+	}
+	var oldLimits *rateLimitPlan
+	if old != nil {
+		oldLimits = old.rateLimits
+	}
+	rt.rateLimits = newRateLimitPlan(limits, oldLimits)
 	return rt, nil
 }

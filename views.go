@@ -145,6 +145,9 @@ func (o *Orchestrator) view(rt *route) RegisteredEndpoint {
 		},
 		Targets: targets,
 	}
+	if rt.rateLimits != nil {
+		v.Traffic.RateLimited = rt.rateLimits.limited.Load()
+	}
 	if report.LastError != "" {
 		msg := report.LastError
 		v.ErrorMessage = &msg
@@ -254,6 +257,9 @@ type TrafficReport struct {
 	LatencySum Duration `json:"latency_sum"`
 	// InFlight is the number being answered now.
 	InFlight int64 `json:"in_flight"`
+	// RateLimited counts the requests the endpoint's rate limit refused
+	// (429) since the limit was set; absent while there is none.
+	RateLimited uint64 `json:"rate_limited,omitempty"`
 }
 
 func (t *trafficState) record(failed bool) {

@@ -27,6 +27,7 @@ var schemaTypes = map[string]reflect.Type{
 	"HealthCheckConfig":      reflect.TypeFor[orchestrator.HealthCheckConfig](),
 	"FallbackConfig":         reflect.TypeFor[orchestrator.FallbackConfig](),
 	"HeaderRules":            reflect.TypeFor[orchestrator.HeaderRules](),
+	"RateLimitConfig":        reflect.TypeFor[orchestrator.RateLimitConfig](),
 	"Endpoint":               reflect.TypeFor[orchestrator.Endpoint](),
 	"HealthReport":           reflect.TypeFor[orchestrator.HealthReport](),
 	"TrafficReport":          reflect.TypeFor[orchestrator.TrafficReport](),

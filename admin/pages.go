@@ -149,6 +149,7 @@ type statusRow struct {
 	Breaker             orchestrator.BreakerState
 	ConsecutiveFailures int64
 	ServerErrors        uint64
+	RateLimited         uint64 // requests the rate limit refused
 	InFlight            int64
 	LastHealthCheck     *time.Time
 	LastFailure         *time.Time
@@ -352,6 +353,7 @@ func (h *Handler) getStatusPage(w http.ResponseWriter, r *http.Request) error {
 			Breaker:             ep.CircuitBreakerState,
 			ConsecutiveFailures: ep.ConsecutiveRequestFailures,
 			ServerErrors:        ep.Traffic.ServerErrors,
+			RateLimited:         ep.Traffic.RateLimited,
 			InFlight:            ep.Traffic.InFlight,
 			LastHealthCheck:     ep.LastHealthCheck,
 			LastFailure:         ep.LastFailureTime,

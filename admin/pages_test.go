@@ -330,6 +330,19 @@ func TestStatusPageRows(t *testing.T) {
 		assertCell(t, requireRow(t, page, "legacy"), "chart", "no traffic")
 	})
 
+	t.Run("requests refused by a rate limit show beside the 5xx", func(t *testing.T) {
+		f := newFixture(t)
+		_, err := f.o.Register(t.Context(), orchestrator.Endpoint{Name: "limited", URL: f.backend.URL,
+			RateLimit: orchestrator.RateLimits{{RequestsPerSecond: 0.001, Burst: 1}}})
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, f.proxied(t, "/orchestrator/limited/x").Code)
+		for range 2 {
+			require.Equal(t, http.StatusTooManyRequests, f.proxied(t, "/orchestrator/limited/x").Code)
+		}
+		assertCell(t, requireRow(t, statusPage(t, f), "limited"), "errors", "0 2 limited")
+		assertCell(t, requireRow(t, statusPage(t, f), "orders"), "errors", "0")
+	})
+
 	t.Run("a tripped breaker and its 503s show on the next render", func(t *testing.T) {
 		f := newFixture(t)
 		statusPage(t, f)

@@ -28,6 +28,9 @@ type Config struct {
 	CircuitBreaker orchestrator.CircuitBreakerConfig `json:"circuit_breaker" yaml:"circuit_breaker"`
 	// HealthCheck holds the global health-check defaults.
 	HealthCheck orchestrator.HealthCheckConfig `json:"health_check" yaml:"health_check"`
+	// RateLimit holds the global rate limits: each endpoint without its
+	// own gets them, with buckets of its own.
+	RateLimit orchestrator.RateLimits `json:"rate_limit,omitempty" yaml:"rate_limit,omitempty"`
 	// Endpoints are owned by the file (source "config"). Empty ones are
 	// left out when encoded: "endpoints: null" reads as a file cut short.
 	Endpoints []orchestrator.Endpoint `json:"endpoints,omitempty" yaml:"endpoints,omitempty"`

@@ -332,6 +332,27 @@ metrics:
 		assert.Equal(t, want, got, "got %q; want %q", got, want)
 		assert.NotContains(t, ce.Error(), "s3cret", "the token is not echoed")
 	})
+	t.Run("rate_limit is one mapping or a list, each located", func(t *testing.T) {
+		data := "rate_limit:\n  requests_per_second: 100\nendpoints:\n  - name: a\n    url: http://127.0.0.1:1\n    rate_limit:\n      requests_per_second: 0\n      colour: x\n  - name: b\n    url: http://127.0.0.1:2\n    rate_limit:\n      - requests_per_second: 5\n      - requests_per_second: -1\n        key: cookie:x\n"
+		ce := cfError(t, data, "rl.yaml")
+		want := []string{
+			"rl.yaml:7:28: endpoints[0].rate_limit.requests_per_second: must be above 0 (and at most 1e9)",
+			`rl.yaml:8:7: endpoints[0].rate_limit.colour: unknown field "colour"`,
+			"rl.yaml:13:30: endpoints[1].rate_limit[1].requests_per_second: must be above 0 (and at most 1e9)",
+			`rl.yaml:14:14: endpoints[1].rate_limit[1].key: unknown key "cookie:x"; want none, client_ip or header:NAME`,
+		}
+		got := cfLines(ce)
+		require.Len(t, got, len(want), "got %q", got)
+		for i := range want {
+			assert.True(t, strings.HasPrefix(got[i], want[i]), "got %q; want it to start with %q", got[i], want[i])
+		}
+	})
+	t.Run("a valid rate_limit decodes in both forms", func(t *testing.T) {
+		cfg, err := config.Parse([]byte("rate_limit:\n  requests_per_second: 100\n  key: client_ip\nendpoints:\n  - name: a\n    url: http://127.0.0.1:1\n    rate_limit:\n      - requests_per_second: 5\n      - requests_per_second: 1\n        burst: 3\n        key: header:X-Api-Key\n"), "ok.yaml")
+		require.NoError(t, err)
+		assert.Equal(t, orchestrator.RateLimits{{RequestsPerSecond: 100, Key: "client_ip"}}, cfg.RateLimit)
+		assert.Equal(t, orchestrator.RateLimits{{RequestsPerSecond: 5}, {RequestsPerSecond: 1, Burst: 3, Key: "header:X-Api-Key"}}, cfg.Endpoints[0].RateLimit)
+	})
 	t.Run("a YAML syntax error is located", func(t *testing.T) {
 		ce := cfError(t, "endpoints:\n  - name: a\n    url: [http://x\n", "syntax.yaml")
 		require.Len(t, ce.Errors, 1)

@@ -52,6 +52,7 @@ func (c *Config) Options() []orchestrator.Option {
 	opts = append(opts,
 		orchestrator.WithCircuitBreaker(c.CircuitBreaker),
 		orchestrator.WithHealthCheck(c.HealthCheck),
+		orchestrator.WithRateLimit(c.RateLimit...),
 	)
 	if len(c.Endpoints) > 0 {
 		opts = append(opts, orchestrator.WithEndpoints(c.Endpoints...))
@@ -60,10 +61,10 @@ func (c *Config) Options() []orchestrator.Option {
 }
 
 // Desired returns the part of the file a reload applies
-// (orchestrator.Orchestrator.Apply): the circuit_breaker and health_check
-// defaults and the endpoints.
+// (orchestrator.Orchestrator.Apply): the circuit_breaker, health_check
+// and rate_limit defaults and the endpoints.
 func (c *Config) Desired() orchestrator.Desired {
-	return orchestrator.Desired{CircuitBreaker: c.CircuitBreaker, HealthCheck: c.HealthCheck, Endpoints: c.Endpoints}
+	return orchestrator.Desired{CircuitBreaker: c.CircuitBreaker, HealthCheck: c.HealthCheck, RateLimit: c.RateLimit, Endpoints: c.Endpoints}
 }
 
 // The library's options are functions of a type it does not export

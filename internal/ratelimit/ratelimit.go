@@ -79,6 +79,12 @@ func NewBucket(l Limit) *Bucket { return &Bucket{limit: l} }
 // Limit returns the bucket's limit.
 func (b *Bucket) Limit() Limit { return b.limit }
 
+// Peek says whether a request at now would be admitted, taking nothing.
+func (b *Bucket) Peek(now time.Time) Decision {
+	_, d := b.limit.decide(b.tat.Load(), now.UnixNano())
+	return d
+}
+
 // Allow admits a request at now or not.
 func (b *Bucket) Allow(now time.Time) Decision {
 	n := now.UnixNano()
@@ -153,6 +159,21 @@ func (k *Keyed) Keys() int {
 		s.mu.Unlock()
 	}
 	return n
+}
+
+// Peek says whether a request of key at now would be admitted, taking
+// nothing and remembering no new key.
+func (k *Keyed) Peek(key string, now time.Time) Decision {
+	h := maphash.String(k.seed, key)
+	s := &k.shards[h%shards]
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var tat int64
+	if e := s.m[h]; e != nil {
+		tat = e.tat
+	}
+	_, d := k.limit.decide(tat, now.UnixNano())
+	return d
 }
 
 // Allow admits a request of key at now or not.

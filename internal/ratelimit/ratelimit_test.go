@@ -132,3 +132,18 @@ func BenchmarkKeyed(b *testing.B) {
 		k.Allow("203.0.113.7", now)
 	}
 }
+
+func TestPeekTakesNothing(t *testing.T) {
+	b := NewBucket(NewLimit(1, 1))
+	for range 3 {
+		assert.True(t, b.Peek(t0).Allowed)
+	}
+	assert.True(t, b.Allow(t0).Allowed)
+	assert.False(t, b.Peek(t0).Allowed)
+
+	k := NewKeyed(NewLimit(1, 1), 64)
+	assert.True(t, k.Peek("a", t0).Allowed)
+	assert.Zero(t, k.Keys(), "peeking remembers no key")
+	k.Allow("a", t0)
+	assert.False(t, k.Peek("a", t0).Allowed)
+}

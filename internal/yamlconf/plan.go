@@ -32,6 +32,12 @@ const (
 	// the scalar as written, then decoded with goccy/go-yaml's
 	// InterfaceUnmarshaler when it has one, else with UnmarshalText.
 	planText
+	// planSelf is a type that is not text but decodes itself through
+	// goccy/go-yaml's InterfaceUnmarshaler (the gateway's rate_limit: one
+	// mapping or a list): the check checks it by kind, and the decoder
+	// hands it the node as a generic value, as goccy/go-yaml would when it
+	// asks for an interface.
+	planSelf
 )
 
 // plan says how to decode one type.
@@ -120,7 +126,8 @@ func buildPlan(t reflect.Type, building map[reflect.Type]*plan) *plan {
 		return p
 	}
 	if pt.Implements(interfaceUnmarshaler) {
-		return p // checked by kind, decoded by UnmarshalYAML: not followed
+		p.kind = planSelf // checked by kind, decoded by UnmarshalYAML: not followed
+		return p
 	}
 	switch t.Kind() {
 	case reflect.Bool:
@@ -293,4 +300,12 @@ func goccyFields(t reflect.Type) (map[string][]int, bool) {
 		}
 	}
 	return out, true
+}
+
+// oneOrList reports whether t, a slice type, decodes itself
+// (UnmarshalYAML): such a type may take one item, a mapping, for a list of
+// one (the gateway's rate_limit), which the check then checks as that
+// item, at the slice's own path.
+func oneOrList(t reflect.Type) bool {
+	return t.Kind() == reflect.Slice && reflect.PointerTo(t).Implements(interfaceUnmarshaler)
 }

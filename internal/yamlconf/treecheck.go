@@ -153,6 +153,10 @@ func (c *treeChecker) check(n int32, t reflect.Type, path string) {
 			c.check(c.t.nodes[k].next, t.Elem(), join(path, key))
 		}
 	case reflect.Slice:
+		if nd.kind == kindMapping && oneOrList(t) {
+			c.check(n, t.Elem(), path)
+			return
+		}
 		if nd.kind != kindSequence {
 			c.at(n, path, "must be a list")
 			return

@@ -115,6 +115,21 @@ func (d *decoder) value(dst reflect.Value, pl *plan, n int32, depth int) {
 	switch pl.kind {
 	case planText:
 		d.text(dst, pl, n)
+	case planSelf:
+		// The type reads a generic value, which holds whatever keys the
+		// document has: the check must pass on the node first, or an
+		// unknown key would be dropped rather than reported (the check
+		// then reports it, located).
+		c := treeChecker{t: d.t, exact: true}
+		c.check(n, pl.typ, "")
+		if !c.exact || len(c.problems) > 0 {
+			d.fail()
+		}
+		d.current = n
+		err := dst.Addr().Interface().(yaml.InterfaceUnmarshaler).UnmarshalYAML(d.unmarshal)
+		if d.bailed || err != nil {
+			d.fail()
+		}
 	case planBool:
 		if nd.kind != kindBool {
 			d.fail()

@@ -363,6 +363,12 @@ func check(n ast.Node, t reflect.Type, path string, problems *[]Problem) {
 		}
 	case reflect.Slice:
 		seq, ok := n.(*ast.SequenceNode)
+		if !ok && oneOrList(t) {
+			if _, mapping := n.(*ast.MappingNode); mapping {
+				check(n, t.Elem(), path, problems)
+				return
+			}
+		}
 		if !ok {
 			*problems = append(*problems, at(n, path, "must be a list"))
 			return
