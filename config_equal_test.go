@@ -85,6 +85,15 @@ func sampleValues(t *testing.T, name string, typ reflect.Type) []reflect.Value {
 			p := reflect.New(typ.Elem())
 			p.Elem().Set(sampleValues(t, name, typ.Elem())[0])
 			return []reflect.Value{reflect.New(typ.Elem()), p}
+		case reflect.Slice:
+			// Set to each sample of the slice: empty and one item.
+			var out []reflect.Value
+			for _, sv := range sampleValues(t, name, typ.Elem()) {
+				p := reflect.New(typ.Elem())
+				p.Elem().Set(sv)
+				out = append(out, p)
+			}
+			return out
 		}
 		t.Fatalf("%s: no sample for %v; teach the test", name, typ)
 	case reflect.Struct:

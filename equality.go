@@ -30,7 +30,7 @@ func endpointsEqual(a, b Endpoint) bool {
 		equalThrough(a.Retry, b.Retry, retryConfigsEqual) &&
 		equalThrough(a.RequestHeaders, b.RequestHeaders, headerRulesEqual) &&
 		equalThrough(a.ResponseHeaders, b.ResponseHeaders, headerRulesEqual) &&
-		slices.Equal(a.RateLimit, b.RateLimit)
+		equalThrough(a.RateLimit, b.RateLimit, func(a, b *RateLimits) bool { return slices.Equal(*a, *b) })
 }
 
 func headerRulesEqual(a, b *HeaderRules) bool {

@@ -168,7 +168,7 @@ func (o *Orchestrator) dispatch(w http.ResponseWriter, r *http.Request, rt *rout
 		o.writeProblem(w, r, ids.request, rt, http.StatusServiceUnavailable, "endpoint-disabled", "Service Unavailable", "endpoint is disabled", 0)
 		return http.StatusServiceUnavailable
 	}
-	if plan := rt.rateLimits; plan != nil {
+	if plan := rt.rateLimitPlan(); plan != nil {
 		// First in the admission order; a 429 never falls back.
 		v := plan.admit(o, r, time.Now())
 		h := w.Header()

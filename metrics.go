@@ -521,10 +521,10 @@ func (g *gatewayMetrics) writeEndpoints(w io.Writer) {
 	})
 	// Only for the endpoints with a rate limit: a seed user's endpoints
 	// show no new series.
-	if limited := slices.DeleteFunc(slices.Clone(routes), func(rt *route) bool { return rt.rateLimits == nil }); len(limited) > 0 {
+	if limited := slices.DeleteFunc(slices.Clone(routes), func(rt *route) bool { return rt.rateLimitPlan() == nil }); len(limited) > 0 {
 		e.describe(metricRateLimited)
 		for _, rt := range limited {
-			e.uint(metricRateLimited, "", rt.ep.ID, rt.rateLimits.limited.Load())
+			e.uint(metricRateLimited, "", rt.ep.ID, rt.rateLimitPlan().limited.Load())
 		}
 	}
 	each(metricDuration, func(rt *route, m *endpointMetrics) {

@@ -75,7 +75,7 @@ func TestTheURLShorthandHasNoNewSeries(t *testing.T) {
 // and the exposition stays clean for promtool.
 func TestRateLimitedIsCounted(t *testing.T) {
 	o := obsNew(t, orchestrator.WithEndpoints(
-		orchestrator.Endpoint{Name: "svc", URL: obsBackend(t).URL, RateLimit: orchestrator.RateLimits{{RequestsPerSecond: 0.001, Burst: 1}}},
+		orchestrator.Endpoint{Name: "svc", URL: obsBackend(t).URL, RateLimit: &orchestrator.RateLimits{{RequestsPerSecond: 0.001, Burst: 1}}},
 		orchestrator.Endpoint{Name: "free", URL: obsBackend(t).URL},
 	))
 	obsRequireCode(t, obsServe(o, http.MethodGet, "/orchestrator/svc/x", nil), http.StatusOK)

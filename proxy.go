@@ -192,7 +192,7 @@ func (o *Orchestrator) rewrite(pr *httputil.ProxyRequest) {
 	in, out := pr.In, pr.Out
 	st.target.setURL(out.URL, st.rest, in.URL)
 	o.setOutboundFields(st, in, out)
-	if plan := st.route.headers; plan != nil && plan.request != nil {
+	if plan := st.route.headerPlan(); plan != nil && plan.request != nil {
 		plan.request.apply(out.Header)
 		if plan.request.setHost {
 			out.Host = plan.request.host
@@ -211,7 +211,7 @@ func (o *Orchestrator) rewrite(pr *httputil.ProxyRequest) {
 // response, after httputil has removed its hop-by-hop headers.
 func modifyResponse(res *http.Response) error {
 	if st := stateOf(res.Request.Context()); st != nil {
-		if plan := st.route.headers; plan != nil && plan.response != nil {
+		if plan := st.route.headerPlan(); plan != nil && plan.response != nil {
 			plan.response.apply(res.Header)
 		}
 	}

@@ -35,7 +35,7 @@ func rlGet(o http.Handler, path, remote string, header http.Header) *httptest.Re
 func TestRateLimitForTheWholeEndpoint(t *testing.T) {
 	backend := newPolBackend(t, "svc", http.StatusOK)
 	o := polNew(t, orchestrator.WithEndpoints(orchestrator.Endpoint{Name: "svc", URL: backend.URL,
-		RateLimit: orchestrator.RateLimits{{RequestsPerSecond: slow, Burst: 2}}}))
+		RateLimit: &orchestrator.RateLimits{{RequestsPerSecond: slow, Burst: 2}}}))
 
 	first := rlGet(o, "/orchestrator/svc/x", "", nil)
 	require.Equal(t, http.StatusOK, first.Code)
@@ -59,7 +59,7 @@ func TestRateLimitForTheWholeEndpoint(t *testing.T) {
 func TestRateLimitNeverFallsBack(t *testing.T) {
 	backend := newPolBackend(t, "svc", http.StatusOK)
 	o := polNew(t, orchestrator.WithEndpoints(orchestrator.Endpoint{Name: "svc", URL: backend.URL,
-		RateLimit: orchestrator.RateLimits{{RequestsPerSecond: slow, Burst: 1}},
+		RateLimit: &orchestrator.RateLimits{{RequestsPerSecond: slow, Burst: 1}},
 		Fallback:  &orchestrator.FallbackConfig{Strategy: orchestrator.FallbackStaticResponse, Status: 200, Body: "fallback"}}))
 	require.Equal(t, http.StatusOK, rlGet(o, "/orchestrator/svc/x", "", nil).Code)
 	rec := rlGet(o, "/orchestrator/svc/x", "", nil)
@@ -72,7 +72,7 @@ func TestRateLimitPerClientIP(t *testing.T) {
 	o := polNew(t,
 		orchestrator.WithTrustedProxies(netip.MustParsePrefix("10.0.0.0/8")),
 		orchestrator.WithEndpoints(orchestrator.Endpoint{Name: "svc", URL: backend.URL,
-			RateLimit: orchestrator.RateLimits{{RequestsPerSecond: slow, Burst: 1, Key: "client_ip"}}}))
+			RateLimit: &orchestrator.RateLimits{{RequestsPerSecond: slow, Burst: 1, Key: "client_ip"}}}))
 	path := "/orchestrator/svc/x"
 	xff := func(v string) http.Header { return http.Header{"X-Forwarded-For": {v}} }
 
@@ -100,7 +100,7 @@ func TestRateLimitPerClientIP(t *testing.T) {
 func TestRateLimitPerHeaderAndSeveralLimits(t *testing.T) {
 	backend := newPolBackend(t, "svc", http.StatusOK)
 	o := polNew(t, orchestrator.WithEndpoints(orchestrator.Endpoint{Name: "svc", URL: backend.URL,
-		RateLimit: orchestrator.RateLimits{
+		RateLimit: &orchestrator.RateLimits{
 			{RequestsPerSecond: slow, Burst: 3},                          // the whole endpoint
 			{RequestsPerSecond: slow, Burst: 1, Key: "header:X-Api-Key"}, // each key
 		}}))
@@ -131,8 +131,12 @@ func TestRateLimitGlobalDefault(t *testing.T) {
 		orchestrator.WithEndpoints(
 			orchestrator.Endpoint{Name: "a", URL: a.URL},
 			orchestrator.Endpoint{Name: "b", URL: b.URL},
-			orchestrator.Endpoint{Name: "c", URL: c.URL, RateLimit: orchestrator.RateLimits{{RequestsPerSecond: slow, Burst: 2}}},
+			orchestrator.Endpoint{Name: "c", URL: c.URL, RateLimit: &orchestrator.RateLimits{{RequestsPerSecond: slow, Burst: 2}}},
+			orchestrator.Endpoint{Name: "free", URL: c.URL, RateLimit: &orchestrator.RateLimits{}},
 		))
+	for range 3 {
+		assert.Equal(t, http.StatusOK, rlGet(o, "/orchestrator/free/x", "", nil).Code, "rate_limit: [] opts out of the global limit")
+	}
 	for _, name := range []string{"a", "b"} {
 		assert.Equal(t, http.StatusOK, rlGet(o, "/orchestrator/"+name+"/x", "", nil).Code, "%s: a bucket of its own", name)
 		assert.Equal(t, http.StatusTooManyRequests, rlGet(o, "/orchestrator/"+name+"/x", "", nil).Code)
@@ -144,7 +148,7 @@ func TestRateLimitGlobalDefault(t *testing.T) {
 
 func TestRateLimitSurvivesAReload(t *testing.T) {
 	backend := newPolBackend(t, "svc", http.StatusOK)
-	ep := orchestrator.Endpoint{Name: "svc", URL: backend.URL, RateLimit: orchestrator.RateLimits{{RequestsPerSecond: slow, Burst: 1}}}
+	ep := orchestrator.Endpoint{Name: "svc", URL: backend.URL, RateLimit: &orchestrator.RateLimits{{RequestsPerSecond: slow, Burst: 1}}}
 	o := polNew(t, orchestrator.WithEndpoints(ep))
 	require.Equal(t, http.StatusOK, rlGet(o, "/orchestrator/svc/x", "", nil).Code)
 
@@ -152,7 +156,7 @@ func TestRateLimitSurvivesAReload(t *testing.T) {
 	require.NoError(t, o.Apply(context.Background(), orchestrator.Desired{Endpoints: []orchestrator.Endpoint{ep}}))
 	assert.Equal(t, http.StatusTooManyRequests, rlGet(o, "/orchestrator/svc/x", "", nil).Code, "the bucket was kept: a reload is no way around the limit")
 
-	ep.RateLimit = orchestrator.RateLimits{{RequestsPerSecond: slow, Burst: 2}} // the limit itself changes: a new bucket
+	ep.RateLimit = &orchestrator.RateLimits{{RequestsPerSecond: slow, Burst: 2}} // the limit itself changes: a new bucket
 	require.NoError(t, o.Apply(context.Background(), orchestrator.Desired{Endpoints: []orchestrator.Endpoint{ep}}))
 	assert.Equal(t, http.StatusOK, rlGet(o, "/orchestrator/svc/x", "", nil).Code)
 }
@@ -160,14 +164,14 @@ func TestRateLimitSurvivesAReload(t *testing.T) {
 func TestRateLimitValidation(t *testing.T) {
 	cases := []struct {
 		name   string
-		limits orchestrator.RateLimits
+		limits *orchestrator.RateLimits
 		field  string
 	}{
-		{"no rate", orchestrator.RateLimits{{}}, "endpoints[0].rate_limit.requests_per_second"},
-		{"a negative burst", orchestrator.RateLimits{{RequestsPerSecond: 1, Burst: -1}}, "endpoints[0].rate_limit.burst"},
-		{"an unknown key", orchestrator.RateLimits{{RequestsPerSecond: 1, Key: "cookie:x"}}, "endpoints[0].rate_limit.key"},
-		{"a bad header name", orchestrator.RateLimits{{RequestsPerSecond: 1, Key: "header:a b"}}, "endpoints[0].rate_limit.key"},
-		{"the second of a list", orchestrator.RateLimits{{RequestsPerSecond: 1}, {RequestsPerSecond: 1, MaxKeys: -1, Key: "client_ip"}}, "endpoints[0].rate_limit[1].max_keys"},
+		{"no rate", &orchestrator.RateLimits{{}}, "endpoints[0].rate_limit.requests_per_second"},
+		{"a negative burst", &orchestrator.RateLimits{{RequestsPerSecond: 1, Burst: -1}}, "endpoints[0].rate_limit.burst"},
+		{"an unknown key", &orchestrator.RateLimits{{RequestsPerSecond: 1, Key: "cookie:x"}}, "endpoints[0].rate_limit.key"},
+		{"a bad header name", &orchestrator.RateLimits{{RequestsPerSecond: 1, Key: "header:a b"}}, "endpoints[0].rate_limit.key"},
+		{"the second of a list", &orchestrator.RateLimits{{RequestsPerSecond: 1}, {RequestsPerSecond: 1, MaxKeys: -1, Key: "client_ip"}}, "endpoints[0].rate_limit[1].max_keys"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -43,13 +43,37 @@ type route struct {
 
 	fallback *fallbackPlan // never nil; shared by routes without their own
 
-	headers    *headerPlan    // request_headers and response_headers; nil without
-	rateLimits *rateLimitPlan // rate_limit (the endpoint's, else the global); nil without
+	// extra holds what only some endpoints configure (header rules, rate
+	// limits); nil for the others, which pay one pointer for all of them
+	// and keep the route in its size class.
+	extra *routeExtra
 
 	// timeline is the last 15 minutes of traffic, for the status page.
 	// It lives here rather than in traffic, whose 48 bytes it would push
 	// a size class up, and every rebuilt route carries it over.
 	timeline lazyTimeline
+}
+
+// routeExtra is a route's optional plans.
+type routeExtra struct {
+	headers    *headerPlan    // request_headers and response_headers; nil without
+	rateLimits *rateLimitPlan // rate_limit (the endpoint's, else the global); nil without
+}
+
+// headerPlan returns the route's header rules, or nil.
+func (rt *route) headerPlan() *headerPlan {
+	if rt.extra == nil {
+		return nil
+	}
+	return rt.extra.headers
+}
+
+// rateLimitPlan returns the route's rate limits, or nil.
+func (rt *route) rateLimitPlan() *rateLimitPlan {
+	if rt.extra == nil {
+		return nil
+	}
+	return rt.extra.rateLimits
 }
 
 // fallbackPlan is what a route answers with when it cannot serve. Few

@@ -209,15 +209,17 @@ func (o *Orchestrator) buildRoute(reg Registration, old *route) (*route, error) 
 	}
 
 	rt.fallback = newFallbackPlan(breakerCfg.FallbackStrategy, ep.Fallback)
-	rt.headers = newHeaderPlan(ep)
-	limits := ep.RateLimit
-	if len(limits) == 0 {
-		limits = o.rateLimitDefaults
+	limits := o.rateLimitDefaults
+	if ep.RateLimit != nil {
+		limits = *ep.RateLimit
 	}
 	var oldLimits *rateLimitPlan
 	if old != nil {
-		oldLimits = old.rateLimits
+		oldLimits = old.rateLimitPlan()
 	}
-	rt.rateLimits = newRateLimitPlan(limits, oldLimits)
+	extra := routeExtra{headers: newHeaderPlan(ep), rateLimits: newRateLimitPlan(limits, oldLimits)}
+	if extra != (routeExtra{}) {
+		rt.extra = &extra
+	}
 	return rt, nil
 }

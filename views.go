@@ -145,8 +145,8 @@ func (o *Orchestrator) view(rt *route) RegisteredEndpoint {
 		},
 		Targets: targets,
 	}
-	if rt.rateLimits != nil {
-		v.Traffic.RateLimited = rt.rateLimits.limited.Load()
+	if plan := rt.rateLimitPlan(); plan != nil {
+		v.Traffic.RateLimited = plan.limited.Load()
 	}
 	if report.LastError != "" {
 		msg := report.LastError

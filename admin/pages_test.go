@@ -333,7 +333,7 @@ func TestStatusPageRows(t *testing.T) {
 	t.Run("requests refused by a rate limit show beside the 5xx", func(t *testing.T) {
 		f := newFixture(t)
 		_, err := f.o.Register(t.Context(), orchestrator.Endpoint{Name: "limited", URL: f.backend.URL,
-			RateLimit: orchestrator.RateLimits{{RequestsPerSecond: 0.001, Burst: 1}}})
+			RateLimit: &orchestrator.RateLimits{{RequestsPerSecond: 0.001, Burst: 1}}})
 		require.NoError(t, err)
 		require.Equal(t, http.StatusOK, f.proxied(t, "/orchestrator/limited/x").Code)
 		for range 2 {

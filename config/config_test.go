@@ -351,7 +351,8 @@ metrics:
 		cfg, err := config.Parse([]byte("rate_limit:\n  requests_per_second: 100\n  key: client_ip\nendpoints:\n  - name: a\n    url: http://127.0.0.1:1\n    rate_limit:\n      - requests_per_second: 5\n      - requests_per_second: 1\n        burst: 3\n        key: header:X-Api-Key\n"), "ok.yaml")
 		require.NoError(t, err)
 		assert.Equal(t, orchestrator.RateLimits{{RequestsPerSecond: 100, Key: "client_ip"}}, cfg.RateLimit)
-		assert.Equal(t, orchestrator.RateLimits{{RequestsPerSecond: 5}, {RequestsPerSecond: 1, Burst: 3, Key: "header:X-Api-Key"}}, cfg.Endpoints[0].RateLimit)
+		require.NotNil(t, cfg.Endpoints[0].RateLimit)
+		assert.Equal(t, orchestrator.RateLimits{{RequestsPerSecond: 5}, {RequestsPerSecond: 1, Burst: 3, Key: "header:X-Api-Key"}}, *cfg.Endpoints[0].RateLimit)
 	})
 	t.Run("a YAML syntax error is located", func(t *testing.T) {
 		ce := cfError(t, "endpoints:\n  - name: a\n    url: [http://x\n", "syntax.yaml")
