@@ -15,6 +15,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orchestrator-go/orchestrator"
+	"github.com/orchestrator-go/orchestrator/internal/testutil"
 )
 
 // obsTraceparent is a valid W3C traceparent of version 00, sampled.
@@ -62,7 +63,7 @@ func TestAccessLogOneLinePerProxiedRequest(t *testing.T) {
 		orchestrator.WithAccessLog(true),
 		orchestrator.WithEndpoints(
 			orchestrator.Endpoint{Name: "svc", Version: "v1", URL: ok.URL, Methods: []string{"GET", "POST"}},
-			orchestrator.Endpoint{Name: "down", URL: obsRefusedURL(t)},
+			orchestrator.Endpoint{Name: "down", URL: testutil.RefusedURL(t)},
 		))
 
 	type sent struct {
@@ -129,7 +130,7 @@ func TestAccessLogDisabled(t *testing.T) {
 				orchestrator.WithLogger(obsLogger(logs)),
 				orchestrator.WithEndpoints(
 					orchestrator.Endpoint{Name: "svc", URL: ok.URL},
-					orchestrator.Endpoint{Name: "down", URL: obsRefusedURL(t)},
+					orchestrator.Endpoint{Name: "down", URL: testutil.RefusedURL(t)},
 				),
 			}, opts...)
 			o := obsNew(t, all...)
@@ -272,7 +273,7 @@ func TestLogComponentLoggerNames(t *testing.T) {
 		orchestrator.WithProber(newObsProber(true)),
 		orchestrator.WithEndpoints(
 			orchestrator.Endpoint{Name: "svc", URL: ok.URL, HealthCheckPath: "/healthz"},
-			orchestrator.Endpoint{Name: "down", URL: obsRefusedURL(t)},
+			orchestrator.Endpoint{Name: "down", URL: testutil.RefusedURL(t)},
 		))
 	obsRequireCode(t, obsServe(o, http.MethodGet, "/orchestrator/down/x", nil), http.StatusBadGateway)
 	require.NoError(t, o.TripBreaker("svc"))
@@ -316,8 +317,8 @@ func TestLogSecretsNeverLogged(t *testing.T) {
 		orchestrator.WithProber(newObsProber(true)),
 		orchestrator.WithEndpoints(
 			orchestrator.Endpoint{Name: "svc", URL: backend.URL, HealthCheckPath: "/healthz"},
-			orchestrator.Endpoint{Name: "down", URL: obsRefusedURL(t)},
-			orchestrator.Endpoint{Name: "primary", URL: obsRefusedURL(t),
+			orchestrator.Endpoint{Name: "down", URL: testutil.RefusedURL(t)},
+			orchestrator.Endpoint{Name: "primary", URL: testutil.RefusedURL(t),
 				Fallback: &orchestrator.FallbackConfig{Strategy: orchestrator.FallbackEndpoint, Endpoint: "svc"}},
 		))
 

@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orchestrator-go/orchestrator"
+	"github.com/orchestrator-go/orchestrator/internal/testutil"
 )
 
 // ctRecorder is a backend that records the method and path of every
@@ -51,21 +52,11 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
-// ctClosedURL returns an http URL on a loopback port nothing listens on.
-func ctClosedURL(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
-	return "http://" + addr
-}
-
 func TestCheckTargets(t *testing.T) {
 	t.Run("each target is tested: HEAD, GET only where HEAD is refused, a closed port refused", func(t *testing.T) {
 		head := newCTRecorder(t, http.StatusNoContent)
 		noHead := newCTRecorder(t, http.StatusMethodNotAllowed)
-		closed := ctClosedURL(t)
+		closed := testutil.RefusedURL(t)
 		o := polNew(t, orchestrator.WithEndpoints(orchestrator.Endpoint{Name: "svc", Targets: []orchestrator.Target{
 			{ID: "head", URL: head.URL + "/api/v1"},
 			{ID: "nohead", URL: noHead.URL + "/base"},

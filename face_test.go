@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -279,16 +278,6 @@ type faceLog struct{ testutil.LogBuffer }
 
 func (l *faceLog) lines() []string { return strings.Split(strings.TrimSpace(l.String()), "\n") }
 
-// faceRefusedURL is a loopback URL nothing listens on.
-func faceRefusedURL(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
-	return "http://" + addr
-}
-
 // TestFaceLoggerKeyKeepsOneLoggerKeyPerLine logs a router line and an
 // access line through an embedder's logger that already carries
 // "logger":"myapp". With WithLoggerKey the gateway names its components under
@@ -296,7 +285,7 @@ func faceRefusedURL(t *testing.T) string {
 // a logger without one, each line holds the gateway's own exactly once. Raw
 // lines are counted because encoding/json keeps the last of two keys.
 func TestFaceLoggerKeyKeepsOneLoggerKeyPerLine(t *testing.T) {
-	down := faceRefusedURL(t)
+	down := testutil.RefusedURL(t)
 	tests := []struct {
 		name       string
 		tagged     bool // the embedder's logger carries "logger":"myapp"

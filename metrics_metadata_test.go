@@ -35,7 +35,7 @@ func metadataGateway(t *testing.T, opts ...orchestrator.Option) *orchestrator.Or
 		orchestrator.WithHealthCheck(orchestrator.HealthCheckConfig{Enabled: &off}),
 		orchestrator.WithEndpoints(
 			orchestrator.Endpoint{Name: "svc", URL: ok.URL, Methods: []string{"GET", "POST"}},
-			orchestrator.Endpoint{Name: "down", URL: obsRefusedURL(t)},
+			orchestrator.Endpoint{Name: "down", URL: testutil.RefusedURL(t)},
 			orchestrator.Endpoint{Name: "probed", URL: ok.URL, HealthCheckPath: "/healthz", HealthCheck: hc},
 		)}, opts...)...)
 	obsRequireCode(t, obsServe(o, http.MethodGet, "/orchestrator/svc/x", nil), http.StatusOK)

@@ -17,7 +17,7 @@ import (
 
 func TestTargetAndRetryMetrics(t *testing.T) {
 	bs := mtBackends(t, 2, http.StatusOK)
-	refused := obsRefusedURL(t)
+	refused := testutil.RefusedURL(t)
 	ep := orchestrator.Endpoint{Name: "svc",
 		Targets:          append(mtTargets(bs), orchestrator.Target{ID: "gone", URL: refused}),
 		OutlierDetection: &orchestrator.OutlierDetectionConfig{ConsecutiveFailures: intp(1), BaseEjectionTime: polDuration(time.Hour), MaxEjectionPercent: 50},
@@ -41,15 +41,7 @@ func TestTargetAndRetryMetrics(t *testing.T) {
 	assert.Equal(t, 1.0, s.value(t, "orchestrator_retry_attempts_total", "endpoint", "svc", "target", "b0")+s.value(t, "orchestrator_retry_attempts_total", "endpoint", "svc", "target", "b1"))
 	s.expect(t, 0, "orchestrator_retry_budget_exceeded_total", "endpoint", "svc")
 
-	var b bytes.Buffer
-	o.WritePrometheus(&b)
-	assert.Empty(t, testutil.ExpositionMetadataProblems(b.String()))
-	findings, _ := runPromtoolCheck(t, testutil.Promtool(t), b.String())
-	for _, f := range findings {
-		if !slices.Contains(promtoolToleratedLints, f) {
-			t.Errorf("promtool check metrics: %q", f)
-		}
-	}
+	obsRequireCleanExposition(t, o)
 
 	// A reload that removes a target drops its series.
 	ep.Targets = ep.Targets[:2]
@@ -87,6 +79,13 @@ func TestRateLimitedIsCounted(t *testing.T) {
 	for _, smp := range s.named("orchestrator_rate_limited_total") {
 		assert.Equal(t, "svc", smp.labels["endpoint"], "a series for an endpoint without a limit")
 	}
+	obsRequireCleanExposition(t, o)
+}
+
+// obsRequireCleanExposition checks o's exposition: HELP and TYPE for every
+// family, and nothing promtool objects to but the tolerated lints.
+func obsRequireCleanExposition(t *testing.T, o *orchestrator.Orchestrator) {
+	t.Helper()
 	var b bytes.Buffer
 	o.WritePrometheus(&b)
 	assert.Empty(t, testutil.ExpositionMetadataProblems(b.String()))

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -118,16 +117,6 @@ func obsHangingBackend(t *testing.T) *httptest.Server {
 	t.Cleanup(b.Close)
 	t.Cleanup(func() { close(release) }) // runs first: frees the handlers Close waits for
 	return b
-}
-
-// obsRefusedURL is a loopback URL on which nothing listens.
-func obsRefusedURL(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
-	return "http://" + addr
 }
 
 // obsProber is a controllable health probe: healthy while ok is true.
@@ -482,7 +471,7 @@ func TestMetricsAfterKnownSequence(t *testing.T) {
 		orchestrator.WithHealthCheck(orchestrator.HealthCheckConfig{Enabled: &off}),
 		orchestrator.WithEndpoints(
 			orchestrator.Endpoint{Name: "svc", URL: ok.URL, Methods: []string{"GET", "POST"}},
-			orchestrator.Endpoint{Name: "down", URL: obsRefusedURL(t)},
+			orchestrator.Endpoint{Name: "down", URL: testutil.RefusedURL(t)},
 			orchestrator.Endpoint{Name: "stuck", URL: stuck.URL, Timeout: orchestrator.Duration(50 * time.Millisecond)},
 			orchestrator.Endpoint{Name: "tripped", URL: ok.URL, CircuitBreaker: &orchestrator.CircuitBreakerConfig{ResetTimeout: orchestrator.Duration(time.Hour)}},
 			orchestrator.Endpoint{Name: "flaky", URL: ok.URL, CircuitBreaker: &orchestrator.CircuitBreakerConfig{ResetTimeout: orchestrator.Duration(time.Millisecond), HalfOpenRequests: 2}},

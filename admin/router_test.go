@@ -2,7 +2,6 @@ package admin_test
 
 import (
 	"context"
-	"net"
 	"net/http"
 	"testing"
 
@@ -10,6 +9,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orchestrator-go/orchestrator"
+	"github.com/orchestrator-go/orchestrator/internal/testutil"
 )
 
 type resolution struct {
@@ -71,11 +71,8 @@ func TestRouterTest(t *testing.T) {
 		assert.Empty(t, c.ErrorKind)
 	})
 	t.Run("an endpoint on a closed port matches but is not reachable", func(t *testing.T) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		closed := "http://" + ln.Addr().String()
-		require.NoError(t, ln.Close())
-		_, err = f.o.Register(context.Background(), orchestrator.Endpoint{Name: "gone", URL: closed + "/api"})
+		closed := testutil.RefusedURL(t)
+		_, err := f.o.Register(context.Background(), orchestrator.Endpoint{Name: "gone", URL: closed + "/api"})
 		require.NoError(t, err)
 
 		got := decode[routeTest](t, call(f.h, http.MethodGet, "/router/test/gone", ""), http.StatusOK)

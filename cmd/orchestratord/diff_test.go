@@ -1,8 +1,6 @@
 package main
 
 import (
-	"fmt"
-	"net"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
@@ -95,10 +93,7 @@ Plan: 1 to add, 2 to change, 1 to remove; 0 unchanged.
 	})
 
 	t.Run("a gateway that is not there exits 2 saying so", func(t *testing.T) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		require.NoError(t, err)
-		closed := fmt.Sprintf("http://%s", ln.Addr())
-		require.NoError(t, ln.Close())
+		closed := testutil.RefusedURL(t)
 		code, _, stderr := runSync("validate", "--diff", closed, next)
 		assert.Equal(t, 2, code)
 		assert.Contains(t, stderr, "cannot reach the gateway at "+closed)

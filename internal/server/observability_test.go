@@ -4,7 +4,6 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -129,16 +128,6 @@ func obsRequest(t *testing.T, s *testServer, method, path string, hdr http.Heade
 func obsRequireStatus(t *testing.T, what string, got, want int, body string) {
 	t.Helper()
 	require.Equal(t, want, got, "%s: got %d; want %d (body %s)", what, got, want, body)
-}
-
-// obsRefusedURL is a loopback URL on which nothing listens.
-func obsRefusedURL(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
-	return "http://" + addr
 }
 
 // obsHeaderBackend answers 200 and sends the headers of every request but
@@ -400,7 +389,7 @@ func TestObservabilitySecretsNeverLogged(t *testing.T) {
 	secrets := []string{adminToken, wrongToken, userBearer, apiKey, cookieValue, querySecret, basic}
 
 	b, seen := obsHeaderBackend(t)
-	down := obsRefusedURL(t)
+	down := testutil.RefusedURL(t)
 	config := func(extra string) string {
 		return "admin:\n  token: " + adminToken + "\nlogging:\n  level: debug\nendpoints:\n" +
 			endpointYAML("svc", b.URL, "health_check_path: /healthz") + endpointYAML("down", down) + extra

@@ -3,6 +3,7 @@ package testutil_test
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -179,4 +180,16 @@ func TestFiles(t *testing.T) {
 	f := &fakeTB{TB: t}
 	testutil.WriteFile(f, filepath.Join(filepath.Dir(path), "no", "such", "dir"), "x")
 	assert.Contains(t, f.fatal, "writing ")
+}
+
+func TestRefusedURLRefusesDials(t *testing.T) {
+	u := RefusedURL(t)
+	if !strings.HasPrefix(u, "http://127.0.0.1:") {
+		t.Fatalf("RefusedURL: got %q; want a loopback http URL", u)
+	}
+	conn, err := net.Dial("tcp", strings.TrimPrefix(u, "http://"))
+	if err == nil {
+		conn.Close()
+		t.Fatalf("dial %s: got a connection; want it refused", u)
+	}
 }
