@@ -183,7 +183,7 @@ func TestFiles(t *testing.T) {
 }
 
 func TestRefusedURLRefusesDials(t *testing.T) {
-	u := RefusedURL(t)
+	u := testutil.RefusedURL(t)
 	if !strings.HasPrefix(u, "http://127.0.0.1:") {
 		t.Fatalf("RefusedURL: got %q; want a loopback http URL", u)
 	}
