@@ -124,6 +124,10 @@ type Endpoint struct {
 	// pointer, as the other optional sections are: an endpoint without
 	// one pays 8 bytes, not a slice header, in each of its copies.
 	RateLimit *RateLimits `json:"rate_limit,omitempty" yaml:"rate_limit,omitempty"`
+	// AdaptiveConcurrency sheds load when the upstream's latency climbs
+	// (see AdaptiveConcurrencyConfig); merged field by field over the
+	// global section.
+	AdaptiveConcurrency *AdaptiveConcurrencyConfig `json:"adaptive_concurrency,omitempty" yaml:"adaptive_concurrency,omitempty"`
 }
 
 // EndpointID returns the endpoint's id: ID when set, else Name, or
@@ -243,6 +247,9 @@ func (e Endpoint) validate(path string, errs *ValidationError) {
 	}
 	if e.RateLimit != nil {
 		e.RateLimit.validate(field("rate_limit"), errs)
+	}
+	if e.AdaptiveConcurrency != nil {
+		e.AdaptiveConcurrency.validate(field("adaptive_concurrency"), errs)
 	}
 	if e.RequestHeaders != nil {
 		e.RequestHeaders.validate(field("request_headers"), true, errs)

@@ -30,7 +30,10 @@ func endpointsEqual(a, b Endpoint) bool {
 		equalThrough(a.Retry, b.Retry, retryConfigsEqual) &&
 		equalThrough(a.RequestHeaders, b.RequestHeaders, headerRulesEqual) &&
 		equalThrough(a.ResponseHeaders, b.ResponseHeaders, headerRulesEqual) &&
-		equalThrough(a.RateLimit, b.RateLimit, func(a, b *RateLimits) bool { return slices.Equal(*a, *b) })
+		equalThrough(a.RateLimit, b.RateLimit, func(a, b *RateLimits) bool { return slices.Equal(*a, *b) }) &&
+		equalThrough(a.AdaptiveConcurrency, b.AdaptiveConcurrency, func(a, b *AdaptiveConcurrencyConfig) bool {
+			return boolsEqual(a.Disabled, b.Disabled) && a.MinLimit == b.MinLimit && a.MaxLimit == b.MaxLimit && a.InitialLimit == b.InitialLimit
+		})
 }
 
 func headerRulesEqual(a, b *HeaderRules) bool {

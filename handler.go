@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/failsafe-go/failsafe-go/adaptivelimiter"
 	"github.com/orchestrator-go/orchestrator/internal/framing"
 	"github.com/orchestrator-go/orchestrator/internal/problem"
 	"github.com/orchestrator-go/orchestrator/internal/requestid"
@@ -188,27 +189,54 @@ func (o *Orchestrator) dispatch(w http.ResponseWriter, r *http.Request, rt *rout
 		o.writeProblem(w, r, ids.request, rt, http.StatusRequestEntityTooLarge, "body-too-large", "Content Too Large", "the request body exceeds "+strconv.FormatInt(o.maxBodyBytes, 10)+" bytes", 0)
 		return http.StatusRequestEntityTooLarge
 	}
-	return o.forward(w, r, rt, upstreamRest, ids, true)
+	// Second in the admission order: the adaptive limit. Its permit goes
+	// back at the upstream's response headers (releasePermit).
+	var permit adaptivelimiter.Permit
+	if plan := rt.adaptivePlan(); plan != nil {
+		p, ok := plan.limiter.TryAcquirePermit()
+		if !ok {
+			plan.shed.Add(1)
+			return o.unavailable(w, r, rt, upstreamRest, ids, true, http.StatusServiceUnavailable, "load-shed",
+				"the endpoint's adaptive concurrency limit is reached: its upstream is answering slower than it takes more requests", 1, false)
+		}
+		permit = p
+	}
+	return o.forward(w, r, rt, upstreamRest, ids, true, permit)
+}
+
+// dropPermit gives back an adaptive permit whose request never reached the
+// upstream.
+func dropPermit(p adaptivelimiter.Permit) {
+	if p != nil {
+		p.Drop()
+	}
 }
 
 // forward sends r to rt unless its health says no; the endpoint's policies
 // (breaker, max_concurrent) decide inside the proxy's transport. allowFallback
 // is false when rt is itself serving as a fallback: fallbacks do not chain.
-func (o *Orchestrator) forward(w http.ResponseWriter, r *http.Request, rt *route, rest string, ids reqIDs, allowFallback bool) int {
+//
+// permit is the request's adaptive-limiter permit, or nil: it goes back
+// with a latency sample at the response headers, or without one when no
+// response comes.
+func (o *Orchestrator) forward(w http.ResponseWriter, r *http.Request, rt *route, rest string, ids reqIDs, allowFallback bool, permit adaptivelimiter.Permit) int {
 	target := rt.targets[0]
 	if set := rt.set; set != nil {
 		i := set.first(r)
 		if i < 0 {
+			dropPermit(permit)
 			return o.noEligibleTarget(w, r, rt, rest, ids, allowFallback)
 		}
 		target = rt.targets[i]
 	} else if rt.healthActive && target.health.current() == StatusUnhealthy {
+		dropPermit(permit)
 		wait := time.Until(time.Unix(0, target.health.nextProbe.Load()))
 		return o.unavailable(w, r, rt, rest, ids, allowFallback, http.StatusServiceUnavailable, "endpoint-unhealthy", "endpoint is unhealthy", retryAfterSeconds(wait), false)
 	} else if target.drained.Load() {
+		dropPermit(permit)
 		return o.noEligibleTarget(w, r, rt, rest, ids, allowFallback)
 	}
-	st := &proxyState{route: rt, rest: rest, ids: ids, in: r, allowFallback: allowFallback, target: target}
+	st := &proxyState{route: rt, rest: rest, ids: ids, in: r, allowFallback: allowFallback, target: target, permit: permit}
 	var cancel context.CancelCauseFunc
 	st.Context, cancel = context.WithCancelCause(r.Context())
 	st.cancel = cancel
@@ -278,7 +306,7 @@ func (o *Orchestrator) unavailable(w http.ResponseWriter, r *http.Request, rt *r
 			if fb := o.table.Load().route(plan.endpointID); fb != nil && !fb.ep.Disabled && !bodyConsumed && fb.allows(r.Method) {
 				o.routerLog.LogAttrs(r.Context(), slog.LevelDebug, "serving from fallback endpoint",
 					slog.String("request_id", ids.request), slog.String("endpoint_id", rt.ep.ID), slog.String("fallback_endpoint_id", fb.ep.ID))
-				return o.forward(w, r, fb, rest, ids, false)
+				return o.forward(w, r, fb, rest, ids, false, nil)
 			}
 		}
 	}

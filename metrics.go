@@ -492,7 +492,16 @@ func (g *gatewayMetrics) writeEndpoints(w io.Writer) {
 			e.flushIfFull()
 		}
 	}
-	// The families in name order.
+	// The families in name order. Those of a policy only some endpoints
+	// have are written for those endpoints alone: a seed user's endpoints
+	// show no new series.
+	adaptive := slices.DeleteFunc(slices.Clone(routes), func(rt *route) bool { return rt.adaptivePlan() == nil })
+	if len(adaptive) > 0 {
+		e.describe(metricAdaptiveLimit)
+		for _, rt := range adaptive {
+			e.int(metricAdaptiveLimit, rt.ep.ID, int64(rt.adaptivePlan().limiter.Limit()))
+		}
+	}
 	each(metricBreakerOpens, func(rt *route, m *endpointMetrics) {
 		e.uint(metricBreakerOpens, "", rt.ep.ID, m.breakerOpens.Get())
 	})
@@ -519,8 +528,12 @@ func (g *gatewayMetrics) writeEndpoints(w io.Writer) {
 	each(metricProbeDuration, func(rt *route, m *endpointMetrics) {
 		e.histogram(metricProbeDuration, rt.ep.ID, m.probeDuration.p.Load(), probeLE)
 	})
-	// Only for the endpoints with a rate limit: a seed user's endpoints
-	// show no new series.
+	if len(adaptive) > 0 {
+		e.describe(metricLoadShed)
+		for _, rt := range adaptive {
+			e.uint(metricLoadShed, "", rt.ep.ID, rt.adaptivePlan().shed.Load())
+		}
+	}
 	if limited := slices.DeleteFunc(slices.Clone(routes), func(rt *route) bool { return rt.rateLimitPlan() == nil }); len(limited) > 0 {
 		e.describe(metricRateLimited)
 		for _, rt := range limited {

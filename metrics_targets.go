@@ -25,6 +25,8 @@ const (
 	metricRetried        = "orchestrator_retried_requests_total"
 	metricRetryBudget    = "orchestrator_retry_budget_exceeded_total"
 	metricRateLimited    = "orchestrator_rate_limited_total"
+	metricAdaptiveLimit  = "orchestrator_adaptive_concurrency_limit"
+	metricLoadShed       = "orchestrator_load_shed_total"
 )
 
 func init() {
@@ -38,6 +40,8 @@ func init() {
 		metricRetried:        {"counter", "Requests that were retried, by endpoint and outcome: succeeded (the final answer was not a retry condition) or exhausted (it still was)."},
 		metricRetryBudget:    {"counter", "Retries the retry budget refused, by endpoint."},
 		metricRateLimited:    {"counter", "Requests an endpoint's rate limit refused (answered 429), by endpoint; only for endpoints with a rate limit."},
+		metricAdaptiveLimit:  {"gauge", "The adaptive concurrency limit of an endpoint now; only for endpoints with adaptive_concurrency."},
+		metricLoadShed:       {"counter", "Requests an endpoint's adaptive concurrency limit shed (503 load-shed), by endpoint; only for endpoints with adaptive_concurrency."},
 	} {
 		gatewayFamilies[name] = f
 	}

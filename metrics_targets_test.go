@@ -58,7 +58,7 @@ func TestTheURLShorthandHasNoNewSeries(t *testing.T) {
 	obsRequireCode(t, obsServe(o, http.MethodGet, "/orchestrator/svc/x", nil), http.StatusOK)
 	var b bytes.Buffer
 	o.WritePrometheus(&b)
-	for _, family := range []string{"orchestrator_target_", "orchestrator_retr", "orchestrator_rate_limited"} {
+	for _, family := range []string{"orchestrator_target_", "orchestrator_retr", "orchestrator_rate_limited", "orchestrator_load_shed", "orchestrator_adaptive"} {
 		assert.False(t, strings.Contains(b.String(), family), "the url shorthand shows %s families:\n%s", family, b.String())
 	}
 }

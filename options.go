@@ -29,6 +29,7 @@ type options struct {
 	loggerKey        string
 	breaker          CircuitBreakerConfig
 	rateLimit        RateLimits
+	adaptive         *AdaptiveConcurrencyConfig
 	health           HealthCheckConfig
 	trustedProxies   []netip.Prefix
 	probeWorkers     int
@@ -220,6 +221,22 @@ func WithRateLimit(limits ...RateLimitConfig) Option {
 			return invalidSection("WithRateLimit", string(mustJSON(RateLimits(limits))), err)
 		}
 		o.rateLimit = limits
+		return nil
+	}
+}
+
+// WithAdaptiveConcurrency turns adaptive concurrency limiting on for every
+// endpoint, each with a limiter of its own; an endpoint's
+// adaptive_concurrency section is merged over c field by field (and may
+// disable it). Zero fields keep the defaults (1, 1000, 20).
+func WithAdaptiveConcurrency(c AdaptiveConcurrencyConfig) Option {
+	return func(o *options) error {
+		var errs ValidationError
+		c.validate("adaptive_concurrency", &errs)
+		if err := errs.orNil(); err != nil {
+			return invalidSection("WithAdaptiveConcurrency", string(mustJSON(c)), err)
+		}
+		o.adaptive = &c
 		return nil
 	}
 }

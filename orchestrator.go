@@ -42,19 +42,22 @@ type Orchestrator struct {
 	// rateLimitDefaults apply to each endpoint without its own rate_limit,
 	// with buckets of its own (WithRateLimit, Desired.RateLimit).
 	rateLimitDefaults RateLimits
-	healthDefaults    *HealthCheckConfig // never changed in place: routes share it
-	trustedProxies    []netip.Prefix
-	maxBodyBytes      int64
-	maxHeaderCount    int    // 0: no limit
-	adminAuth         string // "Bearer <admin token>", or "" when none is set
-	proxy             *httputil.ReverseProxy
-	guard             *netguard.Guard
-	metrics           *gatewayMetrics // nil when metrics are off
-	metricsSet        *metrics.Set    // metrics.set, or an empty set when they are off
-	metricsLabels     string          // WithMetricsLabels, rendered for a series' braces
-	accessLog         *slog.Logger    // nil when the access log is off
-	startTraces       bool
-	extraPolicies     []failsafe.Policy[*http.Response]
+	// adaptiveDefaults is the global adaptive_concurrency section, or nil
+	// (WithAdaptiveConcurrency, Desired.AdaptiveConcurrency).
+	adaptiveDefaults *AdaptiveConcurrencyConfig
+	healthDefaults   *HealthCheckConfig // never changed in place: routes share it
+	trustedProxies   []netip.Prefix
+	maxBodyBytes     int64
+	maxHeaderCount   int    // 0: no limit
+	adminAuth        string // "Bearer <admin token>", or "" when none is set
+	proxy            *httputil.ReverseProxy
+	guard            *netguard.Guard
+	metrics          *gatewayMetrics // nil when metrics are off
+	metricsSet       *metrics.Set    // metrics.set, or an empty set when they are off
+	metricsLabels    string          // WithMetricsLabels, rendered for a series' braces
+	accessLog        *slog.Logger    // nil when the access log is off
+	startTraces      bool
+	extraPolicies    []failsafe.Policy[*http.Response]
 
 	// table is the published route snapshot read by every request.
 	table atomic.Pointer[routeTable]
@@ -119,6 +122,7 @@ func New(opts ...Option) (*Orchestrator, error) {
 		logger:            cfg.logger,
 		breakerDefaults:   cfg.breaker.withDefaults(),
 		rateLimitDefaults: cfg.rateLimit,
+		adaptiveDefaults:  cfg.adaptive,
 		trustedProxies:    cfg.trustedProxies,
 		maxBodyBytes:      cfg.maxBodyBytes,
 		maxHeaderCount:    cfg.maxHeaderCount,

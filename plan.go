@@ -27,7 +27,7 @@ type Plan struct {
 	// Unchanged counts the endpoints Apply would leave as they are.
 	Unchanged int `json:"unchanged"`
 	// Defaults are the changes to the global circuit_breaker,
-	// health_check and rate_limit sections, as fields with their defaults applied. When
+	// health_check, rate_limit and adaptive_concurrency sections, as fields with their defaults applied. When
 	// there are any, every route is rebuilt with them (its breaker and
 	// health state start afresh).
 	Defaults []FieldChange `json:"defaults"`
@@ -105,6 +105,9 @@ func (o *Orchestrator) PlanApply(ctx context.Context, d Desired) (Plan, error) {
 	d.CircuitBreaker.validate("circuit_breaker", &errs)
 	d.HealthCheck.validate("health_check", &errs)
 	d.RateLimit.validate("rate_limit", &errs)
+	if d.AdaptiveConcurrency != nil {
+		d.AdaptiveConcurrency.validate("adaptive_concurrency", &errs)
+	}
 	norm := make([]Endpoint, len(d.Endpoints))
 	for i, ep := range d.Endpoints {
 		norm[i] = ep.Normalized()
@@ -125,7 +128,7 @@ func (o *Orchestrator) PlanApply(ctx context.Context, d Desired) (Plan, error) {
 	for id, rt := range o.entries {
 		current[id] = rt.ep
 	}
-	breakerDefaults, healthDefaults, rateLimitDefaults := o.breakerDefaults, *o.healthDefaults, o.rateLimitDefaults
+	breakerDefaults, healthDefaults, rateLimitDefaults, adaptiveDefaults := o.breakerDefaults, *o.healthDefaults, o.rateLimitDefaults, o.adaptiveDefaults
 	o.mu.Unlock()
 
 	p := Plan{Added: []PlannedEndpoint{}, Removed: []PlannedEndpoint{}, Changed: []EndpointChange{}, Defaults: []FieldChange{}}
@@ -149,6 +152,7 @@ func (o *Orchestrator) PlanApply(ctx context.Context, d Desired) (Plan, error) {
 	p.Defaults = append(p.Defaults, diffValues("circuit_breaker", breakerDefaults, d.CircuitBreaker.withDefaults())...)
 	p.Defaults = append(p.Defaults, diffValues("health_check", healthDefaults, d.HealthCheck.withDefaults())...)
 	p.Defaults = append(p.Defaults, diffValues("rate_limit", rateLimitDefaults, d.RateLimit)...)
+	p.Defaults = append(p.Defaults, diffValues("adaptive_concurrency", adaptiveDefaults, d.AdaptiveConcurrency)...)
 	return p, nil
 }
 

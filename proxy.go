@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/failsafe-go/failsafe-go"
+	"github.com/failsafe-go/failsafe-go/adaptivelimiter"
 	"github.com/failsafe-go/failsafe-go/policy"
 
 	"github.com/orchestrator-go/orchestrator/internal/balance"
@@ -39,7 +40,10 @@ import (
 // a context.WithValue).
 type proxyState struct {
 	context.Context
-	cancel        context.CancelCauseFunc
+	cancel context.CancelCauseFunc
+	// permit is the adaptive limiter's, until the answer's headers give
+	// it back (releasePermit); finish drops one still held.
+	permit        adaptivelimiter.Permit
 	route         *route
 	rest          string
 	ids           reqIDs
@@ -105,6 +109,10 @@ func stateOf(ctx context.Context) *proxyState {
 }
 
 func (st *proxyState) finish() {
+	if st.permit != nil {
+		st.permit.Drop()
+		st.permit = nil
+	}
 	st.timeout.release()
 	if st.resp != nil {
 		// Closing twice is harmless; a body httputil left open (an upgrade
@@ -236,6 +244,7 @@ func (t *upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error)
 		if err == nil {
 			st.resp = resp
 		}
+		st.releasePermit(resp, err)
 		return resp, err
 	}
 	resp, err := st.route.policies.get().WithContext(st).GetWithExecution(func(exec failsafe.Execution[*http.Response]) (*http.Response, error) {
@@ -247,7 +256,17 @@ func (t *upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	if err == nil {
 		st.resp = resp
 	}
+	st.releasePermit(resp, err)
 	return resp, err
+}
+
+// releasePermit gives the request's adaptive permit back at its final
+// answer's headers.
+func (st *proxyState) releasePermit(resp *http.Response, err error) {
+	if st.permit != nil {
+		releasePermit(st.permit, resp, err)
+		st.permit = nil
+	}
 }
 
 // try is one attempt: it chooses the target (another one on a retry), asks

@@ -289,6 +289,9 @@ type Desired struct {
 	HealthCheck HealthCheckConfig
 	// RateLimit holds the global rate limits (WithRateLimit).
 	RateLimit RateLimits
+	// AdaptiveConcurrency is the global adaptive_concurrency section
+	// (WithAdaptiveConcurrency); nil when there is none.
+	AdaptiveConcurrency *AdaptiveConcurrencyConfig
 	// Endpoints are the endpoints of source "config".
 	Endpoints []Endpoint
 }
@@ -305,6 +308,9 @@ func (d Desired) Validate() error {
 	d.CircuitBreaker.validate("circuit_breaker", &errs)
 	d.HealthCheck.validate("health_check", &errs)
 	d.RateLimit.validate("rate_limit", &errs)
+	if d.AdaptiveConcurrency != nil {
+		d.AdaptiveConcurrency.validate("adaptive_concurrency", &errs)
+	}
 	validateSet(d.Endpoints, "endpoints", &errs)
 	return errs.orNil()
 }
@@ -323,12 +329,15 @@ func (o *Orchestrator) Apply(ctx context.Context, d Desired) error {
 	d.CircuitBreaker.validate("circuit_breaker", &errs)
 	d.HealthCheck.validate("health_check", &errs)
 	d.RateLimit.validate("rate_limit", &errs)
+	if d.AdaptiveConcurrency != nil {
+		d.AdaptiveConcurrency.validate("adaptive_concurrency", &errs)
+	}
 	if err := errs.orNil(); err != nil {
 		return err
 	}
 	o.writeMu.Lock()
 	defer o.writeMu.Unlock()
-	pd := &policyDefaults{breaker: d.CircuitBreaker.withDefaults(), health: d.HealthCheck.withDefaults(), rateLimit: d.RateLimit}
+	pd := &policyDefaults{breaker: d.CircuitBreaker.withDefaults(), health: d.HealthCheck.withDefaults(), rateLimit: d.RateLimit, adaptive: d.AdaptiveConcurrency}
 	return o.syncWrite(ctx, SourceConfig, d.Endpoints, pd)
 }
 
@@ -337,6 +346,7 @@ type policyDefaults struct {
 	breaker   CircuitBreakerConfig
 	health    HealthCheckConfig
 	rateLimit RateLimits
+	adaptive  *AdaptiveConcurrencyConfig
 }
 
 // syncWrite makes the endpoints of source exactly eps, and installs the
@@ -386,10 +396,10 @@ func (o *Orchestrator) syncWrite(ctx context.Context, source Source, eps []Endpo
 		rebuildAll := false
 		if d != nil {
 			rebuildAll = string(mustJSON(d.breaker)) != string(mustJSON(o.breakerDefaults)) || string(mustJSON(d.health)) != string(mustJSON(o.healthDefaults)) ||
-				!slices.Equal(d.rateLimit, o.rateLimitDefaults)
+				!slices.Equal(d.rateLimit, o.rateLimitDefaults) || !sameJSON(d.adaptive, o.adaptiveDefaults)
 			if rebuildAll {
 				hc := d.health
-				o.breakerDefaults, o.healthDefaults, o.rateLimitDefaults = d.breaker, &hc, d.rateLimit
+				o.breakerDefaults, o.healthDefaults, o.rateLimitDefaults, o.adaptiveDefaults = d.breaker, &hc, d.rateLimit, d.adaptive
 			}
 		}
 		changed := o.applyOwnLocked(ev, checked)

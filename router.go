@@ -58,6 +58,15 @@ type route struct {
 type routeExtra struct {
 	headers    *headerPlan    // request_headers and response_headers; nil without
 	rateLimits *rateLimitPlan // rate_limit (the endpoint's, else the global); nil without
+	adaptive   *adaptivePlan  // adaptive_concurrency; nil without
+}
+
+// adaptivePlan returns the route's adaptive limiter, or nil.
+func (rt *route) adaptivePlan() *adaptivePlan {
+	if rt.extra == nil {
+		return nil
+	}
+	return rt.extra.adaptive
 }
 
 // headerPlan returns the route's header rules, or nil.

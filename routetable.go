@@ -214,10 +214,12 @@ func (o *Orchestrator) buildRoute(reg Registration, old *route) (*route, error) 
 		limits = *ep.RateLimit
 	}
 	var oldLimits *rateLimitPlan
+	var oldAdaptive *adaptivePlan
 	if old != nil {
-		oldLimits = old.rateLimitPlan()
+		oldLimits, oldAdaptive = old.rateLimitPlan(), old.adaptivePlan()
 	}
-	extra := routeExtra{headers: newHeaderPlan(ep), rateLimits: newRateLimitPlan(limits, oldLimits)}
+	extra := routeExtra{headers: newHeaderPlan(ep), rateLimits: newRateLimitPlan(limits, oldLimits),
+		adaptive: newAdaptivePlan(ep.AdaptiveConcurrency, o.adaptiveDefaults, oldAdaptive)}
 	if extra != (routeExtra{}) {
 		rt.extra = &extra
 	}

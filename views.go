@@ -148,6 +148,10 @@ func (o *Orchestrator) view(rt *route) RegisteredEndpoint {
 	if plan := rt.rateLimitPlan(); plan != nil {
 		v.Traffic.RateLimited = plan.limited.Load()
 	}
+	if plan := rt.adaptivePlan(); plan != nil {
+		v.Traffic.LoadShed = plan.shed.Load()
+		v.Traffic.AdaptiveLimit = plan.limiter.Limit()
+	}
 	if report.LastError != "" {
 		msg := report.LastError
 		v.ErrorMessage = &msg
@@ -260,6 +264,13 @@ type TrafficReport struct {
 	// RateLimited counts the requests the endpoint's rate limit refused
 	// (429) since the limit was set; absent while there is none.
 	RateLimited uint64 `json:"rate_limited,omitempty"`
+	// LoadShed counts the requests the endpoint's adaptive concurrency
+	// limit shed (503 load-shed) since it was set; absent while there is
+	// none.
+	LoadShed uint64 `json:"load_shed,omitempty"`
+	// AdaptiveLimit is the adaptive limiter's current limit; absent
+	// without one.
+	AdaptiveLimit int `json:"adaptive_limit,omitempty"`
 }
 
 func (t *trafficState) record(failed bool) {

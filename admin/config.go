@@ -60,6 +60,7 @@ func restartRequired(applied, next config.Config) []orchestrator.FieldChange {
 	a.CircuitBreaker, b.CircuitBreaker = orchestrator.CircuitBreakerConfig{}, orchestrator.CircuitBreakerConfig{}
 	a.HealthCheck, b.HealthCheck = orchestrator.HealthCheckConfig{}, orchestrator.HealthCheckConfig{}
 	a.RateLimit, b.RateLimit = nil, nil
+	a.AdaptiveConcurrency, b.AdaptiveConcurrency = nil, nil
 	out := []orchestrator.FieldChange{}
 	for _, c := range jsondiff.Leaves("", a, b) {
 		out = append(out, orchestrator.FieldChange{Field: c.Field, Old: c.Old, New: c.New})

@@ -150,6 +150,7 @@ type statusRow struct {
 	ConsecutiveFailures int64
 	ServerErrors        uint64
 	RateLimited         uint64 // requests the rate limit refused
+	LoadShed            uint64 // requests the adaptive limit shed
 	InFlight            int64
 	LastHealthCheck     *time.Time
 	LastFailure         *time.Time
@@ -354,6 +355,7 @@ func (h *Handler) getStatusPage(w http.ResponseWriter, r *http.Request) error {
 			ConsecutiveFailures: ep.ConsecutiveRequestFailures,
 			ServerErrors:        ep.Traffic.ServerErrors,
 			RateLimited:         ep.Traffic.RateLimited,
+			LoadShed:            ep.Traffic.LoadShed,
 			InFlight:            ep.Traffic.InFlight,
 			LastHealthCheck:     ep.LastHealthCheck,
 			LastFailure:         ep.LastFailureTime,

@@ -31,6 +31,9 @@ type Config struct {
 	// RateLimit holds the global rate limits: each endpoint without its
 	// own gets them, with buckets of its own.
 	RateLimit orchestrator.RateLimits `json:"rate_limit,omitempty" yaml:"rate_limit,omitempty"`
+	// AdaptiveConcurrency turns adaptive concurrency limiting on for every
+	// endpoint, each with a limiter of its own.
+	AdaptiveConcurrency *orchestrator.AdaptiveConcurrencyConfig `json:"adaptive_concurrency,omitempty" yaml:"adaptive_concurrency,omitempty"`
 	// Endpoints are owned by the file (source "config"). Empty ones are
 	// left out when encoded: "endpoints: null" reads as a file cut short.
 	Endpoints []orchestrator.Endpoint `json:"endpoints,omitempty" yaml:"endpoints,omitempty"`

@@ -54,6 +54,9 @@ func (c *Config) Options() []orchestrator.Option {
 		orchestrator.WithHealthCheck(c.HealthCheck),
 		orchestrator.WithRateLimit(c.RateLimit...),
 	)
+	if c.AdaptiveConcurrency != nil {
+		opts = append(opts, orchestrator.WithAdaptiveConcurrency(*c.AdaptiveConcurrency))
+	}
 	if len(c.Endpoints) > 0 {
 		opts = append(opts, orchestrator.WithEndpoints(c.Endpoints...))
 	}
@@ -61,10 +64,11 @@ func (c *Config) Options() []orchestrator.Option {
 }
 
 // Desired returns the part of the file a reload applies
-// (orchestrator.Orchestrator.Apply): the circuit_breaker, health_check
-// and rate_limit defaults and the endpoints.
+// (orchestrator.Orchestrator.Apply): the circuit_breaker, health_check,
+// rate_limit and adaptive_concurrency defaults and the endpoints.
 func (c *Config) Desired() orchestrator.Desired {
-	return orchestrator.Desired{CircuitBreaker: c.CircuitBreaker, HealthCheck: c.HealthCheck, RateLimit: c.RateLimit, Endpoints: c.Endpoints}
+	return orchestrator.Desired{CircuitBreaker: c.CircuitBreaker, HealthCheck: c.HealthCheck, RateLimit: c.RateLimit,
+		AdaptiveConcurrency: c.AdaptiveConcurrency, Endpoints: c.Endpoints}
 }
 
 // The library's options are functions of a type it does not export
