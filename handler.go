@@ -240,7 +240,7 @@ func (o *Orchestrator) forward(w http.ResponseWriter, r *http.Request, rt *route
 	var cancel context.CancelCauseFunc
 	st.Context, cancel = context.WithCancelCause(r.Context())
 	st.cancel = cancel
-	st.timeout = startHeaderTimeout(rt.timeout, cancel)
+	st.timeout = startHeaderTimeout(rt.headerTimeout(), cancel)
 	defer func() {
 		// Runs on panics too: httputil aborts a response whose upstream
 		// body failed mid-copy with panic(http.ErrAbortHandler).

@@ -488,7 +488,7 @@ func (o *Orchestrator) proxyError(w http.ResponseWriter, outreq *http.Request, e
 	}
 	if st.timeout.timedOut() || errors.Is(err, errUpstreamTimeout) {
 		st.status = http.StatusGatewayTimeout
-		kind, detail = "upstream-timeout", "the upstream did not answer within "+st.route.timeout.String()
+		kind, detail = "upstream-timeout", "the upstream did not answer within "+st.route.headerTimeout().String()
 	} else if ne, ok := err.(net.Error); ok && ne.Timeout() {
 		st.status = http.StatusGatewayTimeout
 		kind, detail = "upstream-timeout", "the upstream timed out"

@@ -30,7 +30,6 @@ type route struct {
 	targets []*upstream
 	set     *targetSet
 	retry   *retryPlan // nil without retries
-	timeout time.Duration
 
 	allowAll     bool // no methods listed (the list is ep.Methods)
 	healthActive bool // probed: checks on, not disabled, and a health_check_path or a custom prober
@@ -44,7 +43,7 @@ type route struct {
 	fallback *fallbackPlan // never nil; shared by routes without their own
 
 	// extra holds what only some endpoints configure (header rules, rate
-	// limits); nil for the others, which pay one pointer for all of them
+	// limits, adaptive concurrency); nil for the others, which pay one pointer for all of them
 	// and keep the route in its size class.
 	extra *routeExtra
 
@@ -67,6 +66,15 @@ func (rt *route) adaptivePlan() *adaptivePlan {
 		return nil
 	}
 	return rt.extra.adaptive
+}
+
+// headerTimeout is the endpoint's timeout, or the default. Computed, not
+// stored: the route stays in its size class.
+func (rt *route) headerTimeout() time.Duration {
+	if d := rt.ep.Timeout.Std(); d > 0 {
+		return d
+	}
+	return DefaultTimeout
 }
 
 // headerPlan returns the route's header rules, or nil.

@@ -163,11 +163,7 @@ func (o *Orchestrator) buildRoute(reg Registration, old *route) (*route, error) 
 		reg:      registration{Source: reg.Source, Revision: reg.Revision, RegisteredAt: reg.RegisteredAt},
 		ep:       ep,
 		path:     routeKeyString(ep.Name, ep.Version),
-		timeout:  ep.Timeout.Std(),
 		allowAll: len(ep.Methods) == 0,
-	}
-	if rt.timeout == 0 {
-		rt.timeout = DefaultTimeout
 	}
 
 	breakerCfg := o.breakerDefaults
@@ -194,7 +190,7 @@ func (o *Orchestrator) buildRoute(reg Registration, old *route) (*route, error) 
 	if err := o.buildTargets(rt, old, breakerCfg); err != nil {
 		return nil, err
 	}
-	rt.retry = newRetryPlan(ep.Retry, rt.timeout)
+	rt.retry = newRetryPlan(ep.Retry, rt.headerTimeout())
 	if rt.retry != nil && old != nil && old.retry != nil {
 		rt.retry.stats = old.retry.stats // counters keep counting across config changes
 	}
