@@ -26,6 +26,12 @@ type config struct {
 	// The kill mode (kill.go).
 	kill bool
 
+	// The overload mode (overload.go).
+	overload      bool
+	overloadConns int
+	capacity      int
+	service       time.Duration
+
 	// The scale mode (scale.go).
 	scale          bool
 	scaleEndpoints int
@@ -77,6 +83,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&cfg.baseline, "baseline", "", "another orchestratord binary (say, built from an earlier commit) measured as the extra target \"baseline\", configured like orchestratord: before and after a change in one interleaved run")
 	fs.BoolVar(&cfg.quiet, "quiet", false, "leave out the per-round rows")
 	fs.BoolVar(&cfg.kill, "kill", false, "run the kill mode instead: one endpoint of three targets with retries, one backend killed under load; reports the requests failed before and after its ejection")
+	fs.BoolVar(&cfg.overload, "overload", false, "run the overload mode instead: a backend that serves -capacity requests at once and queues the rest, behind no limit, a fixed max_concurrent and adaptive_concurrency; reports the goodput and the p99 of the admitted requests")
+	fs.IntVar(&cfg.overloadConns, "overload-conns", 64, "closed-loop connections of the overload mode")
+	fs.IntVar(&cfg.capacity, "capacity", 8, "the overload backend's requests served at once (internal for the backend role, and the overload mode's)")
+	fs.DurationVar(&cfg.service, "service", 10*time.Millisecond, "the overload backend's time per request")
 	fs.BoolVar(&cfg.scale, "scale", false, "run the scale mode instead: orchestratord with -scale-endpoints endpoints (RSS, reload, registration, health checks)")
 	fs.IntVar(&cfg.scaleEndpoints, "scale-endpoints", 10000, "endpoints in the scale mode's config")
 	fs.IntVar(&cfg.scaleRequests, "scale-requests", 20000, "requests the scale mode spreads over its endpoints")
@@ -105,6 +115,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	}
 	if cfg.duration <= 0 || cfg.warmup < 0 || cfg.rounds < 1 || cfg.size < 0 || cfg.delay < 0 {
 		return fail("-duration and -rounds must be positive; -warmup, -size and -delay not negative")
+	}
+	if cfg.overloadConns < 1 || cfg.capacity < 1 || cfg.service <= 0 {
+		return fail("-overload-conns, -capacity and -service must be positive")
 	}
 	if cfg.scaleEndpoints < 1 || cfg.scaleRequests < 1 {
 		return fail("-scale-endpoints and -scale-requests must be positive")

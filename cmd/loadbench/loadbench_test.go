@@ -223,3 +223,46 @@ func TestKillMode(t *testing.T) {
 		t.Errorf("%d requests failed after the ejection (first: %s)", rep.failedAfter, rep.firstFailure)
 	}
 }
+
+// TestOverloadMode runs the overload mode briefly: every endpoint answers,
+// the unlimited one sheds nothing, and the limited ones shed while the
+// backend's queue is full.
+func TestOverloadMode(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and starts processes")
+	}
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("needs the go command to build the targets")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	cfg, err := parseFlags([]string{"-overload", "-duration=1s", "-warmup=500ms", "-overload-conns=32"}, &stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep, err := overloadRun(ctx, cfg, &stdout, &stderr)
+	if err != nil {
+		t.Fatalf("%v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
+	}
+	t.Logf("report:\n%s", stdout.String())
+	if len(rep.rows) != 3 || rep.unloaded <= 0 {
+		t.Fatalf("got %d rows, unloaded %v; want 3 rows and a latency", len(rep.rows), rep.unloaded)
+	}
+	for _, r := range rep.rows {
+		if r.goodput <= 0 || r.errors != 0 {
+			t.Errorf("%s: goodput %.0f/s, %d errors; want answers and no errors", r.name, r.goodput, r.errors)
+		}
+	}
+	if rep.rows[0].shed != 0 {
+		t.Errorf("open: %.0f shed/s; want none without a limit", rep.rows[0].shed)
+	}
+	if rep.rows[1].shed == 0 {
+		t.Errorf("fixed: no request shed by max_concurrent %d under %d connections", cfg.capacity, cfg.overloadConns)
+	}
+	for _, want := range []string{"| open |", "| fixed |", "| adaptive |", "p99 admitted"} {
+		if !strings.Contains(stdout.String(), want) {
+			t.Errorf("the report lacks %q", want)
+		}
+	}
+}

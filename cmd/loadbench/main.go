@@ -71,6 +71,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		switch {
 		case cfg.kill:
 			_, err = killRun(ctx, cfg, stdout, stderr)
+		case cfg.overload:
+			_, err = overloadRun(ctx, cfg, stdout, stderr)
 		case cfg.scale:
 			_, err = scale(ctx, cfg, stdout, stderr)
 		default:

@@ -52,6 +52,27 @@ func serveBackend(ctx context.Context, cfg config, stdout io.Writer) error {
 		io.Copy(w, r.Body)
 	})
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {})
+	// /queue serves cfg.capacity requests at once, each for cfg.service,
+	// and queues the rest: a backend whose latency under load comes from
+	// its own queue (the overload mode's).
+	queue := make(chan struct{}, cfg.capacity)
+	mux.HandleFunc("GET /queue", func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case queue <- struct{}{}:
+		case <-r.Context().Done():
+			return
+		}
+		defer func() { <-queue }()
+		t := time.NewTimer(cfg.service)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-r.Context().Done():
+			return
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		w.Write(payload)
+	})
 	return serveRole(ctx, stripTarget(mux), stdout)
 }
 
