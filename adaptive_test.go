@@ -162,3 +162,22 @@ func TestAdaptiveConcurrencyValidation(t *testing.T) {
 		assert.Equal(t, c.field, verr.Errors[0].Field)
 	}
 }
+
+// A reload that changes the limiter cuts no request in flight: the request
+// gives its permit back to the limiter it took it from.
+func TestAdaptiveReloadCutsNothingInFlight(t *testing.T) {
+	backend := newPolHangingBackend(t)
+	ep := orchestrator.Endpoint{Name: "svc", URL: backend.URL, AdaptiveConcurrency: oneAtATime}
+	o := polNew(t, orchestrator.WithEndpoints(ep))
+	first, done := adServeAsync(o, "/orchestrator/svc/x")
+	backend.waitEntered(t)
+
+	ep.AdaptiveConcurrency = &orchestrator.AdaptiveConcurrencyConfig{MinLimit: 1, MaxLimit: 2, InitialLimit: 2}
+	require.NoError(t, o.Apply(context.Background(), orchestrator.Desired{Endpoints: []orchestrator.Endpoint{ep}}))
+	assert.Equal(t, 2, polView(t, o, "svc").Traffic.AdaptiveLimit, "the new limiter serves")
+
+	close(backend.release)
+	adWait(t, done)
+	assert.Equal(t, http.StatusOK, first.Code, "the request in flight finished")
+	polRequireCode(t, polGet(o, "/orchestrator/svc/x"), http.StatusOK)
+}
