@@ -45,17 +45,27 @@ const DefaultRateLimitMaxKeys = 100_000
 // JSON it is one limit (a mapping) or a list of them.
 type RateLimits []RateLimitConfig
 
-// UnmarshalJSON takes one limit or a list.
+// UnmarshalJSON takes one limit or a list. Unknown fields are refused,
+// as the admin API refuses them everywhere else (a method of its own would
+// otherwise drop its decoder's strictness).
 func (r *RateLimits) UnmarshalJSON(b []byte) error {
-	if t := bytes.TrimSpace(b); len(t) > 0 && t[0] == '[' {
-		return json.Unmarshal(b, (*[]RateLimitConfig)(r))
-	}
-	if bytes.Equal(bytes.TrimSpace(b), []byte("null")) {
+	t := bytes.TrimSpace(b)
+	if bytes.Equal(t, []byte("null")) {
 		*r = nil
 		return nil
 	}
+	dec := json.NewDecoder(bytes.NewReader(t))
+	dec.DisallowUnknownFields()
+	if len(t) > 0 && t[0] == '[' {
+		var list []RateLimitConfig
+		if err := dec.Decode(&list); err != nil {
+			return err
+		}
+		*r = list
+		return nil
+	}
 	var one RateLimitConfig
-	if err := json.Unmarshal(b, &one); err != nil {
+	if err := dec.Decode(&one); err != nil {
 		return err
 	}
 	*r = RateLimits{one}

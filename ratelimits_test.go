@@ -2,6 +2,7 @@ package orchestrator_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -184,4 +185,17 @@ func TestRateLimitValidation(t *testing.T) {
 	}
 	_, err := orchestrator.New(orchestrator.WithRateLimit(orchestrator.RateLimitConfig{RequestsPerSecond: -1}))
 	assert.ErrorContains(t, err, "rate_limit.requests_per_second")
+}
+
+func TestRateLimitsJSON(t *testing.T) {
+	var ep orchestrator.Endpoint
+	require.NoError(t, json.Unmarshal([]byte(`{"name":"a","rate_limit":{"requests_per_second":5}}`), &ep))
+	assert.Equal(t, orchestrator.RateLimits{{RequestsPerSecond: 5}}, *ep.RateLimit)
+	require.NoError(t, json.Unmarshal([]byte(`{"name":"a","rate_limit":[{"requests_per_second":5},{"requests_per_second":1,"key":"client_ip"}]}`), &ep))
+	assert.Len(t, *ep.RateLimit, 2)
+	err := json.Unmarshal([]byte(`{"name":"a","rate_limit":{"requests_per_second":5,"burts":3}}`), &ep)
+	assert.ErrorContains(t, err, "burts", "a misspelt field is refused, not dropped")
+	out, err := json.Marshal(orchestrator.RateLimits{{RequestsPerSecond: 5}})
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"requests_per_second":5}`, string(out), "one limit is written as a mapping")
 }
