@@ -52,8 +52,9 @@ func newChart(points []orchestrator.TimelinePoint, now time.Time) *chart {
 	for i, p := range points {
 		window := time.Minute
 		if i == len(points)-1 {
-			// The current minute: its rate so far.
-			window = max(now.Sub(p.Start), time.Second)
+			// The current minute: its rate so far, over at least 10 s, so
+			// that one request in its first second is not drawn as a spike.
+			window = max(now.Sub(p.Start), 10*time.Second)
 		}
 		rates[i] = float64(p.Requests) / window.Seconds()
 		p99s[i] = p.P99.Std().Seconds()
