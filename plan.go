@@ -102,12 +102,7 @@ func (o *Orchestrator) PlanApply(ctx context.Context, d Desired) (Plan, error) {
 		return Plan{}, err
 	}
 	var errs ValidationError
-	d.CircuitBreaker.validate("circuit_breaker", &errs)
-	d.HealthCheck.validate("health_check", &errs)
-	d.RateLimit.validate("rate_limit", &errs)
-	if d.AdaptiveConcurrency != nil {
-		d.AdaptiveConcurrency.validate("adaptive_concurrency", &errs)
-	}
+	d.validateDefaults(&errs)
 	norm := make([]Endpoint, len(d.Endpoints))
 	for i, ep := range d.Endpoints {
 		norm[i] = ep.Normalized()

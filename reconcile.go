@@ -305,19 +305,25 @@ type Desired struct {
 // its rules.
 func (d Desired) Validate() error {
 	var errs ValidationError
-	d.CircuitBreaker.validate("circuit_breaker", &errs)
-	d.HealthCheck.validate("health_check", &errs)
-	d.RateLimit.validate("rate_limit", &errs)
-	if d.AdaptiveConcurrency != nil {
-		d.AdaptiveConcurrency.validate("adaptive_concurrency", &errs)
-	}
+	d.validateDefaults(&errs)
 	validateSet(d.Endpoints, "endpoints", &errs)
 	return errs.orNil()
 }
 
+// validateDefaults checks the global sections, each under its own name:
+// what Validate, Apply and PlanApply check before the endpoints.
+func (d Desired) validateDefaults(errs *ValidationError) {
+	d.CircuitBreaker.validate("circuit_breaker", errs)
+	d.HealthCheck.validate("health_check", errs)
+	d.RateLimit.validate("rate_limit", errs)
+	if d.AdaptiveConcurrency != nil {
+		d.AdaptiveConcurrency.validate("adaptive_concurrency", errs)
+	}
+}
+
 // Apply applies a config source's desired state as one change: the global
-// circuit-breaker and health-check defaults and the endpoints of source
-// "config". When the defaults change every route is rebuilt (and its
+// circuit_breaker, health_check, rate_limit and adaptive_concurrency
+// sections and the endpoints of source "config". When the defaults change every route is rebuilt (and its
 // breaker with it). Settings given to New (prefix, trusted proxies, limits)
 // are fixed and need a new gateway. On any error nothing changes. After
 // Close it returns ErrClosed.
@@ -326,12 +332,7 @@ func (o *Orchestrator) Apply(ctx context.Context, d Desired) error {
 		return err
 	}
 	var errs ValidationError
-	d.CircuitBreaker.validate("circuit_breaker", &errs)
-	d.HealthCheck.validate("health_check", &errs)
-	d.RateLimit.validate("rate_limit", &errs)
-	if d.AdaptiveConcurrency != nil {
-		d.AdaptiveConcurrency.validate("adaptive_concurrency", &errs)
-	}
+	d.validateDefaults(&errs)
 	if err := errs.orNil(); err != nil {
 		return err
 	}
