@@ -280,8 +280,8 @@ func (o *Orchestrator) Sync(ctx context.Context, source Source, eps []Endpoint) 
 }
 
 // Desired is the desired state a config source declares: the global
-// circuit-breaker and health-check defaults and the endpoints of source
-// "config". Apply installs it as one change.
+// sections (circuit_breaker, health_check, rate_limit,
+// adaptive_concurrency) and the endpoints of source "config". Apply installs it as one change.
 type Desired struct {
 	// CircuitBreaker holds the global breaker defaults (WithCircuitBreaker).
 	CircuitBreaker CircuitBreakerConfig
@@ -323,8 +323,9 @@ func (d Desired) validateDefaults(errs *ValidationError) {
 
 // Apply applies a config source's desired state as one change: the global
 // circuit_breaker, health_check, rate_limit and adaptive_concurrency
-// sections and the endpoints of source "config". When the defaults change every route is rebuilt (and its
-// breaker with it). Settings given to New (prefix, trusted proxies, limits)
+// sections and the endpoints of source "config". When the global sections
+// change every route is rebuilt (keeping the breakers, buckets and
+// limiters whose settings did not change). Settings given to New (prefix, trusted proxies, limits)
 // are fixed and need a new gateway. On any error nothing changes. After
 // Close it returns ErrClosed.
 func (o *Orchestrator) Apply(ctx context.Context, d Desired) error {
