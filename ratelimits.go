@@ -150,7 +150,8 @@ func parseRateKey(s string) (rateKey, error) {
 // rateLimiter is one configured limit, built for the hot path.
 type rateLimiter struct {
 	cfg    RateLimitConfig
-	name   string // the policy's name in the RateLimit headers
+	name   string   // the policy's name in the RateLimit headers, quoted
+	policy []string // its RateLimit-Policy value, fixed: built once, shared
 	key    rateKey
 	bucket *ratelimit.Bucket // unkeyed
 	keyed  *ratelimit.Keyed  // keyed
@@ -183,7 +184,9 @@ func newRateLimitPlan(limits RateLimits, old *rateLimitPlan) *rateLimitPlan {
 		}
 		if old != nil {
 			if kept := old.find(cfg); kept != nil {
-				p.limiters = append(p.limiters, &rateLimiter{cfg: cfg, name: name, key: kept.key, bucket: kept.bucket, keyed: kept.keyed, limit: kept.limit})
+				l := &rateLimiter{cfg: cfg, key: kept.key, bucket: kept.bucket, keyed: kept.keyed, limit: kept.limit}
+				l.setName(name)
+				p.limiters = append(p.limiters, l)
 				continue
 			}
 		}
@@ -192,7 +195,8 @@ func newRateLimitPlan(limits RateLimits, old *rateLimitPlan) *rateLimitPlan {
 		if burst == 0 {
 			burst = int(cfg.RequestsPerSecond + 0.999999)
 		}
-		l := &rateLimiter{cfg: cfg, name: name, key: key, limit: ratelimit.NewLimit(cfg.RequestsPerSecond, burst)}
+		l := &rateLimiter{cfg: cfg, key: key, limit: ratelimit.NewLimit(cfg.RequestsPerSecond, burst)}
+		l.setName(name)
 		if key == (rateKey{}) {
 			l.bucket = ratelimit.NewBucket(l.limit)
 		} else {
@@ -205,6 +209,14 @@ func newRateLimitPlan(limits RateLimits, old *rateLimitPlan) *rateLimitPlan {
 		p.limiters = append(p.limiters, l)
 	}
 	return p
+}
+
+// setName names the limiter in the RateLimit headers and builds its
+// RateLimit-Policy value, which no request changes.
+func (l *rateLimiter) setName(name string) {
+	l.name = strconv.Quote(name)
+	window := int64(l.limit.Window() / time.Second)
+	l.policy = []string{l.name + ";q=" + strconv.Itoa(l.limit.Burst()) + ";w=" + strconv.FormatInt(window, 10)}[:1:1]
 }
 
 // find returns the limiter built from the same settings, or nil.
@@ -334,10 +346,7 @@ func (o *Orchestrator) clientPrefix(r *http.Request) string {
 // quota (the burst) over its window, what is left and when it is full.
 func setRateLimitHeaders(h http.Header, v rateVerdict) {
 	l := v.limit
-	name := strconv.Quote(l.name)
-	window := int64(l.limit.Window() / time.Second)
-	policy := name + ";q=" + strconv.Itoa(l.limit.Burst()) + ";w=" + strconv.FormatInt(window, 10)
 	reset := int64((v.worst.Reset + time.Second - 1) / time.Second)
-	h["Ratelimit-Policy"] = []string{policy}
-	h["Ratelimit"] = []string{name + ";r=" + strconv.Itoa(v.worst.Remaining) + ";t=" + strconv.FormatInt(reset, 10)}
+	h["Ratelimit-Policy"] = l.policy
+	h["Ratelimit"] = []string{l.name + ";r=" + strconv.Itoa(v.worst.Remaining) + ";t=" + strconv.FormatInt(reset, 10)}
 }
