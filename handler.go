@@ -294,6 +294,7 @@ func (o *Orchestrator) unavailable(w http.ResponseWriter, r *http.Request, rt *r
 				h[k] = v
 			}
 			h["X-Request-Id"] = []string{ids.request}
+			rt.applyResponseRules(h)
 			if len(plan.body) > 0 || h.Get("Content-Length") == "" {
 				h.Del("Content-Length")
 			}
@@ -328,6 +329,7 @@ func (o *Orchestrator) writeProblem(w http.ResponseWriter, r *http.Request, reqI
 	}
 	if rt != nil {
 		d.EndpointID = rt.ep.ID
+		rt.applyResponseRules(w.Header())
 	}
 	problem.Write(w, d, retryAfter)
 }

@@ -21,8 +21,10 @@ import (
 // validation, so no rule can re-add a hop-by-hop header, break an
 // upgrade, or strip the "TE: trailers" a gRPC request needs. A value that
 // holds the admin token is refused too (the token never leaves the
-// gateway). Response rules apply to the upstream's responses; the
-// gateway's own answers (problem documents, fallbacks) keep their headers.
+// gateway). Response rules apply to every answer of the endpoint: the
+// upstream's, and the gateway's own (problem documents, static
+// fallbacks), so that a header such as HSTS is never missing from an error
+// page.
 type HeaderRules struct {
 	// Set replaces every value of each named header with the one given.
 	// In request_headers, Host sets the Host the upstream sees (as

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/orchestrator-go/orchestrator"
+	"github.com/orchestrator-go/orchestrator/internal/testutil"
 )
 
 // hrSeen is what a header-echoing backend received.
@@ -210,4 +211,28 @@ func TestHeaderRulesNeverCarryTheAdminToken(t *testing.T) {
 		_, err := orchestrator.New(orchestrator.WithAdminToken("another-token"), orchestrator.WithEndpoints(leaky))
 		require.NoError(t, err)
 	})
+}
+
+// Response rules are on every answer of the endpoint, the gateway's own
+// included, as Caddy's and Traefik's header rules are: an HSTS header is
+// not missing from an error page.
+func TestResponseRulesOnTheGatewaysOwnAnswers(t *testing.T) {
+	hsts := &orchestrator.HeaderRules{Set: map[string]string{"Strict-Transport-Security": "max-age=60"}}
+	o := polNew(t, orchestrator.WithEndpoints(
+		orchestrator.Endpoint{Name: "down", URL: testutil.RefusedURL(t), ResponseHeaders: hsts},
+		orchestrator.Endpoint{Name: "fallback", URL: testutil.RefusedURL(t), ResponseHeaders: hsts,
+			CircuitBreaker: &orchestrator.CircuitBreakerConfig{FailureThreshold: 1},
+			Fallback:       &orchestrator.FallbackConfig{Strategy: orchestrator.FallbackStaticResponse, Status: 200, Body: "canned"}},
+		orchestrator.Endpoint{Name: "plain", URL: testutil.RefusedURL(t)},
+	))
+	res := polGet(o, "/orchestrator/down/x")
+	polRequireProblem(t, res, http.StatusBadGateway, "upstream-unreachable", "down")
+	assert.Equal(t, "max-age=60", res.Header.Get("Strict-Transport-Security"), "a problem document")
+
+	res = polGet(o, "/orchestrator/fallback/x") // the upstream refuses: the fallback answers
+	require.Equal(t, "canned", res.Body)
+	assert.Equal(t, "max-age=60", res.Header.Get("Strict-Transport-Security"), "a static fallback")
+
+	res = polGet(o, "/orchestrator/plain/x")
+	assert.Empty(t, res.Header.Get("Strict-Transport-Security"), "an endpoint without rules")
 }

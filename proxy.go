@@ -219,9 +219,7 @@ func (o *Orchestrator) rewrite(pr *httputil.ProxyRequest) {
 // response, after httputil has removed its hop-by-hop headers.
 func modifyResponse(res *http.Response) error {
 	if st := stateOf(res.Request.Context()); st != nil {
-		if plan := st.route.headerPlan(); plan != nil && plan.response != nil {
-			plan.response.apply(res.Header)
-		}
+		st.route.applyResponseRules(res.Header)
 	}
 	return nil
 }

@@ -85,6 +85,16 @@ func (rt *route) headerPlan() *headerPlan {
 	return rt.extra.headers
 }
 
+// applyResponseRules applies the route's response_headers to an answer
+// the gateway writes itself for the endpoint (a problem document, a
+// static fallback): an HSTS or CORS header set by a rule is on every
+// answer of the endpoint, as Caddy's and Traefik's header rules are.
+func (rt *route) applyResponseRules(h http.Header) {
+	if plan := rt.headerPlan(); plan != nil && plan.response != nil {
+		plan.response.apply(h)
+	}
+}
+
 // rateLimitPlan returns the route's rate limits, or nil.
 func (rt *route) rateLimitPlan() *rateLimitPlan {
 	if rt.extra == nil {
