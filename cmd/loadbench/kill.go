@@ -63,12 +63,7 @@ endpoints:
       - {id: c, url: "http://%s"}
     retry: {attempts: 2}
 `, backends[0].addr, backends[1].addr, backends[2].addr)
-	confPath := filepath.Join(dir, "kill.yaml")
-	if err := os.WriteFile(confPath, conf, 0o600); err != nil {
-		return rep, err
-	}
-	gw, err := ps.start(ctx, "orchestratord", bins.orchestratord, filepath.Join(dir, "orchestratord.log"), env,
-		"--config", confPath, "--host", "127.0.0.1", "--port", "0", "--watch=false")
+	gw, err := ps.startGateway(ctx, bins, dir, "kill", conf, env)
 	if err != nil {
 		return rep, err
 	}

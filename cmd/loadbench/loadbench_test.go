@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"os/exec"
 	"runtime"
@@ -198,19 +199,11 @@ func TestFlags(t *testing.T) {
 // TestKillMode runs the kill mode briefly: the killed target is ejected,
 // and no request fails after the ejection.
 func TestKillMode(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and starts processes")
-	}
-	if _, err := exec.LookPath("go"); err != nil {
-		t.Skip("needs the go command to build the targets")
-	}
+	requireProcesses(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
-	cfg, err := parseFlags([]string{"-kill", "-duration=1s"}, &stderr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := modeFlags(t, &stderr, "-kill", "-duration=1s")
 	rep, err := killRun(ctx, cfg, &stdout, &stderr)
 	if err != nil {
 		t.Fatalf("%v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
@@ -228,19 +221,11 @@ func TestKillMode(t *testing.T) {
 // the unlimited one sheds nothing, and the limited ones shed while the
 // backend's queue is full.
 func TestOverloadMode(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and starts processes")
-	}
-	if _, err := exec.LookPath("go"); err != nil {
-		t.Skip("needs the go command to build the targets")
-	}
+	requireProcesses(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
-	cfg, err := parseFlags([]string{"-overload", "-duration=1s", "-warmup=500ms", "-overload-conns=32"}, &stderr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := modeFlags(t, &stderr, "-overload", "-duration=1s", "-warmup=500ms", "-overload-conns=32")
 	rep, err := overloadRun(ctx, cfg, &stdout, &stderr)
 	if err != nil {
 		t.Fatalf("%v\nstdout:\n%s\nstderr:\n%s", err, stdout.String(), stderr.String())
@@ -265,4 +250,26 @@ func TestOverloadMode(t *testing.T) {
 			t.Errorf("the report lacks %q", want)
 		}
 	}
+}
+
+// requireProcesses skips a test that builds and starts processes in
+// -short mode, or where there is no go command to build them.
+func requireProcesses(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and starts processes")
+	}
+	if _, err := exec.LookPath("go"); err != nil {
+		t.Skip("needs the go command to build the targets")
+	}
+}
+
+// modeFlags parses a mode's flags or fails the test.
+func modeFlags(t *testing.T, stderr io.Writer, args ...string) config {
+	t.Helper()
+	cfg, err := parseFlags(args, stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }

@@ -68,12 +68,7 @@ endpoints:
     url: "http://%[1]s"
     adaptive_concurrency: {min_limit: 1, max_limit: %[3]d, initial_limit: %[2]d}
 `, backend.addr, cfg.capacity, cfg.overloadConns)
-	confPath := filepath.Join(dir, "overload.yaml")
-	if err := os.WriteFile(confPath, conf, 0o600); err != nil {
-		return rep, err
-	}
-	gw, err := ps.start(ctx, "orchestratord", bins.orchestratord, filepath.Join(dir, "orchestratord.log"), env,
-		"--config", confPath, "--host", "127.0.0.1", "--port", "0", "--watch=false")
+	gw, err := ps.startGateway(ctx, bins, dir, "overload", conf, env)
 	if err != nil {
 		return rep, err
 	}

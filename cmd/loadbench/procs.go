@@ -301,3 +301,15 @@ func buildInTemp(ctx context.Context, prefix string, cfg config, stderr io.Write
 	}
 	return dir, bins, nil
 }
+
+// startGateway writes conf to dir/NAME.yaml and starts orchestratord on it,
+// on a free loopback port, the config not watched: what the kill and
+// overload modes run.
+func (ps *procs) startGateway(ctx context.Context, bins binaries, dir, name string, conf []byte, env []string) (*proc, error) {
+	confPath := filepath.Join(dir, name+".yaml")
+	if err := os.WriteFile(confPath, conf, 0o600); err != nil {
+		return nil, err
+	}
+	return ps.start(ctx, "orchestratord", bins.orchestratord, filepath.Join(dir, "orchestratord.log"), env,
+		"--config", confPath, "--host", "127.0.0.1", "--port", "0", "--watch=false")
+}
